@@ -1,0 +1,289 @@
+"""The catalog: SQLite in the archive directory, the source of truth for every record.
+
+Memes, their sightings and their text sections (annotations and OCR) live here; Chroma holds
+only vectors, which can always be rebuilt from this. FTS5 with the trigram tokenizer gives a
+ranked keyword search that still matches glued or misread words.
+"""
+from __future__ import annotations
+
+import sqlite3
+import threading
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Iterator
+
+from .errors import MemeNotFound
+from .model import Annotation, Meme, OcrText, Section, Sighting
+
+MIGRATIONS = [
+    """
+    CREATE TABLE memes(
+        id TEXT PRIMARY KEY,
+        content_hash TEXT UNIQUE,
+        phash TEXT,
+        first_seen TEXT,
+        width INTEGER,
+        height INTEGER,
+        added_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'))
+    );
+    CREATE INDEX memes_phash ON memes(phash);
+    CREATE TABLE sightings(
+        path TEXT PRIMARY KEY,
+        meme_id TEXT NOT NULL REFERENCES memes(id) ON DELETE CASCADE,
+        seen_at TEXT NOT NULL,
+        size INTEGER,
+        mtime REAL
+    );
+    CREATE INDEX sightings_meme ON sightings(meme_id);
+    CREATE TABLE sections(
+        id INTEGER PRIMARY KEY,
+        meme_id TEXT NOT NULL REFERENCES memes(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        type TEXT NOT NULL CHECK (type IN ('annotation', 'ocr')),
+        kind TEXT NOT NULL,
+        source TEXT NOT NULL,
+        body TEXT NOT NULL,
+        UNIQUE (meme_id, type, kind, source)
+    );
+    CREATE TABLE vectors(
+        meme_id TEXT NOT NULL REFERENCES memes(id) ON DELETE CASCADE,
+        space TEXT NOT NULL,
+        model TEXT NOT NULL,
+        PRIMARY KEY (meme_id, space)
+    );
+    CREATE VIRTUAL TABLE sections_fts USING fts5(
+        body, content='sections', content_rowid='id', tokenize='trigram');
+    CREATE TRIGGER sections_ai AFTER INSERT ON sections BEGIN
+        INSERT INTO sections_fts(rowid, body) VALUES (new.id, new.body);
+    END;
+    CREATE TRIGGER sections_ad AFTER DELETE ON sections BEGIN
+        INSERT INTO sections_fts(sections_fts, rowid, body) VALUES ('delete', old.id, old.body);
+    END;
+    CREATE TRIGGER sections_au AFTER UPDATE ON sections BEGIN
+        INSERT INTO sections_fts(sections_fts, rowid, body) VALUES ('delete', old.id, old.body);
+        INSERT INTO sections_fts(rowid, body) VALUES (new.id, new.body);
+    END;
+    """,
+]
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="seconds") if moment else None
+
+
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _section_key(section: Section) -> tuple[str, str, str]:
+    if isinstance(section, OcrText):
+        return ("ocr", "ocr", section.engine)
+    return ("annotation", section.kind, section.source)
+
+
+class Catalog:
+    """Records of one archive. One writing process at a time (see `archive.lock`)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+        self._readers = threading.local()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.transaction():
+                for statement in _statements(script):
+                    self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version={number}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Commit everything inside, or nothing. Nested use joins the outer transaction."""
+        if self.db.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # --- reading -------------------------------------------------------------------------
+
+    def get(self, meme_id: str) -> Meme | None:
+        row = self.db.execute("SELECT * FROM memes WHERE id = ?", (meme_id,)).fetchone()
+        if row is None:
+            return None
+        meme = Meme(id=row["id"], first_seen=_moment(row["first_seen"]), content_hash=row["content_hash"],
+                    phash=row["phash"], width=row["width"], height=row["height"])
+        for s in self.db.execute("SELECT * FROM sections WHERE meme_id = ? ORDER BY position, id", (meme_id,)):
+            if s["type"] == "ocr":
+                meme.sections.append(OcrText(engine=s["source"], text=s["body"]))
+            else:
+                meme.sections.append(Annotation(kind=s["kind"], source=s["source"], text=s["body"]))
+        meme.sightings = [Sighting(path=s["path"], seen_at=_moment(s["seen_at"]), size=s["size"], mtime=s["mtime"])
+                          for s in self.db.execute(
+                              "SELECT * FROM sightings WHERE meme_id = ? ORDER BY seen_at, path", (meme_id,))]
+        return meme
+
+    def require(self, meme_id: str) -> Meme:
+        meme = self.get(meme_id)
+        if meme is None:
+            raise MemeNotFound(f"no meme with id {meme_id}")
+        return meme
+
+    def resolve(self, ref: str) -> str:
+        """The id of the meme a user means by an id, id prefix, perceptual or content hash, or path."""
+        ref = ref.strip()
+        lookups = [
+            ("SELECT id FROM memes WHERE id = ?", ref),
+            ("SELECT meme_id FROM sightings WHERE path = ?", str(Path(ref).expanduser().resolve())),
+            ("SELECT id FROM memes WHERE phash = ? ORDER BY first_seen", ref.lower()),
+            ("SELECT id FROM memes WHERE content_hash = ?", ref.lower()),
+        ]
+        for sql, value in lookups:
+            rows = self.db.execute(sql, (value,)).fetchall()
+            if rows:
+                return rows[0][0]
+        if len(ref) >= 4 and all(c in "0123456789abcdef" for c in ref.lower()):
+            rows = self.db.execute("SELECT id FROM memes WHERE id LIKE ? || '%' LIMIT 2", (ref.lower(),)).fetchall()
+            if len(rows) == 1:
+                return rows[0][0]
+            if len(rows) > 1:
+                raise MemeNotFound(f"{ref} matches several memes; give more digits")
+        raise MemeNotFound(f"no meme matches {ref!r} (an id, hash or indexed path)")
+
+    def sighting_at(self, path: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM sightings WHERE path = ?", (path,)).fetchone()
+
+    def has_content(self, content_hash: str) -> bool:
+        """Whether committed records hold these bytes; safe to call from any thread."""
+        reader = getattr(self._readers, "db", None)
+        if reader is None:
+            reader = self._readers.db = sqlite3.connect(
+                f"file:{self.path}?mode=ro", uri=True, check_same_thread=False, timeout=30)
+        return reader.execute("SELECT 1 FROM memes WHERE content_hash = ?", (content_hash,)).fetchone() is not None
+
+    def id_for_content(self, content_hash: str) -> str | None:
+        row = self.db.execute("SELECT id FROM memes WHERE content_hash = ?", (content_hash,)).fetchone()
+        return row[0] if row else None
+
+    def ids_for_phash(self, phash: str, without_image: bool = False) -> list[str]:
+        sql = "SELECT id FROM memes WHERE phash = ?" + (" AND content_hash IS NULL" if without_image else "")
+        return [r[0] for r in self.db.execute(sql + " ORDER BY first_seen, id", (phash,))]
+
+    def ids(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT id FROM memes ORDER BY first_seen, id")]
+
+    def phashes(self) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in self.db.execute("SELECT id, phash FROM memes WHERE phash IS NOT NULL")]
+
+    def match_sections(self, expression: str, limit: int) -> list[sqlite3.Row]:
+        """FTS5 matches, best first: meme_id, type, kind, source, score (lower is better), body."""
+        return self.db.execute(
+            """SELECT s.meme_id, s.type, s.kind, s.source, bm25(sections_fts) AS score, s.body
+               FROM sections_fts JOIN sections s ON s.id = sections_fts.rowid
+               WHERE sections_fts MATCH ? ORDER BY score LIMIT ?""",
+            (expression, limit)).fetchall()
+
+    # --- writing -------------------------------------------------------------------------
+
+    def save(self, meme: Meme) -> None:
+        """Write a meme: its row, every section (in order) and every sighting."""
+        with self.transaction():
+            self.db.execute(
+                """INSERT INTO memes(id, content_hash, phash, first_seen, width, height)
+                   VALUES (?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(id) DO UPDATE SET content_hash = excluded.content_hash,
+                       phash = excluded.phash, first_seen = excluded.first_seen,
+                       width = excluded.width, height = excluded.height""",
+                (meme.id, meme.content_hash, meme.phash, _iso(meme.first_seen), meme.width, meme.height))
+            for position, section in enumerate(meme.sections):
+                self.db.execute(
+                    """INSERT INTO sections(meme_id, position, type, kind, source, body)
+                       VALUES (?, ?, ?, ?, ?, ?)
+                       ON CONFLICT(meme_id, type, kind, source)
+                       DO UPDATE SET position = excluded.position, body = excluded.body
+                       WHERE position != excluded.position OR body != excluded.body""",
+                    (meme.id, position, *_section_key(section), section.text))
+            for sighting in meme.sightings:
+                self.add_sighting(meme.id, sighting)
+
+    def add_sighting(self, meme_id: str, sighting: Sighting) -> None:
+        """Record where a meme was seen; a path seen before now points at this meme."""
+        self.db.execute(
+            """INSERT INTO sightings(path, meme_id, seen_at, size, mtime) VALUES (?, ?, ?, ?, ?)
+               ON CONFLICT(path) DO UPDATE SET meme_id = excluded.meme_id, size = excluded.size,
+                   mtime = excluded.mtime,
+                   seen_at = CASE WHEN meme_id = excluded.meme_id THEN seen_at ELSE excluded.seen_at END""",
+            (sighting.path, meme_id, _iso(sighting.seen_at), sighting.size, sighting.mtime))
+        self.db.execute(
+            "UPDATE memes SET first_seen = ? WHERE id = ? AND (first_seen IS NULL OR first_seen > ?)",
+            (_iso(sighting.seen_at), meme_id, _iso(sighting.seen_at)))
+
+    def delete(self, meme_id: str) -> None:
+        self.db.execute("DELETE FROM memes WHERE id = ?", (meme_id,))
+
+    # --- which memes have vectors --------------------------------------------------------
+
+    def needing_vectors(self, space: str, model: str, with_image_only: bool = False) -> list[str]:
+        """Memes whose vectors in `space` are missing or were made by another model."""
+        only = "AND m.content_hash IS NOT NULL" if with_image_only else ""
+        return [r[0] for r in self.db.execute(
+            f"""SELECT m.id FROM memes m LEFT JOIN vectors v ON v.meme_id = m.id AND v.space = ?
+                WHERE (v.model IS NULL OR v.model != ?) {only} ORDER BY m.first_seen, m.id""", (space, model))]
+
+    def mark_vectors(self, meme_ids: list[str], space: str, model: str) -> None:
+        with self.transaction():
+            self.db.executemany("INSERT OR REPLACE INTO vectors(meme_id, space, model) VALUES (?, ?, ?)",
+                                [(i, space, model) for i in meme_ids])
+
+    def unmark_vectors(self, meme_id: str, spaces: list[str] | None = None) -> None:
+        if spaces is None:
+            self.db.execute("DELETE FROM vectors WHERE meme_id = ?", (meme_id,))
+        else:
+            self.db.executemany("DELETE FROM vectors WHERE meme_id = ? AND space = ?",
+                                [(meme_id, s) for s in spaces])
+
+    def clear_vectors(self, space: str) -> None:
+        self.db.execute("DELETE FROM vectors WHERE space = ?", (space,))
+
+    # --- numbers ---------------------------------------------------------------------------
+
+    def stats(self) -> dict:
+        one = lambda sql: self.db.execute(sql).fetchone()[0]  # noqa: E731
+        by_source = self.db.execute(
+            """SELECT type, kind, source, count(*) FROM sections GROUP BY type, kind, source
+               ORDER BY type, kind, source""").fetchall()
+        return {
+            "memes": one("SELECT count(*) FROM memes"),
+            "memes_with_image": one("SELECT count(*) FROM memes WHERE content_hash IS NOT NULL"),
+            "records_without_image": one("SELECT count(*) FROM memes WHERE content_hash IS NULL"),
+            "sightings": one("SELECT count(*) FROM sightings"),
+            "with_ocr_text": one("SELECT count(DISTINCT meme_id) FROM sections WHERE type = 'ocr' AND body != ''"),
+            "annotations": {f"{kind} ({source})": n for t, kind, source, n in by_source if t == "annotation"},
+            "first_seen": [one("SELECT min(first_seen) FROM memes"), one("SELECT max(first_seen) FROM memes")],
+        }
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into statements, keeping trigger bodies whole."""
+    statements, current = [], ""
+    for line in script.strip().splitlines():
+        current += line + "\n"
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    return statements

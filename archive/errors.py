@@ -1,0 +1,29 @@
+"""Domain errors. The CLI turns each into one line and an exit code."""
+
+
+class MemesError(Exception):
+    """Base of every error this tool reports to a user."""
+
+
+class RecordFormatError(MemesError):
+    """A record file does not follow the record format."""
+
+
+class MemeNotFound(MemesError):
+    """No meme matches the given id, hash or path."""
+
+
+class ArchiveLocked(MemesError):
+    """Another process is writing to this archive."""
+
+
+class ModelMismatch(MemesError):
+    """A vector collection was made by another model than the one configured."""
+
+
+class ModelUnavailable(MemesError):
+    """A model could not be loaded (weights missing, no network, bad name)."""
+
+
+class ConfigError(MemesError):
+    """The configuration file or a setting is invalid."""

@@ -1,0 +1,146 @@
+"""The text record format, as in the archive's real records (`000_3d4397e866a55657.txt`).
+
+A record is a run of sections. Each starts with a header line and its body runs to the next
+header:
+
+    First Seen                               an ISO-8601 timestamp on the next line
+    <kind> (<source>)                        an annotation, e.g. `simple-description (llama3.2-vision_11b)`
+    <engine>-ocr                             OCR text, e.g. `tesseract-ocr`
+    Content Hash / Perceptual Hash / Sightings   extras this tool adds for indexed images
+
+Parsing then formatting a record gives back the same text, byte for byte, for records in the
+canonical form (no trailing newline, as the seed has none).
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+
+from .errors import RecordFormatError
+from .model import Annotation, Meme, OcrText, Sighting, as_utc
+
+FIRST_SEEN = "First Seen"
+CONTENT_HASH = "Content Hash"
+PERCEPTUAL_HASH = "Perceptual Hash"
+SIGHTINGS = "Sightings"
+_FIXED = (FIRST_SEEN, CONTENT_HASH, PERCEPTUAL_HASH, SIGHTINGS)
+_ANNOTATION = re.compile(r"([a-z][a-z0-9]*(?:-[a-z0-9]+)*) \(([^\s()]+)\)")
+_OCR = re.compile(r"([a-z][a-z0-9]*)-ocr")
+_FILE_NAME = re.compile(r"(\d+)_([0-9a-f]{16})\.txt")
+
+
+def _header(line: str) -> tuple[str, ...] | None:
+    """What a header line announces, or None for a body line."""
+    line = line.rstrip("\r")
+    if line in _FIXED:
+        return (line,)
+    if m := _OCR.fullmatch(line):
+        return ("ocr", m.group(1))
+    if m := _ANNOTATION.fullmatch(line):
+        return ("annotation", m.group(1), m.group(2))
+    return None
+
+
+def _split(text: str) -> list[tuple[tuple[str, ...], str]]:
+    sections: list[tuple[tuple[str, ...], list[str]]] = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        header = _header(line)
+        if header is not None:
+            sections.append((header, []))
+        elif sections:
+            sections[-1][1].append(line)
+        elif line.strip():
+            raise RecordFormatError(f"line {number}: expected a section header, got {line[:60]!r}")
+    if not sections:
+        raise RecordFormatError("no sections found")
+    return [(header, "\n".join(body)) for header, body in sections]
+
+
+def _timestamp(body: str, what: str) -> datetime:
+    try:
+        return as_utc(datetime.fromisoformat(body.strip()))
+    except ValueError:
+        raise RecordFormatError(f"{what}: not an ISO-8601 timestamp: {body.strip()[:40]!r}") from None
+
+
+def _sightings(body: str) -> list[Sighting]:
+    sightings = []
+    for line in filter(None, body.split("\n")):
+        when, _, path = line.partition(" ")
+        sightings.append(Sighting(path=path, seen_at=_timestamp(when, SIGHTINGS)))
+    return sightings
+
+
+def parse_record(text: str, meme_id: str = "", phash: str | None = None) -> Meme:
+    """Parse record text into a Meme. Raises RecordFormatError naming the problem."""
+    meme = Meme(id=meme_id, phash=phash)
+    for header, body in _split(text):
+        match header:
+            case (name,) if name == FIRST_SEEN:
+                meme.first_seen = _timestamp(body, FIRST_SEEN)
+            case (name,) if name == CONTENT_HASH:
+                meme.content_hash = body.strip() or None
+            case (name,) if name == PERCEPTUAL_HASH:
+                meme.phash = body.strip() or None
+            case (name,) if name == SIGHTINGS:
+                meme.sightings = _sightings(body)
+            case ("ocr", engine):
+                meme.sections.append(OcrText(engine=engine, text=body))
+            case ("annotation", kind, source):
+                meme.sections.append(Annotation(kind=kind, source=source, text=body))
+    return meme
+
+
+def _section(header: str, body: str) -> list[str]:
+    return [header] + (body.split("\n") if body else [])
+
+
+def format_record(meme: Meme, extras: bool = True) -> str:
+    """The record text of a meme.
+
+    `extras` adds what an indexed image has beyond the seed's sections: its content hash,
+    perceptual hash and sightings. A record with no image (an import) prints as it came in;
+    its perceptual hash lives in its file name.
+    """
+    extras = extras and meme.content_hash is not None
+    lines: list[str] = []
+    if meme.first_seen is not None:
+        lines += _section(FIRST_SEEN, meme.first_seen.isoformat(timespec="seconds"))
+    for section in meme.sections:
+        if isinstance(section, Annotation):
+            lines += _section(f"{section.kind} ({section.source})", section.text)
+        elif isinstance(section, OcrText):
+            lines += _section(f"{section.engine}-ocr", section.text)
+    if extras:
+        lines += _section(CONTENT_HASH, meme.content_hash)
+    if extras and meme.phash:
+        lines += _section(PERCEPTUAL_HASH, meme.phash)
+    if extras and meme.sightings:
+        body = "\n".join(f"{s.seen_at.isoformat(timespec='seconds')} {s.path}" for s in meme.sightings)
+        lines += _section(SIGHTINGS, body)
+    return "\n".join(lines)
+
+
+def phash_from_file_name(path: Path) -> str | None:
+    """`000_3d4397e866a55657.txt` -> `3d4397e866a55657`; None for other names."""
+    m = _FILE_NAME.fullmatch(path.name)
+    return m.group(2) if m else None
+
+
+def record_file_name(sequence: int, meme: Meme) -> str:
+    """The archive's naming: a sequence number and the 16-hex perceptual hash (or the id)."""
+    return f"{sequence:03d}_{meme.phash or meme.id}.txt"
+
+
+def read_record_file(path: Path) -> Meme:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise RecordFormatError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise RecordFormatError(f"{path}: {exc.strerror or exc}") from None
+    try:
+        return parse_record(text, phash=phash_from_file_name(path))
+    except RecordFormatError as exc:
+        raise RecordFormatError(f"{path}: {exc}") from None

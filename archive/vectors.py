@@ -1,0 +1,145 @@
+"""The vector store: Chroma, one collection per vector space, linked to memes by id.
+
+Every collection records the model and dimension that made its vectors, and the store refuses
+to mix models. Vectors are derived data: `memes reindex` rebuilds them from the catalog.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import ModelMismatch
+
+SCHEMA_VERSION = 1
+IMAGE, OCR_TEXT, ANNOTATION_TEXT = "image", "ocr_text", "annotation_text"
+SPACES = (IMAGE, OCR_TEXT, ANNOTATION_TEXT)
+_NEXT = ".next"
+
+
+@dataclass
+class Hit:
+    id: str
+    similarity: float  # cosine similarity, 1 is identical
+    metadata: dict[str, Any]
+
+
+class VectorSpace:
+    """One Chroma collection: vectors of one kind made by one model."""
+
+    def __init__(self, collection, model: str, dim: int, max_batch: int):
+        self.collection = collection
+        self.model = model
+        self.dim = dim
+        self.max_batch = max_batch
+
+    @property
+    def name(self) -> str:
+        return self.collection.name
+
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[dict] | None = None) -> None:
+        if len(ids) == 0:
+            return
+        if vectors.shape[1] != self.dim:
+            raise ModelMismatch(f"{self.name}: got {vectors.shape[1]}-d vectors for a {self.dim}-d collection")
+        for start in range(0, len(ids), self.max_batch):
+            end = start + self.max_batch
+            self.collection.upsert(ids=list(ids[start:end]), embeddings=vectors[start:end],
+                                   metadatas=list(metadatas[start:end]) if metadatas else None)
+
+    def delete_memes(self, meme_ids: Sequence[str]) -> None:
+        if meme_ids:
+            self.collection.delete(where={"meme_id": {"$in": list(meme_ids)}})
+
+    def count(self) -> int:
+        return self.collection.count()
+
+    def query(self, vector: np.ndarray, n: int) -> list[Hit]:
+        n = min(n, self.count())
+        if n <= 0:
+            return []
+        found = self.collection.query(query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=n,
+                                      include=["distances", "metadatas"])
+        return [Hit(id=i, similarity=1.0 - float(d), metadata=m or {})
+                for i, d, m in zip(found["ids"][0], found["distances"][0], found["metadatas"][0])]
+
+    def vector(self, item_id: str) -> np.ndarray | None:
+        found = self.collection.get(ids=[item_id], include=["embeddings"])
+        if not found["ids"]:
+            return None
+        return np.asarray(found["embeddings"][0], dtype=np.float32)
+
+
+class VectorStore:
+    """Chroma in embedded mode under the archive directory."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            import chromadb
+            from chromadb.config import Settings
+
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._client = chromadb.PersistentClient(
+                path=str(self.directory), settings=Settings(anonymized_telemetry=False))
+        return self._client
+
+    def _collections(self) -> dict[str, Any]:
+        return {c.name: c for c in self.client.list_collections()}
+
+    def _wrap(self, collection, name: str, model: str | None) -> VectorSpace:
+        meta = collection.metadata or {}
+        if model is not None and meta.get("model") != model:
+            raise ModelMismatch(
+                f"the {name} vectors were made by {meta.get('model')}, but the configured model is {model}; "
+                "run `memes reindex` to rebuild them")
+        return VectorSpace(collection, meta.get("model"), int(meta.get("dim", 0)), self.client.get_max_batch_size())
+
+    def space(self, name: str, model: str | None = None) -> VectorSpace | None:
+        """An existing space, checked against `model` when given; None where it does not exist."""
+        collection = self._collections().get(name)
+        if collection is None:
+            return None
+        return self._wrap(collection, name, model)
+
+    def create_space(self, name: str, model: str, dim: int) -> VectorSpace:
+        """The space for `model`, created when missing; refuses a space made by another model."""
+        existing = self.space(name, model)
+        if existing is not None:
+            return existing
+        collection = self.client.create_collection(
+            name=name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}},
+            metadata={"model": model, "dim": dim, "schema": SCHEMA_VERSION})
+        return self._wrap(collection, name, model)
+
+    def describe(self) -> dict[str, dict[str, Any]]:
+        """Model, dimension and size of every space."""
+        return {name: {"model": (c.metadata or {}).get("model"), "dim": (c.metadata or {}).get("dim"),
+                       "vectors": c.count()}
+                for name, c in sorted(self._collections().items()) if not name.endswith(_NEXT)}
+
+    def begin_rebuild(self, name: str, model: str, dim: int) -> VectorSpace:
+        """An empty space that will replace `name` when `finish_rebuild` is called."""
+        if name + _NEXT in self._collections():
+            self.client.delete_collection(name + _NEXT)
+        collection = self.client.create_collection(
+            name=name + _NEXT, embedding_function=None, configuration={"hnsw": {"space": "cosine"}},
+            metadata={"model": model, "dim": dim, "schema": SCHEMA_VERSION})
+        return self._wrap(collection, name, model)
+
+    def finish_rebuild(self, name: str) -> None:
+        """Swap the rebuilt space in; the old one is dropped only now."""
+        collections = self._collections()
+        if name in collections:
+            self.client.delete_collection(name)
+        collections[name + _NEXT].modify(name=name)
+
+    def drop(self, name: str) -> None:
+        if name in self._collections():
+            self.client.delete_collection(name)

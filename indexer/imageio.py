@@ -1,0 +1,111 @@
+"""Safe image loading: whatever a meme folder holds becomes an RGB image or a one-line reason.
+
+EXIF orientation is applied; palette, alpha, CMYK and 16-bit images become 8-bit RGB (alpha
+composited on white, as a viewer shows it); animations give their first frame; a pixel cap
+stops decompression bombs before any pixel is decoded.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jfif", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".avif"}
+DEFAULT_MAX_PIXELS = 64_000_000
+
+
+class ImageLoadError(Exception):
+    """An image file could not be turned into pixels; the message is the reason."""
+
+
+@dataclass
+class LoadedImage:
+    """An image ready for the models, with the facts the archive keeps about its file."""
+
+    rgb: Image.Image
+    width: int
+    height: int
+    format: str | None
+    content_hash: str
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit grey: scale to 8 bits instead of clipping everything to white.
+        img = img.point(lambda v: v / 256).convert("L")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa"):
+        img = img.convert("RGBA")
+        canvas = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        return Image.alpha_composite(canvas, img).convert("RGB")
+    return img.convert("RGB")
+
+
+def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """Decode image bytes safely. Raises ImageLoadError with a short reason."""
+    if not data:
+        raise ImageLoadError("empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            width, height = img.size
+            if width * height > max_pixels:
+                raise ImageLoadError(f"{width}x{height} pixels is over the cap of {max_pixels:,}")
+            fmt = img.format
+            img.seek(0)
+            img.load()
+            img = ImageOps.exif_transpose(img) or img
+            rgb = _to_rgb(img)
+    except ImageLoadError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageLoadError("not a readable image") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageLoadError("image is too large (decompression bomb)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageLoadError(f"broken image ({str(exc)[:80] or type(exc).__name__})") from None
+    return LoadedImage(rgb=rgb, width=rgb.width, height=rgb.height, format=fmt,
+                       content_hash=content_hash(data))
+
+
+def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """Read and decode a file. Raises ImageLoadError with a short reason."""
+    try:
+        data = Path(path).read_bytes()
+    except IsADirectoryError:
+        raise ImageLoadError("is a directory") from None
+    except PermissionError:
+        raise ImageLoadError("permission denied") from None
+    except OSError as exc:
+        raise ImageLoadError(exc.strerror or str(exc)) from None
+    return decode(data, max_pixels)
+
+
+def perceptual_hash(img: Image.Image) -> str:
+    """64-bit DCT perceptual hash as 16 hex digits, the archive's record-file naming."""
+    import imagehash
+
+    return str(imagehash.phash(img))
+
+
+def model_input(img: Image.Image, side: int = 448) -> Image.Image:
+    """A copy small enough to move around cheaply, large enough for any CLIP preprocessing."""
+    small = img.copy()
+    small.thumbnail((side * 4, side * 4))
+    if min(small.size) > side:
+        scale = side / min(small.size)
+        small = small.resize((max(1, round(small.width * scale)), max(1, round(small.height * scale))),
+                             Image.Resampling.BICUBIC)
+    return small

@@ -1,0 +1,239 @@
+"""The indexing pipeline: files in, records and vectors out.
+
+Unchanged files (same size and modification time as at their last sighting) are skipped
+without being read. Known bytes under a new path become a new sighting of the same meme. New
+images are decoded, hashed and read by OCR on a pool of threads (tesseract runs as its own
+process, so threads keep every core busy), then saved to the catalog and embedded in batches.
+Each batch is committed before the next one starts: an interrupted run loses at most the batch
+in flight, and vectors missing after a crash are made by the next run.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from PIL import Image
+
+from archive.catalog import Catalog
+from archive.errors import ModelUnavailable
+from archive.model import Meme, OcrText, Sighting, utc_now
+
+from .embedder import Embedder
+from .imageio import ImageLoadError, content_hash, decode, model_input, perceptual_hash
+from .ocr import TesseractOcr
+from .scan import Found
+
+
+# --- what a run reports, one event per file (plus notices) --------------------------------
+
+@dataclass
+class Indexed:
+    path: Path
+    meme_id: str
+    new_meme: bool  # False: a new sighting of a meme already in the archive
+
+
+@dataclass
+class Unchanged:
+    path: Path
+
+
+@dataclass
+class Skipped:
+    path: Path
+    reason: str
+
+
+@dataclass
+class Notice:
+    message: str
+
+
+Event = Indexed | Unchanged | Skipped | Notice
+
+
+# --- work done on the thread pool -----------------------------------------------------------
+
+@dataclass
+class _Prepared:
+    found: Found
+    sighting: Sighting
+    content_hash: str
+    meme: Meme | None = None  # None: the bytes were already known or claimed by another file
+    picture: Image.Image | None = None
+
+
+def _sighting(path: Path, st: os.stat_result, now: datetime) -> Sighting:
+    modified = datetime.fromtimestamp(st.st_mtime, timezone.utc).replace(microsecond=0)
+    return Sighting(path=str(path), seen_at=min(modified, now), size=st.st_size, mtime=st.st_mtime)
+
+
+class Indexer:
+    """Indexes image files into an archive. Build one per run; not thread-safe itself."""
+
+    def __init__(self, catalog: Catalog, embedder: Embedder, ocr: TesseractOcr, *, workers: int = 2,
+                 batch_size: int = 16, max_pixels: int = 64_000_000, clock: Callable[[], datetime] = utc_now):
+        self.catalog = catalog
+        self.embedder = embedder
+        self.ocr = ocr
+        self.workers = workers
+        self.batch_size = batch_size
+        self.max_pixels = max_pixels
+        self.clock = clock
+        self._claims: set[str] = set()
+        self._claims_lock = threading.Lock()
+
+    def run(self, found: Iterable[Found]) -> Iterator[Event]:
+        """Index every file; yields one event per file once its outcome is committed."""
+        self.ocr.check()
+        todo: list[tuple[Found, os.stat_result]] = []
+        for item in found:
+            event_or_stat = self._triage(item)
+            if isinstance(event_or_stat, os.stat_result):
+                todo.append((item, event_or_stat))
+            else:
+                yield event_or_stat
+        if todo or self.embedder.pending():
+            yield from self._check_image_model()
+        yield from self._index(todo)
+        yield from self._embed_pending()
+
+    def _triage(self, item: Found) -> Event | os.stat_result:
+        if item.problem:
+            return Skipped(item.path, item.problem)
+        try:
+            st = item.path.stat()
+        except OSError as exc:
+            return Skipped(item.path, exc.strerror or str(exc))
+        known = self.catalog.sighting_at(str(item.path))
+        if known is not None and known["size"] == st.st_size and known["mtime"] == st.st_mtime:
+            return Unchanged(item.path)
+        return st
+
+    def _check_image_model(self) -> Iterator[Event]:
+        encoder = self.embedder.image_encoder
+        if encoder is None:
+            return
+        try:
+            encoder.load()
+        except ModelUnavailable as exc:
+            self.embedder.image_encoder = None
+            yield Notice(f"{exc}; going on without image vectors (text search and perceptual-hash "
+                         "similarity still work; `memes reindex` adds them later)")
+
+    def _index(self, todo: list[tuple[Found, os.stat_result]]) -> Iterator[Event]:
+        batch: list[_Prepared] = []
+        later: list[_Prepared] = []  # copies of bytes first met in this run, saved after the original
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            for result in self._prepared(pool, todo):
+                if isinstance(result, Skipped):
+                    yield result
+                elif result.meme is None and self.catalog.id_for_content(result.content_hash) is None:
+                    later.append(result)
+                else:
+                    batch.append(result)
+                    if len(batch) >= self.batch_size:
+                        yield from self._commit(batch)
+                        batch = []
+        yield from self._commit(batch + later)
+
+    def _prepared(self, pool: ThreadPoolExecutor, todo) -> Iterator[_Prepared | Skipped]:
+        """Results of the pool as they finish, with a bounded number in flight."""
+        pending: set[Future] = set()
+        queue = iter(todo)
+        limit = self.workers * 4
+        while True:
+            for item, st in queue:
+                pending.add(pool.submit(self._prepare, item, st))
+                if len(pending) >= limit:
+                    break
+            if not pending:
+                return
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+
+    def _claim(self, digest: str) -> bool:
+        """True for the first file of a run with these bytes, when the archive lacks them too."""
+        with self._claims_lock:
+            if digest in self._claims:
+                return False
+            self._claims.add(digest)
+        return not self.catalog.has_content(digest)
+
+    def _prepare(self, item: Found, st: os.stat_result) -> _Prepared | Skipped:
+        try:
+            data = item.path.read_bytes()
+        except OSError as exc:
+            return Skipped(item.path, exc.strerror or str(exc))
+        digest = content_hash(data)
+        prepared = _Prepared(item, _sighting(item.path, st, self.clock()), digest)
+        if not self._claim(digest):
+            return prepared
+        try:
+            loaded = decode(data, self.max_pixels)
+            text = self.ocr.read(loaded.rgb)
+        except (ImageLoadError, ModelUnavailable) as exc:
+            return Skipped(item.path, str(exc))
+        prepared.meme = Meme(id=digest[:16], content_hash=digest, phash=perceptual_hash(loaded.rgb),
+                             width=loaded.width, height=loaded.height,
+                             sections=[OcrText(self.ocr.engine, text)])
+        prepared.picture = model_input(loaded.rgb)
+        return prepared
+
+    def _commit(self, batch: list[_Prepared]) -> Iterator[Event]:
+        if not batch:
+            return
+        events: list[Event] = []
+        to_embed: dict[str, Meme] = {}
+        pictures: dict[str, Image.Image] = {}
+        with self.catalog.transaction():
+            for item in batch:
+                meme_id, new_meme = self._save(item)
+                if meme_id is None:
+                    events.append(Skipped(item.found.path, "its copy in this run could not be read"))
+                    continue
+                events.append(Indexed(item.found.path, meme_id, new_meme))
+                if new_meme:
+                    to_embed[meme_id] = self.catalog.require(meme_id)
+                    if item.picture is not None:
+                        pictures[meme_id] = item.picture
+        if to_embed:
+            self.embedder.embed(list(to_embed.values()), pictures)
+        yield from events
+
+    def _save(self, item: _Prepared) -> tuple[str | None, bool]:
+        """Write one file's outcome; returns (meme id, whether its record is new or changed)."""
+        known = self.catalog.id_for_content(item.content_hash)
+        if known is not None:
+            self.catalog.add_sighting(known, item.sighting)
+            return known, False
+        if item.meme is None:
+            return None, False
+        meme = item.meme
+        imported = self.catalog.ids_for_phash(meme.phash, without_image=True)
+        if imported:  # an imported record of this very picture: it gains its image
+            record = self.catalog.require(imported[0])
+            record.content_hash, record.width, record.height = meme.content_hash, meme.width, meme.height
+            engines = {o.engine for o in record.ocr_texts}
+            record.sections += [o for o in meme.ocr_texts if o.engine not in engines]
+            meme = record
+            self.catalog.unmark_vectors(meme.id)
+        meme.first_seen = min(filter(None, [meme.first_seen, item.sighting.seen_at]))
+        meme.sightings = [item.sighting]
+        self.catalog.save(meme)
+        return meme.id, True
+
+    def _embed_pending(self) -> Iterator[Event]:
+        """Vectors a crash, an import or a missing model left unmade."""
+        ids = self.embedder.pending()
+        if not ids:
+            return
+        for report in self.embedder.embed_ids(ids, self.batch_size):
+            for meme_id in report.missing_images:
+                yield Notice(f"meme {meme_id}: none of its files still holds its image; no image vector")

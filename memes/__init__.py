@@ -1,0 +1,1 @@
+"""The `memes` application: the composition root and the command line over archive/, indexer/, search/."""

@@ -1,0 +1,3 @@
+from memes.cli import main
+
+main()

@@ -1,0 +1,207 @@
+"""The composition root: builds the pieces of one archive in one place and runs the use cases.
+
+Nothing here prints; the CLI (and later the web gallery) turn what these return into output.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from archive.catalog import Catalog
+from archive.config import Config
+from archive.errors import MemesError, RecordFormatError
+from archive.lock import writer_lock
+from archive.model import Meme, merge_record
+from archive.recordfile import format_record, read_record_file, record_file_name
+from archive.vectors import IMAGE, VectorStore
+from indexer.embedder import TEXT_SPACES, Embedder
+from indexer.encoders import ClipEncoder, SentenceEncoder
+from indexer.imageio import ImageLoadError, load_image, model_input, perceptual_hash
+from indexer.ocr import TesseractOcr
+from indexer.pipeline import Event, Indexer
+from indexer.scan import Found, scan
+from search.engine import Searcher
+from search.results import Result
+
+CATALOG_FILE = "catalog.sqlite3"
+VECTORS_DIR = "vectors"
+
+
+@dataclass
+class ImportOutcome:
+    path: Path
+    meme_id: str | None = None
+    merged: bool = False  # folded into a meme already in the archive
+    error: str | None = None
+
+
+@dataclass
+class ExportOutcome:
+    written: list[Path] = field(default_factory=list)
+
+
+class Archive:
+    """One archive directory: its catalog, its vectors and the models configured for it."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.directory = config.archive
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        return Catalog(self.directory / CATALOG_FILE)
+
+    @cached_property
+    def store(self) -> VectorStore:
+        return VectorStore(self.directory / VECTORS_DIR)
+
+    @cached_property
+    def text_encoder(self) -> SentenceEncoder:
+        return SentenceEncoder(self.config.text_model)
+
+    @cached_property
+    def image_encoder(self) -> ClipEncoder:
+        arch, pretrained = self.config.clip_architecture
+        if self.config.clip_checkpoint:
+            pretrained = str(self.config.clip_checkpoint)
+        return ClipEncoder(arch, pretrained, batch_size=self.config.batch_size)
+
+    def exists(self) -> bool:
+        return (self.directory / CATALOG_FILE).exists()
+
+    def lock(self):
+        return writer_lock(self.directory)
+
+    def embedder(self) -> Embedder:
+        return Embedder(self.catalog, self.store, self.text_encoder, self.image_encoder,
+                        self.config.max_image_pixels)
+
+    def searcher(self) -> Searcher:
+        return Searcher(self.catalog, self.store, self.text_encoder, self.image_encoder)
+
+    # --- use cases ---------------------------------------------------------------------------
+
+    def scan(self, paths: Iterable[Path]) -> list[Found]:
+        return list(scan(paths))
+
+    def index(self, found: list[Found]) -> Iterator[Event]:
+        """Index files (call under `lock()`); yields one event per file."""
+        indexer = Indexer(self.catalog, self.embedder(), TesseractOcr(self.config.ocr_languages),
+                          workers=self.config.workers, batch_size=self.config.batch_size,
+                          max_pixels=self.config.max_image_pixels)
+        return indexer.run(found)
+
+    def search(self, query: str, k: int) -> tuple[list[Result], list[str]]:
+        searcher = self.searcher()
+        return searcher.search(query, k), searcher.notices
+
+    def similar(self, ref: str, k: int) -> tuple[list[Result], list[str]]:
+        """Memes like an image file (in the archive or not) or like a meme given by id or hash."""
+        searcher = self.searcher()
+        path = Path(ref).expanduser()
+        if path.is_file():
+            try:
+                loaded = load_image(path, self.config.max_image_pixels)
+            except ImageLoadError as exc:
+                raise MemesError(f"{path}: {exc}") from None
+            exclude = self.catalog.id_for_content(loaded.content_hash)
+            results = searcher.similar_to_image(model_input(loaded.rgb), perceptual_hash(loaded.rgb), k, exclude)
+        else:
+            results = searcher.similar_to_meme(self.catalog.resolve(ref), k)
+        return results, searcher.notices
+
+    def show(self, ref: str) -> str:
+        return format_record(self.catalog.require(self.catalog.resolve(ref)))
+
+    def import_records(self, paths: Iterable[Path]) -> Iterator[ImportOutcome]:
+        """Read record files into the archive (call under `lock()`) and embed their texts."""
+        touched: list[str] = []
+        for path in paths:
+            try:
+                incoming = read_record_file(path)
+            except RecordFormatError as exc:
+                yield ImportOutcome(path, error=str(exc))
+                continue
+            meme_id, merged = self._import_one(incoming, path)
+            touched.append(meme_id)
+            yield ImportOutcome(path, meme_id, merged)
+        embedder = self.embedder()
+        embedder.image_encoder = None  # imports bring text; image vectors come with indexing
+        for _ in embedder.embed_ids(list(dict.fromkeys(touched)), self.config.batch_size):
+            pass
+
+    def _import_one(self, incoming: Meme, path: Path) -> tuple[str, bool]:
+        target = None
+        if incoming.content_hash:
+            target = self.catalog.id_for_content(incoming.content_hash)
+        if target is None and incoming.phash:
+            candidates = self.catalog.ids_for_phash(incoming.phash)
+            target = candidates[0] if candidates else None
+        with self.catalog.transaction():
+            if target is not None:
+                meme = merge_record(self.catalog.require(target), incoming)
+                self.catalog.unmark_vectors(target)
+            else:
+                meme = incoming
+                meme.id = _new_record_id(incoming, path)
+            self.catalog.save(meme)
+        return meme.id, target is not None
+
+    def export(self, directory: Path) -> ExportOutcome:
+        """Write every meme as a record file named `NNN_<perceptual hash>.txt`, oldest first."""
+        directory.mkdir(parents=True, exist_ok=True)
+        outcome = ExportOutcome()
+        for sequence, meme_id in enumerate(self.catalog.ids()):
+            meme = self.catalog.require(meme_id)
+            target = directory / record_file_name(sequence, meme)
+            target.write_text(format_record(meme), encoding="utf-8")
+            outcome.written.append(target)
+        return outcome
+
+    def reindex(self, on_batch=None) -> None:
+        """Rebuild every vector space from the catalog and the images (call under `lock()`)."""
+        embedder = self.embedder()
+        try:
+            embedder.image_encoder.load()
+        except MemesError:
+            embedder.image_encoder = None
+            raise
+        embedder.rebuild(self.config.batch_size, on_batch=on_batch)
+
+    def stats(self) -> dict:
+        numbers = self.catalog.stats()
+        numbers["vectors"] = self.store.describe() if (self.directory / VECTORS_DIR).exists() else {}
+        models = {space: self.text_encoder.model_id for space in TEXT_SPACES}
+        models[IMAGE] = self.image_encoder.model_id
+        numbers["configured_models"] = models
+        numbers["pending_vectors"] = {space: len(self.catalog.needing_vectors(space, model, space == IMAGE))
+                                      for space, model in models.items()}
+        numbers["archive"] = str(self.directory)
+        numbers["size_bytes"] = _tree_size(self.directory)
+        return numbers
+
+
+def _new_record_id(meme: Meme, path: Path) -> str:
+    """Ids are content hashes for images; an imported record without one goes by its
+    perceptual hash (as its file name says), or failing that by a hash of its text."""
+    if meme.content_hash:
+        return meme.content_hash[:16]
+    if meme.phash:
+        return meme.phash
+    return hashlib.sha256(format_record(meme).encode()).hexdigest()[:16]
+
+
+def _tree_size(directory: Path) -> int:
+    total = 0
+    for folder, _, files in os.walk(directory):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(folder, name))
+            except OSError:
+                pass
+    return total

@@ -1,0 +1,326 @@
+"""`memes`: the command line. Parses, calls the core, prints, turns errors into one line.
+
+Results go to stdout (`--json` gives one JSON object per query); progress, warnings and
+`skipping PATH: reason` lines go to stderr.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import click
+import typer
+
+from archive.config import CLIP_PRESETS, Config, resolve_config
+from archive.errors import MemesError
+
+app = typer.Typer(
+    name="memes", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+    help="A searchable meme archive: index folders of memes, then find the one you remember.")
+
+
+def _quiet_libraries() -> None:
+    """Model libraries log and draw progress bars of their own; users get ours only."""
+    for name, value in {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error",
+                        "TOKENIZERS_PARALLELISM": "false", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}.items():
+        os.environ.setdefault(name, value)
+    logging.getLogger().addHandler(logging.NullHandler())
+    logging.getLogger().setLevel(logging.CRITICAL)
+    warnings.filterwarnings("ignore")
+
+
+@dataclass
+class State:
+    flags: dict
+    quiet: bool = False
+    _archive: object = None
+
+    @property
+    def config(self) -> Config:
+        return resolve_config(self.flags)
+
+    @property
+    def archive(self):
+        if self._archive is None:
+            from memes.app import Archive
+
+            self._archive = Archive(self.config)
+        return self._archive
+
+
+def err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def translated(command: Callable) -> Callable:
+    """Domain errors become `Error: ...` and exit 1; Ctrl-C says what was kept."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, click.ClickException):
+            raise  # usage errors keep click's message and exit code 2
+        except MemesError as exc:
+            if os.environ.get("MEMES_DEBUG"):
+                raise
+            err(f"Error: {exc}")
+            raise typer.Exit(1)
+        except KeyboardInterrupt:
+            err("interrupted: everything finished before this point is saved")
+            raise typer.Exit(130)
+        except Exception as exc:  # the last line of defence: no traceback reaches a user
+            if os.environ.get("MEMES_DEBUG"):
+                raise
+            err(f"Error: unexpected {type(exc).__name__}: {exc} (set MEMES_DEBUG=1 to see where)")
+            raise typer.Exit(1)
+
+    return run
+
+
+def _state(ctx: typer.Context) -> State:
+    return ctx.ensure_object(State)
+
+
+@app.callback()
+def options(
+    ctx: typer.Context,
+    archive: Optional[Path] = typer.Option(
+        None, "--archive", metavar="DIR",
+        help="The archive directory (env MEMES_ARCHIVE; default: the platform's user data dir)."),
+    clip_model: Optional[str] = typer.Option(
+        None, "--clip-model", metavar="MODEL",
+        help=f"Image model: a preset ({', '.join(CLIP_PRESETS)}), an open_clip architecture, "
+             "hf-hub:ORG/REPO or local-dir:PATH (env MEMES_CLIP_MODEL)."),
+    clip_pretrained: Optional[str] = typer.Option(
+        None, "--clip-pretrained", metavar="TAG", help="open_clip pretrained tag (env MEMES_CLIP_PRETRAINED)."),
+    clip_checkpoint: Optional[Path] = typer.Option(
+        None, "--clip-checkpoint", metavar="FILE", help="Local open_clip checkpoint file (env MEMES_CLIP_CHECKPOINT)."),
+    text_model: Optional[str] = typer.Option(
+        None, "--text-model", metavar="MODEL", help="sentence-transformers model (env MEMES_TEXT_MODEL)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+):
+    """A searchable meme archive: index folders of memes, then find the one you remember."""
+    _quiet_libraries()
+    ctx.obj = State(flags={"archive": archive, "clip_model": clip_model, "clip_pretrained": clip_pretrained,
+                           "clip_checkpoint": clip_checkpoint, "text_model": text_model}, quiet=quiet)
+
+
+def _progress(state: State, what: str):
+    """A progress bar on stderr with rate and time left; off with --quiet."""
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn,
+                               TextColumn, TimeRemainingColumn)
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task) -> Text:
+            return Text(f"{task.speed:.1f}/s" if task.speed else "")
+
+    return Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), Rate(), TimeRemainingColumn(),
+                    console=Console(stderr=True), disable=state.quiet, transient=True)
+
+
+def _print_above(progress, message: str) -> None:
+    if progress.disable or not progress.console.is_terminal:
+        err(message)
+    else:
+        progress.console.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+@translated
+def index(
+    ctx: typer.Context,
+    paths: list[Path] = typer.Argument(..., help="Image files and folders (searched recursively)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+):
+    """Index image files and folders: OCR, perceptual hash, text and image vectors."""
+    from indexer.pipeline import Indexed, Notice, Skipped, Unchanged
+
+    state = _state(ctx)
+    archive = state.archive
+    counts = {"new_memes": 0, "new_sightings": 0, "unchanged": 0, "skipped": 0}
+    skipped: list[dict] = []
+    with archive.lock():
+        found = archive.scan(paths)
+        progress = _progress(state, "indexing")
+        with progress:
+            task = progress.add_task("indexing", total=len(found))
+            for event in archive.index(found):
+                if isinstance(event, Notice):
+                    _print_above(progress, f"warning: {event.message}")
+                    continue
+                if isinstance(event, Skipped):
+                    _print_above(progress, f"skipping {event.path}: {event.reason}")
+                    skipped.append({"path": str(event.path), "reason": event.reason})
+                    counts["skipped"] += 1
+                elif isinstance(event, Unchanged):
+                    counts["unchanged"] += 1
+                elif isinstance(event, Indexed):
+                    counts["new_memes" if event.new_meme else "new_sightings"] += 1
+                progress.advance(task)
+        total = archive.catalog.stats()["memes"]
+    if as_json:
+        typer.echo(json.dumps({**counts, "skipped_files": skipped, "memes_in_archive": total}))
+    else:
+        err(f"indexed {len(found)} files: {counts['new_memes']} new memes, {counts['new_sightings']} new "
+            f"sightings, {counts['unchanged']} unchanged, {counts['skipped']} skipped; "
+            f"{total} memes in {archive.directory}")
+
+
+def _print_results(query: str, results, notices, as_json: bool) -> None:
+    for notice in notices:
+        err(f"warning: {notice}")
+    if as_json:
+        typer.echo(json.dumps({"query": query, "results": [r.to_json() for r in results]}, ensure_ascii=False))
+        return
+    if not results:
+        typer.echo(f"no memes found for {query!r}")
+        return
+    for rank, r in enumerate(results, start=1):
+        found_by = " ".join(f"{name}:{value}" for name, value in r.signals.items())
+        typer.echo(f"{rank:>2}. {r.score:.4f}  {r.path or r.id}  [{found_by}]")
+        if r.snippet:
+            typer.echo(f"    {r.snippet[:160]}")
+
+
+@app.command()
+@translated
+def search(
+    ctx: typer.Context,
+    query: Optional[str] = typer.Argument(None, help="What you remember: words of the caption, what it shows."),
+    k: int = typer.Option(10, "-k", min=1, max=1000, help="How many results."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per query on stdout."),
+    queries: Optional[Path] = typer.Option(None, "--queries", metavar="FILE",
+                                           help="Answer every line of FILE as a query."),
+):
+    """Search by meaning over descriptions, OCR text and the pictures themselves."""
+    if (query is None) == (queries is None):
+        raise typer.BadParameter("give a QUERY or --queries FILE (one of them)")
+    archive = _state(ctx).archive
+    if not archive.exists():
+        raise MemesError(f"no archive at {archive.directory}; run `memes index PATH` first")
+    if queries is not None:
+        try:
+            lines = [line.strip() for line in queries.read_text(encoding="utf-8").splitlines()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise MemesError(f"cannot read {queries}: {exc}") from None
+    else:
+        lines = [query]
+    for line in filter(None, lines):
+        results, notices = archive.search(line, k)
+        _print_results(line, results, notices, as_json)
+
+
+@app.command()
+@translated
+def similar(
+    ctx: typer.Context,
+    image: str = typer.Argument(..., metavar="IMAGE_PATH_OR_ID", help="An image file, or a meme id or hash."),
+    k: int = typer.Option(10, "-k", min=1, max=1000, help="How many results."),
+    as_json: bool = typer.Option(False, "--json", help="A JSON object on stdout."),
+):
+    """Find memes that look like an image (reposts, edits, the same template)."""
+    archive = _state(ctx).archive
+    if not archive.exists():
+        raise MemesError(f"no archive at {archive.directory}; run `memes index PATH` first")
+    results, notices = archive.similar(image, k)
+    _print_results(image, results, notices, as_json)
+
+
+@app.command()
+@translated
+def show(ctx: typer.Context, ref: str = typer.Argument(..., metavar="ID_OR_PATH",
+                                                       help="A meme id, perceptual or content hash, or path.")):
+    """Print a meme's record in the archive's record format."""
+    archive = _state(ctx).archive
+    if not archive.exists():
+        raise MemesError(f"no archive at {archive.directory}")
+    text = archive.show(ref)
+    sys.stdout.write(text + ("\n" if sys.stdout.isatty() else ""))
+
+
+@app.command("import")
+@translated
+def import_(ctx: typer.Context, files: list[Path] = typer.Argument(..., metavar="RECORD_FILE...",
+                                                                   help="Record files (.txt).")):
+    """Import record files; an image with the same perceptual hash links to its record."""
+    archive = _state(ctx).archive
+    imported = failed = 0
+    with archive.lock():
+        for outcome in archive.import_records(files):
+            if outcome.error:
+                err(f"skipping {outcome.path}: {outcome.error}")
+                failed += 1
+            else:
+                imported += 1
+    err(f"imported {imported} records, {failed} skipped")
+    if imported == 0 and failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+@translated
+def export(ctx: typer.Context, directory: Path = typer.Argument(..., metavar="DIR")):
+    """Write every meme as a record file, NNN_<perceptual hash>.txt."""
+    archive = _state(ctx).archive
+    if not archive.exists():
+        raise MemesError(f"no archive at {archive.directory}")
+    outcome = archive.export(directory)
+    err(f"exported {len(outcome.written)} records to {directory}")
+
+
+@app.command()
+@translated
+def reindex(ctx: typer.Context):
+    """Rebuild every vector from the stored records and images (no OCR is repeated)."""
+    state = _state(ctx)
+    archive = state.archive
+    if not archive.exists():
+        raise MemesError(f"no archive at {archive.directory}")
+    with archive.lock():
+        total = len(archive.catalog.ids())
+        progress = _progress(state, "reindexing")
+        with progress:
+            task = progress.add_task("reindexing", total=total)
+            archive.reindex(on_batch=lambda report: progress.advance(task, report.memes))
+    err(f"reindexed {total} memes")
+
+
+@app.command()
+@translated
+def stats(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="JSON on stdout.")):
+    """What the archive holds: memes, sightings, annotations, vectors and models."""
+    archive = _state(ctx).archive
+    if not archive.exists():
+        raise MemesError(f"no archive at {archive.directory}")
+    numbers = archive.stats()
+    if as_json:
+        typer.echo(json.dumps(numbers))
+        return
+    typer.echo(f"archive      {numbers['archive']} ({numbers['size_bytes'] / 1e6:.1f} MB)")
+    typer.echo(f"memes        {numbers['memes']} ({numbers['memes_with_image']} with images, "
+               f"{numbers['records_without_image']} records without)")
+    typer.echo(f"sightings    {numbers['sightings']}")
+    typer.echo(f"ocr text     {numbers['with_ocr_text']} memes")
+    first, last = numbers["first_seen"]
+    typer.echo(f"first seen   {first or '-'} .. {last or '-'}")
+    for label, n in numbers["annotations"].items():
+        typer.echo(f"annotation   {label}: {n}")
+    for space, info in numbers["vectors"].items():
+        typer.echo(f"vectors      {space}: {info['vectors']} ({info['model']}, {info['dim']}-d)")
+    for space, n in numbers["pending_vectors"].items():
+        if n:
+            typer.echo(f"pending      {space}: {n} memes wait for vectors")
+
+
+def main() -> None:
+    app(prog_name="memes")

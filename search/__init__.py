@@ -1,0 +1,1 @@
+"""Turning a query into ranked memes: signals, fusion, similar-image search."""

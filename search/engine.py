@@ -1,0 +1,126 @@
+"""The searcher: runs every signal for a query and fuses them; finds similar images."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from archive.catalog import Catalog
+from archive.errors import ModelUnavailable
+from archive.vectors import ANNOTATION_TEXT, IMAGE, OCR_TEXT, VectorStore
+
+from . import signals
+from .fusion import RRF_K, fuse
+from .results import Result, SignalHit
+
+# Perceptual hashes further apart than this are different pictures (random ones sit near 32).
+PHASH_MAX_DISTANCE = 16
+SNIPPET_ORDER = ("keyword", "annotation_text", "ocr_text")
+
+
+def hamming(phash: str, others: np.ndarray) -> np.ndarray:
+    """Bit distances between one 64-bit hash (hex) and an array of them (uint64)."""
+    x = np.bitwise_xor(others, np.uint64(int(phash, 16)))
+    return np.unpackbits(x.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
+
+
+@dataclass
+class Searcher:
+    """Search over one archive. Encoders are the text encoder and an optional CLIP encoder."""
+
+    catalog: Catalog
+    store: VectorStore
+    text_encoder: object
+    image_encoder: object | None = None
+    depth: int = 50
+    rrf_k: int = RRF_K
+    notices: list[str] = field(default_factory=list)
+
+    def _space(self, name: str, encoder) -> object | None:
+        if encoder is None:
+            return None
+        space = self.store.space(name, encoder.model_id)
+        return space if space is not None and space.count() > 0 else None
+
+    def _image_space(self):
+        """The image space and its encoder, or (None, None) when either is missing."""
+        if self.image_encoder is None or self.store.space(IMAGE) is None:
+            return None
+        space = self.store.space(IMAGE, self.image_encoder.model_id)
+        try:
+            self.image_encoder.load()
+        except ModelUnavailable as exc:
+            self.notices.append(f"{exc}; searching without image vectors")
+            self.image_encoder = None
+            return None
+        return space if space.count() > 0 else None
+
+    def search(self, query: str, k: int = 10) -> list[Result]:
+        """Memes matching a text query, best first, fused over every signal that applies."""
+        rankings: dict[str, list[SignalHit]] = {}
+        rankings["keyword"] = signals.keyword(self.catalog, query, self.depth)
+        text_vector = self.text_encoder.encode_texts([query])[0]
+        for name in (ANNOTATION_TEXT, OCR_TEXT):
+            rankings[name] = signals.nearest_memes(self._space(name, self.text_encoder), text_vector, self.depth)
+        image_space = self._image_space()
+        if image_space is not None:
+            clip_vector = self.image_encoder.encode_texts([query])[0]
+            rankings[IMAGE] = signals.nearest_memes(image_space, clip_vector, self.depth)
+        results = fuse({s: h for s, h in rankings.items() if h}, self.rrf_k, SNIPPET_ORDER)[:k]
+        annotation_hits = [h for h in rankings[ANNOTATION_TEXT] if h.meme_id in {r.id for r in results}]
+        signals.passage_snippets(self.catalog, annotation_hits)
+        by_meme = {h.meme_id: h.snippet for h in annotation_hits if h.snippet}
+        for result in results:
+            if not result.snippet or result.signals.get("keyword") is None:
+                result.snippet = by_meme.get(result.id, result.snippet)
+        return self._finish(results)
+
+    def similar_to_image(self, picture: Image.Image, phash: str, k: int = 10,
+                         exclude: str | None = None) -> list[Result]:
+        """Memes that look like a picture (which need not be in the archive)."""
+        vector = None
+        if self._image_space() is not None:
+            vector = self.image_encoder.encode_images([picture])[0]
+        return self._similar(vector, phash, k, exclude)
+
+    def similar_to_meme(self, meme_id: str, k: int = 10) -> list[Result]:
+        """Memes that look like one in the archive, using its stored vector and hash."""
+        meme = self.catalog.require(meme_id)
+        space = self._image_space()
+        vector = space.vector(meme_id) if space is not None else None
+        return self._similar(vector, meme.phash, k, exclude=meme_id)
+
+    def _similar(self, vector, phash: str | None, k: int, exclude: str | None) -> list[Result]:
+        rankings: dict[str, list[SignalHit]] = {}
+        distances: dict[str, int] = {}
+        if phash:
+            rankings["phash"], distances = self._phash_neighbours(phash)
+        if vector is not None:
+            rankings[IMAGE] = signals.nearest_memes(self._image_space(), vector, self.depth + 1)
+        rankings = {s: [h for h in hits if h.meme_id != exclude] for s, hits in rankings.items()}
+        results = fuse({s: h for s, h in rankings.items() if h}, self.rrf_k)[:k]
+        for result in results:
+            if result.id in distances:
+                result.extra["phash_distance"] = distances[result.id]
+        return self._finish(results)
+
+    def _phash_neighbours(self, phash: str) -> tuple[list[SignalHit], dict[str, int]]:
+        pairs = self.catalog.phashes()
+        if not pairs:
+            return [], {}
+        ids = [i for i, _ in pairs]
+        hashes = np.array([int(h, 16) for _, h in pairs], dtype=np.uint64)
+        dist = hamming(phash, hashes)
+        order = np.argsort(dist, kind="stable")[: self.depth + 1]
+        hits = [SignalHit(ids[i], float(-dist[i])) for i in order if dist[i] <= PHASH_MAX_DISTANCE]
+        return hits, {h.meme_id: int(-h.score) for h in hits}
+
+    def _finish(self, results: list[Result]) -> list[Result]:
+        for result in results:
+            meme = self.catalog.get(result.id)
+            result.path = meme.path if meme else None
+            if result.snippet is None and meme is not None and meme.ocr_text:
+                result.snippet = " ".join(meme.ocr_text.split())[:160]
+            result.score = round(result.score, 6)
+        return results

@@ -1,0 +1,32 @@
+"""What a search returns."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class SignalHit:
+    """One meme as one signal ranks it."""
+
+    meme_id: str
+    score: float
+    snippet: str | None = None
+    detail: dict | None = None  # e.g. which annotation passage matched
+
+
+@dataclass
+class Result:
+    """One meme in the fused ranking. `signals` maps each signal that found it to its rank there."""
+
+    id: str
+    path: str | None
+    score: float
+    signals: dict[str, int] = field(default_factory=dict)
+    snippet: str | None = None
+    extra: dict[str, float | int] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data.pop("extra")
+        data.update(self.extra)
+        return data

@@ -1,0 +1,97 @@
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from archive.catalog import Catalog
+from archive.errors import MemeNotFound
+from archive.model import Annotation, Meme, OcrText, Sighting
+from search.signals import trigram_expression
+
+T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def catalog(tmp_path):
+    c = Catalog(tmp_path / "catalog.sqlite3")
+    yield c
+    c.close()
+
+
+def _meme(meme_id="aaaa000011112222", text="ONE DOES NOT SIMPLY WALK INTO MORDOR", path="/m/a.jpg"):
+    return Meme(id=meme_id, content_hash=meme_id * 4, phash="ffff0000ffff0000", first_seen=T0,
+                sections=[OcrText("tesseract", text)], sightings=[Sighting(path, T0, 10, 1.5)])
+
+
+def test_save_and_get_keep_sections_in_order(catalog):
+    meme = _meme()
+    meme.sections.insert(0, Annotation("simple-description", "llava", "A man in a cloak."))
+    catalog.save(meme)
+    again = catalog.require(meme.id)
+    assert [type(s).__name__ for s in again.sections] == ["Annotation", "OcrText"]
+    assert again.sightings[0].path == "/m/a.jpg" and again.path == "/m/a.jpg"
+
+
+def test_resaving_replaces_a_section_of_the_same_kind_and_source(catalog):
+    meme = _meme()
+    catalog.save(meme)
+    meme.sections = [OcrText("tesseract", "NEW TEXT")]
+    catalog.save(meme)
+    assert catalog.require(meme.id).ocr_text == "NEW TEXT"
+    assert [r["meme_id"] for r in catalog.match_sections(trigram_expression("new text"), 5)] == [meme.id]
+    assert catalog.match_sections(trigram_expression("mordor"), 5) == []
+
+
+def test_first_seen_is_the_earliest_sighting(catalog):
+    catalog.save(_meme())
+    catalog.add_sighting("aaaa000011112222", Sighting("/m/old.jpg", T0 - timedelta(days=30)))
+    catalog.add_sighting("aaaa000011112222", Sighting("/m/new.jpg", T0 + timedelta(days=30)))
+    assert catalog.require("aaaa000011112222").first_seen == T0 - timedelta(days=30)
+
+
+def test_resolve_by_id_prefix_hash_and_path(catalog):
+    catalog.save(_meme())
+    catalog.save(_meme("aaaa999911112222", "OTHER", "/m/b.jpg"))
+    assert catalog.resolve("aaaa000011112222") == "aaaa000011112222"
+    assert catalog.resolve("aaaa0000") == "aaaa000011112222"
+    assert catalog.resolve("/m/b.jpg") == "aaaa999911112222"
+    assert catalog.resolve("aaaa999911112222" * 4) == "aaaa999911112222"
+    with pytest.raises(MemeNotFound, match="several memes"):
+        catalog.resolve("aaaa")
+    with pytest.raises(MemeNotFound, match="no meme matches"):
+        catalog.resolve("/m/none.jpg")
+
+
+def test_keyword_match_tolerates_glued_and_misread_words(catalog):
+    catalog.save(_meme(text="ONEDOES NOTSIMPLY WALK INTO M0RDOR"))
+    catalog.save(_meme("bbbb000011112222", "SUCCESS KID FIST PUMP", "/m/c.jpg"))
+    rows = catalog.match_sections(trigram_expression("one does not simply walk into mordor"), 10)
+    assert rows[0]["meme_id"] == "aaaa000011112222"
+
+
+def test_vector_bookkeeping(catalog):
+    catalog.save(_meme())
+    assert catalog.needing_vectors("ocr_text", "m1") == ["aaaa000011112222"]
+    catalog.mark_vectors(["aaaa000011112222"], "ocr_text", "m1")
+    assert catalog.needing_vectors("ocr_text", "m1") == []
+    assert catalog.needing_vectors("ocr_text", "m2") == ["aaaa000011112222"]
+    catalog.unmark_vectors("aaaa000011112222")
+    assert catalog.needing_vectors("ocr_text", "m1") == ["aaaa000011112222"]
+
+
+def test_has_content_from_another_thread(catalog):
+    import threading
+
+    catalog.save(_meme())
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(catalog.has_content("aaaa000011112222" * 4)))
+    thread.start()
+    thread.join()
+    assert seen == [True]
+
+
+def test_reopening_keeps_everything(tmp_path):
+    first = Catalog(tmp_path / "c.sqlite3")
+    first.save(_meme())
+    first.close()
+    again = Catalog(tmp_path / "c.sqlite3")
+    assert again.ids() == ["aaaa000011112222"]

@@ -1,0 +1,199 @@
+"""The `memes` command through Typer's CliRunner: exit codes, stdout, stderr, error paths."""
+import json
+import shutil
+
+from PIL import Image
+
+from indexer.imageio import load_image, perceptual_hash
+from tests.conftest import SEED
+
+
+def test_help_lists_every_command_with_help_text(cli):
+    result = cli("--help")
+    assert result.exit_code == 0
+    for command in ("index", "search", "similar", "show", "import", "export", "reindex", "stats"):
+        assert command in result.stdout
+        sub = cli(command, "--help")
+        assert sub.exit_code == 0 and len(sub.stdout.split("\n")) > 3
+
+
+def test_index_reports_counts_and_skips_bad_files(archive_dir, samples, cli):
+    (samples / "broken.jpg").write_bytes((samples / "coffee-code.jpg").read_bytes()[:2000])
+    (samples / "notes.jpg").write_text("not an image")
+    (samples / "empty.png").write_bytes(b"")
+    result = cli("index", samples, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["new_memes"] == 10 and summary["skipped"] == 3
+    assert {s["path"].rsplit("/", 1)[1] for s in summary["skipped_files"]} == {"broken.jpg", "notes.jpg", "empty.png"}
+    assert f"skipping {samples / 'notes.jpg'}: not a readable image" in result.stderr
+    assert f"skipping {samples / 'empty.png'}: empty file" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_rerun_on_unchanged_files_does_no_model_work(indexed, cli, monkeypatch):
+    archive_dir, samples = indexed
+    from indexer import ocr
+
+    def no_ocr(*args, **kwargs):
+        raise AssertionError("OCR ran on an unchanged file")
+
+    monkeypatch.setattr(ocr.TesseractOcr, "read", no_ocr)
+    result = cli("index", samples, "--json")
+    assert json.loads(result.stdout)["unchanged"] == 10
+
+
+def test_a_copy_under_a_new_path_is_a_new_sighting(indexed, cli, tmp_path):
+    archive_dir, samples = indexed
+    copy = tmp_path / "elsewhere" / "same.png"
+    copy.parent.mkdir()
+    shutil.copy(samples / "monday-flat.png", copy)
+    summary = json.loads(cli("index", copy, "--json").stdout)
+    assert summary["new_sightings"] == 1 and summary["new_memes"] == 0
+    shown = cli("show", copy).stdout
+    assert str(copy) in shown and str(samples / "monday-flat.png") in shown
+
+
+def test_search_answers_each_line_of_a_queries_file(indexed, cli, tmp_path):
+    queries = tmp_path / "queries.txt"
+    queries.write_text("llama mistral chart\n\nexplaining embeddings to my cat\n")
+    result = cli("search", "--queries", queries, "--json", "-k", "2")
+    assert result.exit_code == 0, result.output
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [a["query"] for a in answers] == ["llama mistral chart", "explaining embeddings to my cat"]
+    assert answers[1]["results"][0]["path"].endswith("explaining-embeddings.jpg")
+    assert all(len(a["results"]) == 2 for a in answers)
+
+
+def test_plain_search_output_is_readable(indexed, cli):
+    result = cli("search", "deploying on friday", "-k", "1")
+    assert result.exit_code == 0
+    assert result.stdout.startswith(" 1. ") and "deploy-friday.jpg" in result.stdout
+
+
+def test_seed_round_trips_through_import_and_show(archive_dir, cli, tmp_path):
+    record = tmp_path / SEED.name
+    shutil.copy(SEED, record)
+    result = cli("import", record)
+    assert result.exit_code == 0, result.output
+    assert "imported 1 records" in result.stderr
+    shown = cli("show", "3d4397e866a55657")
+    assert shown.exit_code == 0
+    assert shown.stdout == SEED.read_text(encoding="utf-8")
+
+
+def test_imported_annotations_are_searchable(archive_dir, cli):
+    cli("import", SEED)
+    result = cli("search", "Foucauldian genealogy of intelligence metrics", "--json", "-k", "1")
+    top = json.loads(result.stdout)["results"][0]
+    assert top["id"] == "3d4397e866a55657"
+    assert top["path"] is None
+    assert "annotation_text" in top["signals"] and "genealog" in top["snippet"].lower()
+
+
+def test_import_then_index_links_the_record_to_its_image(archive_dir, samples, cli, tmp_path):
+    phash = perceptual_hash(load_image(samples / "explaining-embeddings.jpg").rgb)
+    record = tmp_path / f"001_{phash}.txt"
+    record.write_text("First Seen\n2021-03-04T05:06:07+00:00\nsimple-description (llava_13b)\n"
+                      "A cartoon sky over hills, captioned about teaching embeddings to a cat.")
+    cli("import", record)
+    cli("index", samples / "explaining-embeddings.jpg")
+    shown = cli("show", phash).stdout
+    assert shown.startswith("First Seen\n2021-03-04T05:06:07+00:00\nsimple-description (llava_13b)\n")
+    assert "tesseract-ocr\nME EXPLAINING EMBEDDINGS TO MY CAT" in shown
+    assert f"Perceptual Hash\n{phash}" in shown and "Content Hash\n" in shown
+    stats = json.loads(cli("stats", "--json").stdout)
+    assert stats["memes"] == 1 and stats["records_without_image"] == 0
+
+
+def test_export_names_files_by_sequence_and_phash_and_reimports(indexed, cli, tmp_path):
+    out = tmp_path / "export"
+    result = cli("export", out)
+    assert result.exit_code == 0
+    files = sorted(out.iterdir())
+    assert len(files) == 10
+    assert all(f.name[:3].isdigit() and len(f.stem.split("_")[1]) == 16 for f in files)
+    assert files[0].read_text().startswith("First Seen\n")
+
+
+def test_reindex_rebuilds_vectors_without_ocr(indexed, cli, monkeypatch):
+    from indexer import ocr
+
+    monkeypatch.setattr(ocr.TesseractOcr, "read", lambda *a: (_ for _ in ()).throw(AssertionError("OCR ran")))
+    before = json.loads(cli("stats", "--json").stdout)["vectors"]
+    result = cli("reindex")
+    assert result.exit_code == 0, result.output
+    after = json.loads(cli("stats", "--json").stdout)["vectors"]
+    assert after == before and after["image"]["vectors"] == 10
+    assert cli("search", "llama mistral chart", "--json").exit_code == 0
+
+
+def test_changed_image_model_is_refused_until_reindex(indexed, cli, monkeypatch, tmp_path, tiny_clip_dir):
+    other = tmp_path / "other-clip"
+    shutil.copytree(tiny_clip_dir, other)
+    monkeypatch.setenv("MEMES_CLIP_MODEL", f"local-dir:{other}")
+    result = cli("search", "anything")
+    assert result.exit_code == 1
+    assert "run `memes reindex`" in result.stderr
+    assert cli("reindex").exit_code == 0
+    assert cli("search", "anything").exit_code == 0
+
+
+def test_unavailable_image_model_warns_once_and_text_search_works(archive_dir, samples, cli, monkeypatch):
+    monkeypatch.setenv("MEMES_CLIP_MODEL", "no-such-architecture")
+    result = cli("index", samples / "llama-mistral-chart.png")
+    assert result.exit_code == 0
+    assert result.stderr.count("could not be loaded") == 1
+    assert "going on without image vectors" in result.stderr
+    found = json.loads(cli("search", "llama mistral chart", "--json").stdout)["results"]
+    assert found[0]["path"].endswith("llama-mistral-chart.png")
+    similar = json.loads(cli("similar", samples / "llama-mistral-chart.png", "--json").stdout)
+    assert similar["results"] == []  # nothing else in the archive, and no error
+
+
+def test_stats(indexed, cli):
+    result = cli("stats", "--json")
+    numbers = json.loads(result.stdout)
+    assert numbers["memes"] == 10 and numbers["sightings"] == 10
+    assert numbers["vectors"]["ocr_text"]["model"] == "sentence-transformers:all-MiniLM-L6-v2"
+    assert numbers["pending_vectors"] == {"ocr_text": 0, "annotation_text": 0, "image": 0}
+    assert "memes        10" in cli("stats").stdout
+
+
+def test_errors_are_one_line_with_exit_codes(archive_dir, cli, tmp_path):
+    result = cli("search", "anything")
+    assert result.exit_code == 1 and result.stderr.startswith("Error: no archive at")
+    cli("import", SEED)
+    missing = cli("show", "ffffffffffffffff")
+    assert missing.exit_code == 1 and "no meme matches" in missing.stderr
+    assert cli("search").exit_code == 2  # neither QUERY nor --queries
+    assert cli("search", "-k", "0", "x").exit_code == 2
+    bad = tmp_path / "bad.txt"
+    bad.write_text("not a record\n")
+    result = cli("import", bad)
+    assert result.exit_code == 1 and f"skipping {bad}: " in result.stderr
+    not_image = tmp_path / "x.jpg"
+    not_image.write_text("text")
+    result = cli("similar", not_image)
+    assert result.exit_code == 1 and "not a readable image" in result.stderr
+    for r in (missing, result):
+        assert "Traceback" not in r.output and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_second_writer_is_told_who_holds_the_archive(archive_dir, samples, cli):
+    from archive.lock import writer_lock
+
+    with writer_lock(archive_dir, command="memes index /elsewhere"):
+        result = cli("index", samples / "monday-flat.png")
+    assert result.exit_code == 1
+    assert "is being written by pid" in result.stderr and "memes index /elsewhere" in result.stderr
+
+
+def test_similar_accepts_an_image_outside_the_archive(indexed, cli, tmp_path):
+    archive_dir, samples = indexed
+    bordered = Image.new("RGB", (700, 600), "white")
+    bordered.paste(Image.open(samples / "coffee-code.jpg").resize((600, 488)), (50, 60))
+    path = tmp_path / "bordered.png"
+    bordered.save(path)
+    result = cli("similar", path, "-k", "3")
+    assert result.exit_code == 0 and " 1. " in result.stdout

@@ -1,0 +1,91 @@
+import io
+
+import pytest
+from PIL import Image
+
+from indexer.imageio import ImageLoadError, decode, load_image, model_input, perceptual_hash
+from tests.conftest import SAMPLES
+
+
+def _bytes(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def test_transparent_png_is_composited_on_white():
+    loaded = load_image(SAMPLES / "deal-with-it.png")
+    assert loaded.rgb.mode == "RGB"
+    assert loaded.rgb.getpixel((5, 5)) == (255, 255, 255)  # fully transparent corner
+    assert loaded.rgb.getpixel((100, 150)) == (10, 10, 10)
+
+
+def test_animated_gif_gives_its_first_frame():
+    loaded = load_image(SAMPLES / "loading.gif")
+    assert loaded.format == "GIF" and loaded.rgb.mode == "RGB"
+    r, g, b = loaded.rgb.getpixel((5, 150))
+    assert b > r and b > g  # the first frame is blue
+
+
+def test_palette_with_transparency_cmyk_and_16_bit():
+    palette = Image.new("P", (8, 8), 0)
+    palette.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
+    assert decode(_bytes(palette, "PNG", transparency=0)).rgb.getpixel((0, 0)) == (255, 255, 255)
+    cmyk = Image.new("CMYK", (8, 8), (0, 255, 255, 0))
+    r, g, b = decode(_bytes(cmyk, "JPEG")).rgb.getpixel((4, 4))
+    assert r > 200 and g < 60 and b < 60
+    grey16 = Image.new("I;16", (8, 8), 40000)
+    value = decode(_bytes(grey16, "PNG")).rgb.getpixel((4, 4))
+    assert 150 < value[0] < 160  # 40000 / 256, not clipped to white
+
+
+def test_exif_orientation_is_applied():
+    img = Image.new("RGB", (40, 20), "red")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when shown
+    loaded = decode(_bytes(img, "JPEG", exif=exif.tobytes()))
+    assert (loaded.width, loaded.height) == (20, 40)
+
+
+@pytest.mark.parametrize("data, reason", [
+    (b"", "empty file"),
+    (b"this is a text file, not a jpeg", "not a readable image"),
+])
+def test_unreadable_bytes_give_a_reason(data, reason):
+    with pytest.raises(ImageLoadError, match=reason):
+        decode(data)
+
+
+def test_truncated_jpeg_is_refused():
+    data = (SAMPLES / "coffee-code.jpg").read_bytes()
+    with pytest.raises(ImageLoadError, match="broken image"):
+        decode(data[: len(data) // 3])
+
+
+def test_pixel_cap_stops_a_decompression_bomb_before_decoding():
+    bomb = _bytes(Image.new("L", (6000, 6000)), "PNG")
+    with pytest.raises(ImageLoadError, match="over the cap"):
+        decode(bomb, max_pixels=10_000_000)
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(ImageLoadError, match="No such file"):
+        load_image(tmp_path / "nope.jpg")
+    with pytest.raises(ImageLoadError, match="is a directory"):
+        load_image(tmp_path)
+
+
+def test_perceptual_hash_survives_a_repost_and_tells_memes_apart():
+    original = load_image(SAMPLES / "one-does-not-simply.jpg").rgb
+    repost = load_image(SAMPLES / "reposts" / "one-does-not-simply-small.jpg").rgb
+    other = load_image(SAMPLES / "monday-flat.png").rgb
+    distance = lambda a, b: bin(int(perceptual_hash(a), 16) ^ int(perceptual_hash(b), 16)).count("1")  # noqa: E731
+    assert len(perceptual_hash(original)) == 16
+    assert distance(original, repost) <= 6
+    assert distance(original, other) > 16
+
+
+def test_model_input_is_small_but_keeps_the_shape():
+    big = Image.new("RGB", (4000, 2000))
+    small = model_input(big)
+    assert min(small.size) == 448 and small.size[0] == 896

@@ -1,0 +1,88 @@
+import json
+
+from search.engine import hamming
+from search.fusion import fuse
+from search.results import SignalHit
+from search.signals import trigram_expression, window
+import numpy as np
+
+
+def test_rrf_fuses_ranks_and_keeps_one_result_per_meme():
+    results = fuse({
+        "keyword": [SignalHit("a", 9, "from keyword"), SignalHit("b", 5)],
+        "ocr_text": [SignalHit("b", 0.9), SignalHit("a", 0.8), SignalHit("a", 0.7)],
+        "image": [SignalHit("c", 0.5)],
+    }, k=60, snippet_order=("keyword",))
+    assert [r.id for r in results][:2] == ["a", "b"] or [r.id for r in results][:2] == ["b", "a"]
+    a = next(r for r in results if r.id == "a")
+    assert a.signals == {"keyword": 1, "ocr_text": 2}
+    assert a.score == 1 / 61 + 1 / 62
+    assert a.snippet == "from keyword"
+    assert results[-1].id == "c"
+
+
+def test_trigram_expression_covers_spaced_and_glued_forms():
+    expr = trigram_expression('Yes, it "is"')
+    grams = {g.strip('"') for g in expr.split(" OR ")}
+    assert {"yes", "s i", " it", "sit", "iti", "tis"} <= grams
+    assert trigram_expression("ab") is None and trigram_expression("!?") is None
+
+
+def test_window_centres_on_a_query_word():
+    text = "x " * 200 + "the CHART of llama sizes " + "y " * 200
+    snippet = window(text, ["chart"], width=60)
+    assert "CHART of llama" in snippet and snippet.startswith("…")
+
+
+def test_hamming_distance_over_many_hashes():
+    others = np.array([0, 0xFF, 0xFFFFFFFFFFFFFFFF], dtype=np.uint64)
+    assert hamming("0000000000000000", others).tolist() == [0, 8, 64]
+
+
+def test_chart_found_by_llama_mistral_chart(indexed, cli):
+    result = cli("search", "llama mistral chart", "--json")
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert answer["query"] == "llama mistral chart"
+    top = answer["results"][0]
+    assert top["path"].endswith("llama-mistral-chart.png")
+    assert set(top) >= {"id", "path", "score", "signals", "snippet"}
+    assert "keyword" in top["signals"]
+
+
+def test_caption_found_with_a_missing_and_a_misspelt_word(indexed, cli):
+    result = cli("search", "dose not simpy index memes", "--json", "-k", "3")
+    top = json.loads(result.stdout)["results"][0]
+    assert top["path"].endswith("one-does-not-simply.jpg") or top["path"].endswith("one-does-not-simply-small.jpg")
+
+
+def test_every_signal_runs_including_image_vectors(indexed, cli):
+    result = cli("search", "monday again", "--json", "-k", "20")
+    results = json.loads(result.stdout)["results"]
+    signals = set().union(*(r["signals"] for r in results))
+    assert {"keyword", "ocr_text", "image"} <= signals
+    monday = next(r for r in results if r["path"].endswith("monday-flat.png"))
+    # the text signals agree; the tiny image model has random weights, so its rank is noise
+    assert monday["signals"]["keyword"] == 1 and monday["signals"]["ocr_text"] == 1
+    assert results.index(monday) <= 1
+
+
+def test_repost_found_by_similar_image_at_rank_1(indexed, cli, tmp_path):
+    archive_dir, samples = indexed
+    from PIL import Image
+
+    outside = tmp_path / "outside.jpg"
+    Image.open(samples / "deploy-friday.jpg").resize((320, 260)).save(outside, quality=30)
+    result = cli("similar", outside, "--json", "-k", "3")
+    assert result.exit_code == 0, result.output
+    top = json.loads(result.stdout)["results"][0]
+    assert top["path"].endswith("deploy-friday.jpg")
+    assert top["phash_distance"] <= 6 and set(top["signals"]) == {"phash", "image"}
+
+
+def test_similar_by_id_excludes_the_meme_itself(indexed, cli):
+    archive_dir, samples = indexed
+    shown = cli("similar", samples / "one-does-not-simply.jpg", "--json")
+    paths = [r["path"] for r in json.loads(shown.stdout)["results"]]
+    assert paths[0].endswith("reposts/one-does-not-simply-small.jpg")
+    assert not any(p.endswith("/one-does-not-simply.jpg") for p in paths)
