@@ -136,6 +136,7 @@ class ClipEncoder:
         self.model_id = f"open_clip:{model}:{tag}"
         self.batch_size = batch_size
         self._loaded = None
+        self._tokenize = None
 
     def _needs_hub(self) -> bool:
         local = self.model_name.startswith("local-dir:") or (
@@ -162,7 +163,19 @@ class ClipEncoder:
 
         model, _, preprocess = open_clip.create_model_and_transforms(self.model_name, pretrained=self.pretrained)
         model.eval()
-        return model, preprocess, open_clip.get_tokenizer(self.model_name), torch
+        return model, preprocess, torch
+
+    def _tokenizer(self):
+        """Loaded on first text query: indexing needs none (some come from the hub)."""
+        if self._tokenize is None:
+            import open_clip
+
+            try:
+                self._tokenize = _shared(("tokenizer", self.model_name), lambda: open_clip.get_tokenizer(self.model_name))
+            except Exception as exc:
+                raise ModelUnavailable(f"tokenizer of image model {self.model_name} could not be loaded: "
+                                       f"{_reason(exc)}") from exc
+        return self._tokenize
 
     def load(self) -> None:
         """Load now; raises ModelUnavailable."""
@@ -174,7 +187,7 @@ class ClipEncoder:
         return int(getattr(model, "embed_dim", None) or model.text_projection.shape[-1])
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        model, preprocess, _, torch = self._load()
+        model, preprocess, torch = self._load()
         out = []
         with torch.inference_mode():
             for start in range(0, len(images), self.batch_size):
@@ -183,7 +196,8 @@ class ClipEncoder:
         return normalize(np.concatenate(out)) if out else np.zeros((0, self.dim), np.float32)
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        model, _, tokenizer, torch = self._load()
+        model, _, torch = self._load()
+        tokens = self._tokenizer()(list(texts))
         with torch.inference_mode():
-            vectors = model.encode_text(tokenizer(list(texts))).float().numpy()
+            vectors = model.encode_text(tokens).float().numpy()
         return normalize(vectors)

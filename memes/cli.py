@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-import click
 import typer
 
 from archive.config import CLIP_PRESETS, Config, resolve_config
@@ -66,7 +65,7 @@ def translated(command: Callable) -> Callable:
     def run(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except (typer.Exit, typer.Abort, click.ClickException):
+        except (typer.Exit, typer.Abort, typer.BadParameter):
             raise  # usage errors keep click's message and exit code 2
         except MemesError as exc:
             if os.environ.get("MEMES_DEBUG"):

@@ -65,8 +65,11 @@ class Searcher:
             rankings[name] = signals.nearest_memes(self._space(name, self.text_encoder), text_vector, self.depth)
         image_space = self._image_space()
         if image_space is not None:
-            clip_vector = self.image_encoder.encode_texts([query])[0]
-            rankings[IMAGE] = signals.nearest_memes(image_space, clip_vector, self.depth)
+            try:
+                clip_vector = self.image_encoder.encode_texts([query])[0]
+                rankings[IMAGE] = signals.nearest_memes(image_space, clip_vector, self.depth)
+            except ModelUnavailable as exc:
+                self.notices.append(f"{exc}; searching without image vectors")
         results = fuse({s: h for s, h in rankings.items() if h}, self.rrf_k, SNIPPET_ORDER)[:k]
         annotation_hits = [h for h in rankings[ANNOTATION_TEXT] if h.meme_id in {r.id for r in results}]
         signals.passage_snippets(self.catalog, annotation_hits)

