@@ -37,7 +37,9 @@ def rate(n: int, seconds: float) -> float:
 def timed(fn):
     start = time.perf_counter()
     out = fn()
-    return out, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    print(f"  stage done in {seconds:.1f}s", file=sys.stderr, flush=True)
+    return out, seconds
 
 
 def main() -> None:

@@ -137,6 +137,7 @@ class ClipEncoder:
         self.batch_size = batch_size
         self._loaded = None
         self._tokenize = None
+        self._dim: int | None = None
 
     def _needs_hub(self) -> bool:
         local = self.model_name.startswith("local-dir:") or (
@@ -183,8 +184,10 @@ class ClipEncoder:
 
     @property
     def dim(self) -> int:
-        model = self._load()[0]
-        return int(getattr(model, "embed_dim", None) or model.text_projection.shape[-1])
+        """Measured once on a blank image: architectures keep their width in different places."""
+        if self._dim is None:
+            self._dim = int(self.encode_images([Image.new("RGB", (32, 32))]).shape[1])
+        return self._dim
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         model, preprocess, torch = self._load()

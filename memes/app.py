@@ -145,7 +145,7 @@ class Archive:
         with self.catalog.transaction():
             if target is not None:
                 meme = merge_record(self.catalog.require(target), incoming)
-                self.catalog.unmark_vectors(target)
+                self.catalog.unmark_vectors(target, list(TEXT_SPACES))  # its image is unchanged
             else:
                 meme = incoming
                 meme.id = _new_record_id(incoming, path)
