@@ -29,6 +29,7 @@ def main() -> None:
     ap.add_argument("truth", type=Path)
     ap.add_argument("--clip-model", default=None)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--text-only", action="store_true", help="leave the image signal out")
     args = ap.parse_args()
     rnd = random.Random(7)
     rows = [json.loads(line) for line in args.truth.open() if '"variant_of": null' in line]
@@ -39,15 +40,18 @@ def main() -> None:
         start = rnd.randint(0, len(words) - size)
         queries.append((" ".join(words[start:start + size]).lower(), row["file"]))
     archive = Archive(resolve_config({"archive": args.archive, "clip_model": args.clip_model}))
+    searcher = archive.searcher()
+    if args.text_only:
+        searcher.image_encoder = None
     start = time.perf_counter()
-    archive.search("warm up", 10)
+    searcher.search("warm up", 10)
     cold_ms = (time.perf_counter() - start) * 1000
     timings, first, top10 = [], 0, 0
     signals: set[str] = set()
     for _ in range(args.repeat):
         for query, file in queries:
             t = time.perf_counter()
-            results, _ = archive.search(query, 10)
+            results = searcher.search(query, 10)
             timings.append((time.perf_counter() - t) * 1000)
             paths = [Path(r.path or "").name for r in results]
             first += paths[:1] == [file]
