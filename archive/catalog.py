@@ -6,6 +6,7 @@ ranked keyword search that still matches glued or misread words.
 """
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import MemeNotFound
-from .model import Annotation, Meme, OcrText, Section, Sighting
+from .model import Annotation, Meme, OcrText, Section, Sighting, utc_now
 
 MIGRATIONS = [
     """
@@ -64,6 +65,29 @@ MIGRATIONS = [
         INSERT INTO sections_fts(sections_fts, rowid, body) VALUES ('delete', old.id, old.body);
         INSERT INTO sections_fts(rowid, body) VALUES (new.id, new.body);
     END;
+    """,
+    """
+    CREATE TABLE annotation_jobs(
+        meme_id TEXT NOT NULL REFERENCES memes(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        source TEXT NOT NULL,
+        model TEXT NOT NULL,
+        prompt_hash TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'done', 'failed')),
+        reason TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (meme_id, kind, source)
+    );
+    CREATE INDEX annotation_jobs_status ON annotation_jobs(status);
+    CREATE TABLE annotation_history(
+        meme_id TEXT NOT NULL REFERENCES memes(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        source TEXT NOT NULL,
+        prompt_hash TEXT,
+        body TEXT NOT NULL,
+        replaced_at TEXT NOT NULL
+    );
     """,
 ]
 
@@ -147,9 +171,11 @@ class Catalog:
     def resolve(self, ref: str) -> str:
         """The id of the meme a user means by an id, id prefix, perceptual or content hash, or path."""
         ref = ref.strip()
+        path = os.path.expanduser(ref)
         lookups = [
             ("SELECT id FROM memes WHERE id = ?", ref),
-            ("SELECT meme_id FROM sightings WHERE path = ?", str(Path(ref).expanduser().resolve())),
+            ("SELECT meme_id FROM sightings WHERE path = ?", os.path.abspath(path)),
+            ("SELECT meme_id FROM sightings WHERE path = ?", os.path.realpath(path)),
             ("SELECT id FROM memes WHERE phash = ? ORDER BY first_seen", ref.lower()),
             ("SELECT id FROM memes WHERE content_hash = ?", ref.lower()),
         ]
@@ -235,6 +261,91 @@ class Catalog:
 
     def delete(self, meme_id: str) -> None:
         self.db.execute("DELETE FROM memes WHERE id = ?", (meme_id,))
+
+    # --- annotations made here -------------------------------------------------------------
+
+    def put_annotation(self, meme_id: str, annotation: Annotation, model: str, prompt_hash: str) -> bool:
+        """Store a fresh annotation and mark its job done. The text it replaces, if any, is kept
+        in the history. Returns False (and stores nothing) when an imported annotation of the
+        same kind and source is there: a record's own word is not overwritten by indexing."""
+        key = (meme_id, "annotation", annotation.kind, annotation.source)
+        with self.transaction():
+            old = self.db.execute("SELECT body, position FROM sections WHERE meme_id = ? AND type = ? "
+                                  "AND kind = ? AND source = ?", key).fetchone()
+            job = self._job(meme_id, annotation.kind, annotation.source)
+            if old is not None and (job is None or job["status"] != "done"):
+                return False
+            now = _iso(utc_now())
+            if old is not None and old["body"] != annotation.text:
+                self.db.execute("INSERT INTO annotation_history VALUES (?, ?, ?, ?, ?, ?)",
+                                (meme_id, annotation.kind, annotation.source, job["prompt_hash"], old["body"], now))
+            position = old["position"] if old is not None else self.db.execute(
+                "SELECT coalesce(max(position) + 1, 0) FROM sections WHERE meme_id = ?", (meme_id,)).fetchone()[0]
+            self.db.execute(
+                """INSERT INTO sections(meme_id, position, type, kind, source, body) VALUES (?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(meme_id, type, kind, source) DO UPDATE SET body = excluded.body""",
+                (meme_id, position, "annotation", annotation.kind, annotation.source, annotation.text))
+            self._set_job(meme_id, annotation.kind, annotation.source, model, prompt_hash, "done", None)
+            self.db.execute("DELETE FROM vectors WHERE meme_id = ? AND space = 'annotation_text'", (meme_id,))
+        return True
+
+    def mark_annotation(self, meme_id: str, kind: str, source: str, model: str, prompt_hash: str,
+                        status: str, reason: str | None) -> None:
+        """Note an annotation that is still to come (pending) or could not be made (failed)."""
+        with self.transaction():
+            job = self._job(meme_id, kind, source)
+            if job is not None and job["status"] == "done" and status == "pending":
+                return  # an older annotation stands; it is not pending, at most stale
+            self._set_job(meme_id, kind, source, model, prompt_hash, status, reason)
+
+    def _job(self, meme_id: str, kind: str, source: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM annotation_jobs WHERE meme_id = ? AND kind = ? AND source = ?",
+                               (meme_id, kind, source)).fetchone()
+
+    def _set_job(self, meme_id, kind, source, model, prompt_hash, status, reason) -> None:
+        self.db.execute(
+            """INSERT INTO annotation_jobs(meme_id, kind, source, model, prompt_hash, status, reason,
+                                           attempts, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)
+               ON CONFLICT(meme_id, kind, source) DO UPDATE SET model = excluded.model,
+                   prompt_hash = excluded.prompt_hash, status = excluded.status, reason = excluded.reason,
+                   attempts = attempts + 1, updated_at = excluded.updated_at""",
+            (meme_id, kind, source, model, prompt_hash, status, reason, _iso(utc_now())))
+
+    def annotation_todo(self, kind: str, source: str, prompt_hash: str, mode: str) -> list[str]:
+        """Memes (with images) an annotator should run on.
+
+        mode `missing`: no annotation of this kind and source yet, or one pending, failed or
+        stale (made with another prompt); `pending`: only those left pending; `redo`: all."""
+        if mode == "redo":
+            where = "1"
+        elif mode == "pending":
+            where = "j.status = 'pending'"
+        else:
+            where = ("(s.id IS NULL AND (j.status IS NULL OR j.status != 'done')) OR j.status IN ('pending', 'failed') "
+                     "OR (j.status = 'done' AND j.prompt_hash != :prompt)")
+        return [r[0] for r in self.db.execute(
+            f"""SELECT m.id FROM memes m
+                LEFT JOIN annotation_jobs j ON j.meme_id = m.id AND j.kind = :kind AND j.source = :source
+                LEFT JOIN sections s ON s.meme_id = m.id AND s.type = 'annotation' AND s.kind = :kind
+                                        AND s.source = :source
+                WHERE m.content_hash IS NOT NULL AND ({where}) ORDER BY m.first_seen, m.id""",
+            {"kind": kind, "source": source, "prompt": prompt_hash})]
+
+    def annotation_stats(self, current: dict[tuple[str, str], str]) -> dict:
+        """Jobs by status for each (kind, source); `current` maps them to the configured prompt
+        hash, so annotations made with another prompt count as stale."""
+        out: dict = {}
+        for row in self.db.execute("SELECT kind, source, status, prompt_hash, count(*) AS n FROM annotation_jobs "
+                                   "GROUP BY kind, source, status, prompt_hash"):
+            entry = out.setdefault(f"{row['kind']} ({row['source']})", {"done": 0, "pending": 0, "failed": 0, "stale": 0})
+            entry[row["status"]] += row["n"]
+            expected = current.get((row["kind"], row["source"]))
+            if row["status"] == "done" and expected is not None and row["prompt_hash"] != expected:
+                entry["stale"] += row["n"]
+        reasons = self.db.execute("SELECT reason, count(*) AS n FROM annotation_jobs WHERE status = 'failed' "
+                                  "GROUP BY reason ORDER BY n DESC LIMIT 5").fetchall()
+        return {"by_annotator": out, "failure_reasons": {r["reason"]: r["n"] for r in reasons}}
 
     # --- which memes have vectors --------------------------------------------------------
 

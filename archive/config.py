@@ -41,12 +41,25 @@ class Config:
     clip_model: str = "quality"
     clip_pretrained: str | None = None
     clip_checkpoint: Path | None = None
-    clip_config: Path | None = None
     text_model: str = DEFAULT_TEXT_MODEL
     ocr_languages: str = "eng"
     workers: int = max(1, os.cpu_count() or 1)
     batch_size: int = 16
     max_image_pixels: int = 64_000_000
+    # Vision-LLM annotation through Ollama
+    annotate: bool = True
+    ollama_host: str = "http://127.0.0.1:11434"  # several: comma-separated; env OLLAMA_HOST too
+    annotate_concurrency: int = 4
+    annotate_timeout: float = 300.0
+    annotate_retries: int = 3
+    annotate_backoff: float = 1.0
+    annotate_image_side: int = 1024
+    keep_alive: str = "30m"
+    annotators: tuple[tuple[str, str, str], ...] = ()  # (kind, model, prompt); empty: the defaults
+
+    @property
+    def ollama_hosts(self) -> list[str]:
+        return [h.strip() for h in self.ollama_host.split(",") if h.strip()]
 
     @property
     def clip_architecture(self) -> tuple[str, str | None]:
@@ -57,8 +70,12 @@ class Config:
         return self.clip_model, self.clip_pretrained
 
 
-_PATHS = {"archive", "clip_checkpoint", "clip_config"}
-_INTS = {"workers", "batch_size", "max_image_pixels"}
+_PATHS = {"archive", "clip_checkpoint"}
+_INTS = {"workers", "batch_size", "max_image_pixels", "annotate_concurrency", "annotate_retries",
+         "annotate_image_side"}
+_FLOATS = {"annotate_timeout", "annotate_backoff"}
+_BOOLS = {"annotate"}
+_ALIASES = {"ollama_host": "OLLAMA_HOST"}  # the variable Ollama's own tools read
 
 
 def _convert(name: str, value: Any, base: Path | None) -> Any:
@@ -67,15 +84,44 @@ def _convert(name: str, value: Any, base: Path | None) -> Any:
     if name in _PATHS:
         path = Path(os.path.expanduser(str(value)))
         return (base / path if base and not path.is_absolute() else path).resolve()
+    if name in _BOOLS:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("1", "true", "yes", "on"):
+            return True
+        if str(value).lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    if name == "annotators":
+        return _annotators(value)
+    if name in _FLOATS:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be a number, got {value!r}") from None
     if name in _INTS:
         try:
             number = int(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
-        if number < 1:
-            raise ConfigError(f"{name} must be at least 1, got {number}")
+        least = 0 if name == "annotate_retries" else 1
+        if number < least:
+            raise ConfigError(f"{name} must be at least {least}, got {number}")
         return number
     return str(value)
+
+
+def _annotators(value: Any) -> tuple[tuple[str, str, str], ...]:
+    """`[[annotators]]` tables with kind, model and prompt."""
+    if not isinstance(value, list):
+        raise ConfigError("annotators must be a list of tables with kind, model and prompt")
+    specs = []
+    for n, item in enumerate(value, start=1):
+        if not isinstance(item, dict) or not all(isinstance(item.get(k), str) and item.get(k)
+                                                 for k in ("kind", "model", "prompt")):
+            raise ConfigError(f"annotator {n}: needs kind, model and prompt (non-empty strings)")
+        specs.append((item["kind"], item["model"], item["prompt"]))
+    return tuple(specs)
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -104,11 +150,12 @@ def resolve_config(flags: Mapping[str, Any] | None = None,
     for f in fields(Config):
         if f.name == "archive":
             continue
-        env_name = "MEMES_" + f.name.upper()
+        env_names = ["MEMES_" + f.name.upper()] + ([_ALIASES[f.name]] if f.name in _ALIASES else [])
+        from_env = next((environ[n] for n in env_names if environ.get(n)), None)
         if f.name in flags:
             settings[f.name] = _convert(f.name, flags[f.name], Path.cwd())
-        elif environ.get(env_name):
-            settings[f.name] = _convert(f.name, environ[env_name], Path.cwd())
+        elif from_env is not None and f.name != "annotators":
+            settings[f.name] = _convert(f.name, from_env, Path.cwd())
         elif f.name in from_file:
             settings[f.name] = _convert(f.name, from_file[f.name], config.archive)
     return replace(config, **settings)

@@ -15,7 +15,7 @@ from archive.model import Meme
 from archive.vectors import ANNOTATION_TEXT, IMAGE, OCR_TEXT, VectorSpace, VectorStore
 
 from .encoders import ImageEncoder, TextEncoder
-from .imageio import ImageLoadError, load_image, model_input
+from .imageio import image_of, model_input
 from .passages import split_passages
 
 TEXT_SPACES = (OCR_TEXT, ANNOTATION_TEXT)
@@ -103,14 +103,8 @@ class Embedder:
 
     def _picture(self, meme: Meme) -> Image.Image | None:
         """The meme's image from the first of its files that still holds the same bytes."""
-        for sighting in meme.sightings:
-            try:
-                loaded = load_image(sighting.path, self.max_pixels)
-            except ImageLoadError:
-                continue
-            if loaded.content_hash == meme.content_hash:
-                return model_input(loaded.rgb)
-        return None
+        image = image_of([s.path for s in meme.sightings], meme.content_hash, self.max_pixels)
+        return model_input(image) if image is not None else None
 
     def pending(self) -> list[str]:
         """Memes missing vectors in an active space, or whose vectors another model made."""

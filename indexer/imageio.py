@@ -109,3 +109,15 @@ def model_input(img: Image.Image, side: int = 448) -> Image.Image:
         small = small.resize((max(1, round(small.width * scale)), max(1, round(small.height * scale))),
                              Image.Resampling.BICUBIC)
     return small
+
+
+def image_of(paths: list[str], expected_hash: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image | None:
+    """The image from the first of `paths` that still holds the expected bytes, or None."""
+    for path in paths:
+        try:
+            loaded = load_image(Path(path), max_pixels)
+        except ImageLoadError:
+            continue
+        if loaded.content_hash == expected_hash:
+            return loaded.rgb
+    return None

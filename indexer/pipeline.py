@@ -23,6 +23,7 @@ from archive.catalog import Catalog
 from archive.errors import ModelUnavailable
 from archive.model import Meme, OcrText, Sighting, utc_now
 
+from .annotate import AnnotationRecorder, AnnotationRun, image_for_prompt
 from .embedder import Embedder
 from .imageio import ImageLoadError, content_hash, decode, model_input, perceptual_hash
 from .ocr import TesseractOcr
@@ -77,8 +78,13 @@ class Indexer:
     """Indexes image files into an archive. Build one per run; not thread-safe itself."""
 
     def __init__(self, catalog: Catalog, embedder: Embedder, ocr: TesseractOcr, *, workers: int = 2,
-                 batch_size: int = 16, max_pixels: int = 64_000_000, clock: Callable[[], datetime] = utc_now):
+                 batch_size: int = 16, max_pixels: int = 64_000_000, clock: Callable[[], datetime] = utc_now,
+                 annotations: AnnotationRun | None = None, annotation_image_side: int = 1024):
         self.catalog = catalog
+        self.annotations = annotations
+        self.annotation_image_side = annotation_image_side
+        self.recorder = AnnotationRecorder(catalog)
+        self._held: list = []  # annotation results whose meme is not committed yet
         self.embedder = embedder
         self.ocr = ocr
         self.workers = workers
@@ -100,8 +106,17 @@ class Indexer:
                 yield event_or_stat
         if todo or self.embedder.pending():
             yield from self._check_image_model()
-        yield from self._index(todo)
+        if todo and self.annotations is not None:
+            yield from (Notice(m) for m in self.annotations.start())
+        try:
+            yield from self._index(todo)
+            yield from self._collect_annotations(wait=True)
+        finally:
+            if self.annotations is not None:
+                self.annotations.close()
         yield from self._embed_pending()
+        if summary := self.recorder.summary():
+            yield Notice(summary)
 
     def _triage(self, item: Found) -> Event | os.stat_result:
         if item.problem:
@@ -140,7 +155,20 @@ class Indexer:
                     if len(batch) >= self.batch_size:
                         yield from self._commit(batch)
                         batch = []
+                yield from self._collect_annotations()
         yield from self._commit(batch + later)
+
+    def _collect_annotations(self, wait: bool = False) -> Iterator[Event]:
+        """Save the annotations that came back (each committed at once: Ctrl-C keeps them)."""
+        if self.annotations is None:
+            return
+        waiting, self._held = self._held + self.annotations.finished(wait), []
+        for result in waiting:
+            meme_id = self.catalog.id_for_content(result.content_hash)
+            if meme_id is None:
+                self._held.append(result)  # its meme is still in the batch being built
+                continue
+            yield from (Notice(m) for m in self.recorder.record(result, meme_id))
 
     def _prepared(self, pool: ThreadPoolExecutor, todo) -> Iterator[_Prepared | Skipped]:
         """Results of the pool as they finish, with a bounded number in flight."""
@@ -177,6 +205,8 @@ class Indexer:
             return prepared
         try:
             loaded = decode(data, self.max_pixels)
+            if self.annotations is not None:  # the slowest stage starts first and runs beside OCR
+                self.annotations.submit(digest, image_for_prompt(loaded.rgb, self.annotation_image_side))
             text = self.ocr.read(loaded.rgb)
         except (ImageLoadError, ModelUnavailable) as exc:
             return Skipped(item.path, str(exc))

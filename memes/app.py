@@ -18,11 +18,13 @@ from archive.lock import writer_lock
 from archive.model import Meme, merge_record
 from archive.recordfile import format_record, read_record_file, record_file_name
 from archive.vectors import IMAGE, VectorStore
+from indexer.annotate import (DEFAULT_ANNOTATORS, Annotated, AnnotationRecorder, AnnotationRun,
+                              AnnotatorSpec, OllamaAnnotator, image_for_prompt)
 from indexer.embedder import TEXT_SPACES, Embedder
 from indexer.encoders import ClipEncoder, SentenceEncoder
-from indexer.imageio import ImageLoadError, load_image, model_input, perceptual_hash
+from indexer.imageio import ImageLoadError, image_of, load_image, model_input, perceptual_hash
 from indexer.ocr import TesseractOcr
-from indexer.pipeline import Event, Indexer
+from indexer.pipeline import Event, Indexer, Notice
 from indexer.scan import Found, scan
 from search.engine import Searcher
 from search.results import Result
@@ -89,12 +91,81 @@ class Archive:
     def scan(self, paths: Iterable[Path]) -> list[Found]:
         return list(scan(paths))
 
-    def index(self, found: list[Found]) -> Iterator[Event]:
-        """Index files (call under `lock()`); yields one event per file."""
+    def annotators(self, kind: str | None = None, model: str | None = None) -> list[AnnotatorSpec]:
+        """The configured annotators (the defaults where none are), optionally filtered."""
+        specs = [AnnotatorSpec(*a) for a in self.config.annotators] or list(DEFAULT_ANNOTATORS)
+        return [s for s in specs if kind in (None, s.kind) and model in (None, s.model, s.source)]
+
+    def annotation_run(self, specs: list[AnnotatorSpec]) -> AnnotationRun:
+        c = self.config
+        annotator = OllamaAnnotator(c.ollama_hosts, timeout=c.annotate_timeout, retries=c.annotate_retries,
+                                    backoff=c.annotate_backoff, keep_alive=c.keep_alive)
+        return AnnotationRun(annotator, specs, c.annotate_concurrency * len(c.ollama_hosts))
+
+    def index(self, found: list[Found], annotate: bool | None = None) -> Iterator[Event]:
+        """Index files (call under `lock()`); yields one event per file, and notices."""
+        annotate = self.config.annotate if annotate is None else annotate
+        specs = self.annotators() if annotate else []
         indexer = Indexer(self.catalog, self.embedder(), TesseractOcr(self.config.ocr_languages),
                           workers=self.config.workers, batch_size=self.config.batch_size,
-                          max_pixels=self.config.max_image_pixels)
+                          max_pixels=self.config.max_image_pixels,
+                          annotations=self.annotation_run(specs) if specs else None,
+                          annotation_image_side=self.config.annotate_image_side)
         return indexer.run(found)
+
+    def annotation_jobs(self, kind: str | None, model: str | None, mode: str) -> int:
+        """How many (meme, annotator) requests `annotate` would make."""
+        return sum(len(self.catalog.annotation_todo(s.kind, s.source, s.prompt_hash, mode))
+                   for s in self.annotators(kind, model))
+
+    def annotate(self, kind: str | None = None, model: str | None = None,
+                 mode: str = "missing") -> Iterator[Annotated | Notice]:
+        """Run annotators over memes already in the archive (call under `lock()`).
+
+        mode: `missing` (no current annotation: never made, pending, failed or stale),
+        `pending` (left pending when a server was down), `redo` (all)."""
+        specs = self.annotators(kind, model)
+        if not specs:
+            raise MemesError(f"no configured annotator matches kind={kind} model={model}")
+        todo: dict[str, list[AnnotatorSpec]] = {}
+        for spec in specs:
+            for meme_id in self.catalog.annotation_todo(spec.kind, spec.source, spec.prompt_hash, mode):
+                todo.setdefault(meme_id, []).append(spec)
+        if not todo:
+            return
+        run = self.annotation_run(specs)
+        recorder = AnnotationRecorder(self.catalog)
+        yield from (Notice(m) for m in run.start())
+        touched: list[str] = []
+        try:
+            for meme_id, wanted in todo.items():
+                meme = self.catalog.require(meme_id)
+                image = image_of([s.path for s in meme.sightings], meme.content_hash, self.config.max_image_pixels)
+                if image is None:
+                    yield Notice(f"meme {meme_id}: none of its files still holds its image; not annotated")
+                    continue
+                run.submit(meme.content_hash, image_for_prompt(image, self.config.annotate_image_side), wanted)
+                yield from self._record(run.finished(), recorder, touched)
+            yield from self._record(run.finished(wait=True), recorder, touched)
+        finally:
+            run.close()
+            self._embed_texts(touched)
+        if summary := recorder.summary():
+            yield Notice(summary)
+
+    def _record(self, results, recorder: AnnotationRecorder, touched: list[str]) -> Iterator[Annotated | Notice]:
+        for result in results:
+            meme_id = self.catalog.id_for_content(result.content_hash)
+            yield from (Notice(m) for m in recorder.record(result, meme_id))
+            touched.append(meme_id)
+            yield Annotated(meme_id, result.spec.kind, result.spec.source, result.error is None)
+
+    def _embed_texts(self, meme_ids: list[str]) -> None:
+        """Text vectors for memes whose records changed (imports, annotations)."""
+        embedder = self.embedder()
+        embedder.image_encoder = None  # texts changed, images did not
+        for _ in embedder.embed_ids(list(dict.fromkeys(meme_ids)), self.config.batch_size):
+            pass
 
     def search(self, query: str, k: int) -> tuple[list[Result], list[str]]:
         searcher = self.searcher()
@@ -130,10 +201,7 @@ class Archive:
             meme_id, merged = self._import_one(incoming, path)
             touched.append(meme_id)
             yield ImportOutcome(path, meme_id, merged)
-        embedder = self.embedder()
-        embedder.image_encoder = None  # imports bring text; image vectors come with indexing
-        for _ in embedder.embed_ids(list(dict.fromkeys(touched)), self.config.batch_size):
-            pass
+        self._embed_texts(touched)
 
     def _import_one(self, incoming: Meme, path: Path) -> tuple[str, bool]:
         target = None
@@ -181,6 +249,8 @@ class Archive:
         numbers["configured_models"] = models
         numbers["pending_vectors"] = {space: len(self.catalog.needing_vectors(space, model, space == IMAGE))
                                       for space, model in models.items()}
+        numbers["annotation_jobs"] = self.catalog.annotation_stats(
+            {(s.kind, s.source): s.prompt_hash for s in self.annotators()})
         numbers["archive"] = str(self.directory)
         numbers["size_bytes"] = _tree_size(self.directory)
         return numbers

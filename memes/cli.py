@@ -104,12 +104,16 @@ def options(
         None, "--clip-checkpoint", metavar="FILE", help="Local open_clip checkpoint file (env MEMES_CLIP_CHECKPOINT)."),
     text_model: Optional[str] = typer.Option(
         None, "--text-model", metavar="MODEL", help="sentence-transformers model (env MEMES_TEXT_MODEL)."),
+    ollama_host: Optional[str] = typer.Option(
+        None, "--ollama-host", metavar="URL[,URL...]",
+        help="Ollama server(s) for annotation, comma-separated (env OLLAMA_HOST; default http://127.0.0.1:11434)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
     """A searchable meme archive: index folders of memes, then find the one you remember."""
     _quiet_libraries()
     ctx.obj = State(flags={"archive": archive, "clip_model": clip_model, "clip_pretrained": clip_pretrained,
-                           "clip_checkpoint": clip_checkpoint, "text_model": text_model}, quiet=quiet)
+                           "clip_checkpoint": clip_checkpoint, "text_model": text_model,
+                           "ollama_host": ollama_host}, quiet=quiet)
 
 
 def _progress(state: State, what: str):
@@ -140,8 +144,11 @@ def index(
     ctx: typer.Context,
     paths: list[Path] = typer.Argument(..., help="Image files and folders (searched recursively)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    annotate: Optional[bool] = typer.Option(
+        None, "--annotate/--no-annotate",
+        help="Ask the vision models (Ollama) about new memes (default: on; config `annotate`)."),
 ):
-    """Index image files and folders: OCR, perceptual hash, text and image vectors."""
+    """Index image files and folders: OCR, annotations, perceptual hash, text and image vectors."""
     from indexer.pipeline import Indexed, Notice, Skipped, Unchanged
 
     state = _state(ctx)
@@ -153,7 +160,7 @@ def index(
         progress = _progress(state, "indexing")
         with progress:
             task = progress.add_task("indexing", total=len(found))
-            for event in archive.index(found):
+            for event in archive.index(found, annotate):
                 if isinstance(event, Notice):
                     _print_above(progress, f"warning: {event.message}")
                     continue
@@ -279,6 +286,40 @@ def export(ctx: typer.Context, directory: Path = typer.Argument(..., metavar="DI
 
 @app.command()
 @translated
+def annotate(
+    ctx: typer.Context,
+    kind: Optional[str] = typer.Option(None, "--kind", metavar="KIND", help="Only this kind (simple-description, ...)."),
+    model: Optional[str] = typer.Option(None, "--model", metavar="MODEL", help="Only this model."),
+    redo: bool = typer.Option(False, "--redo", help="Run again even where a current annotation exists."),
+    pending: bool = typer.Option(False, "--pending", help="Only what was left pending (a server was down)."),
+):
+    """Run the vision models on memes in the archive: what is missing, stale, failed or pending."""
+    from indexer.annotate import Annotated
+    from indexer.pipeline import Notice
+
+    if redo and pending:
+        raise typer.BadParameter("--redo and --pending do not go together")
+    state = _state(ctx)
+    archive = state.archive
+    if not archive.exists():
+        raise MemesError(f"no archive at {archive.directory}")
+    mode = "redo" if redo else "pending" if pending else "missing"
+    with archive.lock():
+        total = archive.annotation_jobs(kind, model, mode)
+        progress = _progress(state, "annotating")
+        with progress:
+            task = progress.add_task("annotating", total=total)
+            for event in archive.annotate(kind, model, mode):
+                if isinstance(event, Notice):
+                    _print_above(progress, f"warning: {event.message}")
+                elif isinstance(event, Annotated):
+                    progress.advance(task)
+    if total == 0:
+        err("nothing to annotate")
+
+
+@app.command()
+@translated
 def reindex(ctx: typer.Context):
     """Rebuild every vector from the stored records and images (no OCR is repeated)."""
     state = _state(ctx)
@@ -316,6 +357,11 @@ def stats(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help
         typer.echo(f"annotation   {label}: {n}")
     for space, info in numbers["vectors"].items():
         typer.echo(f"vectors      {space}: {info['vectors']} ({info['model']}, {info['dim']}-d)")
+    for label, jobs in numbers["annotation_jobs"]["by_annotator"].items():
+        typer.echo(f"annotating   {label}: {jobs['done']} done, {jobs['pending']} pending, "
+                   f"{jobs['failed']} failed, {jobs['stale']} stale")
+    for reason, n in numbers["annotation_jobs"]["failure_reasons"].items():
+        typer.echo(f"failed       {n} x {reason}")
     for space, n in numbers["pending_vectors"].items():
         if n:
             typer.echo(f"pending      {space}: {n} memes wait for vectors")

@@ -50,7 +50,9 @@ def archive_dir(tmp_path, monkeypatch, tiny_clip_dir) -> Path:
     directory = tmp_path / "archive"
     monkeypatch.setenv("MEMES_ARCHIVE", str(directory))
     monkeypatch.setenv("MEMES_CLIP_MODEL", f"local-dir:{tiny_clip_dir}")
-    for name in ("MEMES_CLIP_PRETRAINED", "MEMES_CLIP_CHECKPOINT", "MEMES_TEXT_MODEL"):
+    monkeypatch.setenv("MEMES_ANNOTATE", "0")  # annotation tests turn it on, against a fake server
+    for name in ("MEMES_CLIP_PRETRAINED", "MEMES_CLIP_CHECKPOINT", "MEMES_TEXT_MODEL", "OLLAMA_HOST",
+                 "MEMES_OLLAMA_HOST"):
         monkeypatch.delenv(name, raising=False)
     return directory
 
