@@ -267,6 +267,11 @@ class AnnotationRecorder:
         self.done = self.pending = self.failed = 0
         self._said: set[str] = set()
 
+    def already_said(self, messages: list[str]) -> list[str]:
+        """Note messages told elsewhere (the server check), so results do not repeat them."""
+        self._said.update(messages)
+        return messages
+
     def record(self, result: AnnotationResult, meme_id: str) -> list[str]:
         """Store one result; returns notices for the user (each said once per run)."""
         spec = result.spec

@@ -107,7 +107,7 @@ class Indexer:
         if todo or self.embedder.pending():
             yield from self._check_image_model()
         if todo and self.annotations is not None:
-            yield from (Notice(m) for m in self.annotations.start())
+            yield from (Notice(m) for m in self.recorder.already_said(self.annotations.start()))
         try:
             yield from self._index(todo)
             yield from self._collect_annotations(wait=True)

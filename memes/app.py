@@ -135,7 +135,7 @@ class Archive:
             return
         run = self.annotation_run(specs)
         recorder = AnnotationRecorder(self.catalog)
-        yield from (Notice(m) for m in run.start())
+        yield from (Notice(m) for m in recorder.already_said(run.start()))
         touched: list[str] = []
         try:
             for meme_id, wanted in todo.items():

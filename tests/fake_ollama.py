@@ -4,8 +4,9 @@ Replies are deterministic and derived from the request: the image's size and dom
 (named with a word no caption uses, so a test can tell annotation text from OCR text).
 Knobs: `delay` (seconds per chat request), and queues of faults for the next requests:
 `fail` (HTTP 500), `busy` (HTTP 503, queue full), `garbage` (an empty reply), `truncated`
-(a reply cut off by the length limit), `hang` (no reply within the client's timeout). `models`
-is the set of pulled models; `requests` records what arrived.
+(a reply cut off by the length limit), `hang` (no reply within the client's timeout). `die_after`
+stops the whole server after that many answered chat requests (a server going away mid-run).
+`models` is the set of pulled models; `requests` records what arrived.
 """
 from __future__ import annotations
 
@@ -58,6 +59,8 @@ class FakeOllama:
         self.in_flight = 0
         self.max_in_flight = 0
         self.hang_seconds = 5.0
+        self.die_after: int | None = None
+        self.answered = 0
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -129,6 +132,10 @@ class FakeOllama:
                 finally:
                     with fake.lock:
                         fake.in_flight -= 1
+                        fake.answered += 1
+                        dying = fake.die_after is not None and fake.answered == fake.die_after
+                    if dying:
+                        threading.Thread(target=fake.stop, daemon=True).start()
 
             def _answer(self, body: dict, fault: str | None) -> None:
                 model = body.get("model", "")
