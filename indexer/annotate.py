@@ -85,10 +85,13 @@ class OllamaAnnotator:
 
     def __init__(self, hosts: Sequence[str], *, timeout: float = 300.0, retries: int = 3,
                  backoff: float = 1.0, keep_alive: str = "30m"):
+        import httpx
         import ollama
 
         self.hosts = list(hosts)
-        self.clients = {host: ollama.Client(host=host, timeout=timeout) for host in self.hosts}
+        # a host that drops packets is found out in seconds, not after a whole request time-out
+        limits = httpx.Timeout(timeout, connect=min(timeout, 5.0))
+        self.clients = {host: ollama.Client(host=host, timeout=limits) for host in self.hosts}
         self.retries = retries
         self.backoff = backoff
         self.keep_alive = keep_alive
@@ -192,6 +195,7 @@ class AnnotationRun:
         self.futures: list = []
         self.unreachable: ServerUnreachable | None = None
         self.missing_models: dict[str, ModelNotPulled] = {}
+        self.closed = False
         self._lock = threading.Lock()
 
     def start(self) -> list[str]:
@@ -208,7 +212,12 @@ class AnnotationRun:
     def submit(self, content_hash: str, image: bytes, specs: Sequence[AnnotatorSpec] | None = None) -> None:
         """Queue every annotator (or `specs`) for an image. Safe from any thread."""
         for spec in specs or self.specs:
-            self.slots.acquire()
+            while not self.slots.acquire(timeout=0.2):
+                if self.closed:
+                    return
+            if self.closed:
+                self.slots.release()
+                return
             future = self.pool.submit(self._one, content_hash, spec, image)
             future.add_done_callback(lambda _: self.slots.release())
             with self._lock:
@@ -246,6 +255,7 @@ class AnnotationRun:
 
     def close(self) -> None:
         """Stop: requests not started are dropped (their memes stay pending)."""
+        self.closed = True
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 

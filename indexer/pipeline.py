@@ -141,7 +141,35 @@ class Indexer:
             yield Notice(f"{exc}; going on without image vectors (text search and perceptual-hash "
                          "similarity still work; `memes reindex` adds them later)")
 
+    def _feed_annotations(self, todo: list[tuple[Found, os.stat_result]]) -> None:
+        """Send every new image to the vision models ahead of OCR: the slowest stage starts
+        first and runs beside the others. Decoding twice costs milliseconds; waiting costs the
+        model's whole latency. Bad files are left to the OCR workers to report."""
+        sent: set[str] = set()
+        for item, _ in todo:
+            if self.annotations.closed:
+                return
+            try:
+                data = item.path.read_bytes()
+                digest = content_hash(data)
+                if digest in sent or self.catalog.has_content(digest):
+                    continue
+                sent.add(digest)
+                picture = image_for_prompt(decode(data, self.max_pixels).rgb, self.annotation_image_side)
+            except (OSError, ImageLoadError):
+                continue
+            self.annotations.submit(digest, picture)
+
     def _index(self, todo: list[tuple[Found, os.stat_result]]) -> Iterator[Event]:
+        feeder = None
+        if self.annotations is not None:  # on an error, run() closes the annotations: the feeder stops
+            feeder = threading.Thread(target=self._feed_annotations, args=(todo,), daemon=True)
+            feeder.start()
+        yield from self._index_files(todo)
+        if feeder is not None:
+            feeder.join()
+
+    def _index_files(self, todo: list[tuple[Found, os.stat_result]]) -> Iterator[Event]:
         batch: list[_Prepared] = []
         later: list[_Prepared] = []  # copies of bytes first met in this run, saved after the original
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
@@ -205,8 +233,6 @@ class Indexer:
             return prepared
         try:
             loaded = decode(data, self.max_pixels)
-            if self.annotations is not None:  # the slowest stage starts first and runs beside OCR
-                self.annotations.submit(digest, image_for_prompt(loaded.rgb, self.annotation_image_side))
             text = self.ocr.read(loaded.rgb)
         except (ImageLoadError, ModelUnavailable) as exc:
             return Skipped(item.path, str(exc))
