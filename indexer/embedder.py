@@ -113,6 +113,14 @@ class Embedder:
             ids.update(dict.fromkeys(self.catalog.needing_vectors(space, self._model(space), space == IMAGE)))
         return list(ids)
 
+    def embed_pending(self, batch_size: int) -> Iterator[EmbedReport]:
+        """Make the vectors that are missing, space by space: a meme whose annotation changed
+        gets new annotation vectors, not a second run of the image model."""
+        for space in self.active_spaces():
+            ids = self.catalog.needing_vectors(space, self._model(space), space == IMAGE)
+            if ids:
+                yield from self.embed_ids(ids, batch_size, {space: self.target(space)})
+
     def embed_ids(self, ids: Sequence[str], batch_size: int,
                   targets: dict[str, VectorSpace] | None = None) -> Iterator[EmbedReport]:
         """Embed memes by id in batches; yields a report per batch so callers can show progress."""

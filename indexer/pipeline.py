@@ -92,6 +92,7 @@ class Indexer:
         self.max_pixels = max_pixels
         self.clock = clock
         self._claims: set[str] = set()
+        self._fresh: set[str] = set()  # bytes this run found new to the archive
         self._claims_lock = threading.Lock()
 
     def run(self, found: Iterable[Found]) -> Iterator[Event]:
@@ -152,7 +153,9 @@ class Indexer:
             try:
                 data = item.path.read_bytes()
                 digest = content_hash(data)
-                if digest in sent or self.catalog.has_content(digest):
+                with self._claims_lock:  # known before this run: annotated then, if ever
+                    known = digest not in self._fresh and self.catalog.has_content(digest)
+                if digest in sent or known:
                     continue
                 sent.add(digest)
                 picture = image_for_prompt(decode(data, self.max_pixels).rgb, self.annotation_image_side)
@@ -220,7 +223,10 @@ class Indexer:
             if digest in self._claims:
                 return False
             self._claims.add(digest)
-        return not self.catalog.has_content(digest)
+            if self.catalog.has_content(digest):
+                return False
+            self._fresh.add(digest)
+            return True
 
     def _prepare(self, item: Found, st: os.stat_result) -> _Prepared | Skipped:
         try:
@@ -287,9 +293,6 @@ class Indexer:
 
     def _embed_pending(self) -> Iterator[Event]:
         """Vectors a crash, an import or a missing model left unmade."""
-        ids = self.embedder.pending()
-        if not ids:
-            return
-        for report in self.embedder.embed_ids(ids, self.batch_size):
+        for report in self.embedder.embed_pending(self.batch_size):
             for meme_id in report.missing_images:
                 yield Notice(f"meme {meme_id}: none of its files still holds its image; no image vector")

@@ -226,3 +226,13 @@ def test_bad_annotator_config_is_one_clear_error(archive_dir, cli):
     (archive_dir / "config.toml").write_text('[[annotators]]\nkind = "x"\n')
     result = cli("stats")
     assert result.exit_code == 1 and "annotator 1: needs kind, model and prompt" in result.stderr
+
+
+def test_a_slow_server_still_gets_every_new_image(annotating, samples, cli, monkeypatch):
+    # OCR runs ahead of a slow model: images it commits meanwhile are new to the archive all
+    # the same, and must still be annotated
+    monkeypatch.setenv("MEMES_ANNOTATE_CONCURRENCY", "1")
+    annotating.delay = 0.4
+    assert cli("index", samples).exit_code == 0
+    jobs = _jobs(cli)["by_annotator"]
+    assert all(j["done"] == N_SAMPLES for j in jobs.values()), jobs
