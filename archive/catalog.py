@@ -100,6 +100,23 @@ def _moment(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
+_RAW = "raw:"  # stored paths are absolute; one starting with this holds undecodable bytes
+
+
+def path_to_db(path: str) -> str:
+    """File names need not be UTF-8 (Python keeps their bytes as surrogates); SQLite text must be.
+    Such a path is stored as `raw:` and its bytes in hex."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return _RAW + os.fsencode(path).hex()
+
+
+def path_from_db(text: str) -> str:
+    return os.fsdecode(bytes.fromhex(text[len(_RAW):])) if text.startswith(_RAW) else text
+
+
 def _section_key(section: Section) -> tuple[str, str, str]:
     if isinstance(section, OcrText):
         return ("ocr", "ocr", section.engine)
@@ -157,7 +174,7 @@ class Catalog:
                 meme.sections.append(OcrText(engine=s["source"], text=s["body"]))
             else:
                 meme.sections.append(Annotation(kind=s["kind"], source=s["source"], text=s["body"]))
-        meme.sightings = [Sighting(path=s["path"], seen_at=_moment(s["seen_at"]), size=s["size"], mtime=s["mtime"])
+        meme.sightings = [Sighting(path=path_from_db(s["path"]), seen_at=_moment(s["seen_at"]), size=s["size"], mtime=s["mtime"])
                           for s in self.db.execute(
                               "SELECT * FROM sightings WHERE meme_id = ? ORDER BY seen_at, path", (meme_id,))]
         return meme
@@ -174,8 +191,8 @@ class Catalog:
         path = os.path.expanduser(ref)
         lookups = [
             ("SELECT id FROM memes WHERE id = ?", ref),
-            ("SELECT meme_id FROM sightings WHERE path = ?", os.path.abspath(path)),
-            ("SELECT meme_id FROM sightings WHERE path = ?", os.path.realpath(path)),
+            ("SELECT meme_id FROM sightings WHERE path = ?", path_to_db(os.path.abspath(path))),
+            ("SELECT meme_id FROM sightings WHERE path = ?", path_to_db(os.path.realpath(path))),
             ("SELECT id FROM memes WHERE phash = ? ORDER BY first_seen", ref.lower()),
             ("SELECT id FROM memes WHERE content_hash = ?", ref.lower()),
         ]
@@ -192,7 +209,7 @@ class Catalog:
         raise MemeNotFound(f"no meme matches {ref!r} (an id, hash or indexed path)")
 
     def sighting_at(self, path: str) -> sqlite3.Row | None:
-        return self.db.execute("SELECT * FROM sightings WHERE path = ?", (path,)).fetchone()
+        return self.db.execute("SELECT * FROM sightings WHERE path = ?", (path_to_db(path),)).fetchone()
 
     def has_content(self, content_hash: str) -> bool:
         """Whether committed records hold these bytes; safe to call from any thread."""
@@ -254,7 +271,7 @@ class Catalog:
                ON CONFLICT(path) DO UPDATE SET meme_id = excluded.meme_id, size = excluded.size,
                    mtime = excluded.mtime,
                    seen_at = CASE WHEN meme_id = excluded.meme_id THEN seen_at ELSE excluded.seen_at END""",
-            (sighting.path, meme_id, _iso(sighting.seen_at), sighting.size, sighting.mtime))
+            (path_to_db(sighting.path), meme_id, _iso(sighting.seen_at), sighting.size, sighting.mtime))
         self.db.execute(
             "UPDATE memes SET first_seen = ? WHERE id = ? AND (first_seen IS NULL OR first_seen > ?)",
             (_iso(sighting.seen_at), meme_id, _iso(sighting.seen_at)))

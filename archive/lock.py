@@ -12,7 +12,7 @@ import socket
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from .errors import ArchiveLocked
 from .model import utc_now
@@ -29,8 +29,10 @@ def _holder(path: Path) -> str:
 
 
 @contextmanager
-def writer_lock(archive_dir: Path, command: str | None = None) -> Iterator[None]:
-    """Hold the archive's write lock, or raise ArchiveLocked naming the holder."""
+def writer_lock(archive_dir: Path, command: str | None = None, wait: bool = False,
+                on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold the archive's write lock, or raise ArchiveLocked naming the holder. With `wait`,
+    block until the holder is done (`on_wait` hears who it is first)."""
     archive_dir.mkdir(parents=True, exist_ok=True)
     path = archive_dir / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -38,8 +40,12 @@ def writer_lock(archive_dir: Path, command: str | None = None) -> Iterator[None]
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ArchiveLocked(f"{archive_dir} is being written by {_holder(path)}; "
-                                "try again when it is done") from None
+            if not wait:
+                raise ArchiveLocked(f"{archive_dir} is being written by {_holder(path)}; "
+                                    "try again when it is done, or use --wait") from None
+            if on_wait:
+                on_wait(f"waiting for {_holder(path)} to finish writing {archive_dir}")
+            fcntl.flock(fd, fcntl.LOCK_EX)
         info = {"pid": os.getpid(), "host": socket.gethostname(),
                 "command": command or " ".join(["memes", *sys.argv[1:]])[:200],
                 "since": utc_now().isoformat()}

@@ -76,8 +76,8 @@ class Archive:
     def exists(self) -> bool:
         return (self.directory / CATALOG_FILE).exists()
 
-    def lock(self):
-        return writer_lock(self.directory)
+    def lock(self, wait: bool = False, on_wait=None):
+        return writer_lock(self.directory, wait=wait, on_wait=on_wait)
 
     def embedder(self) -> Embedder:
         return Embedder(self.catalog, self.store, self.text_encoder, self.image_encoder,

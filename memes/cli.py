@@ -111,6 +111,8 @@ def options(
 ):
     """A searchable meme archive: index folders of memes, then find the one you remember."""
     _quiet_libraries()
+    if hasattr(sys.stdout, "reconfigure"):  # file names that are not UTF-8 print as their own bytes
+        sys.stdout.reconfigure(errors="surrogateescape")
     ctx.obj = State(flags={"archive": archive, "clip_model": clip_model, "clip_pretrained": clip_pretrained,
                            "clip_checkpoint": clip_checkpoint, "text_model": text_model,
                            "ollama_host": ollama_host}, quiet=quiet)
@@ -147,6 +149,8 @@ def index(
     annotate: Optional[bool] = typer.Option(
         None, "--annotate/--no-annotate",
         help="Ask the vision models (Ollama) about new memes (default: on; config `annotate`)."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 when any file was skipped."),
+    wait: bool = typer.Option(False, "--wait", help="If another process is writing, wait for it."),
 ):
     """Index image files and folders: OCR, annotations, perceptual hash, text and image vectors."""
     from indexer.pipeline import Indexed, Notice, Skipped, Unchanged
@@ -155,7 +159,7 @@ def index(
     archive = state.archive
     counts = {"new_memes": 0, "new_sightings": 0, "unchanged": 0, "skipped": 0}
     skipped: list[dict] = []
-    with archive.lock():
+    with archive.lock(wait=wait, on_wait=err):
         found = archive.scan(paths)
         progress = _progress(state, "indexing")
         with progress:
@@ -180,6 +184,8 @@ def index(
         err(f"indexed {len(found)} files: {counts['new_memes']} new memes, {counts['new_sightings']} new "
             f"sightings, {counts['unchanged']} unchanged, {counts['skipped']} skipped; "
             f"{total} memes in {archive.directory}")
+    if strict and counts["skipped"]:
+        raise typer.Exit(1)
 
 
 def _print_results(query: str, results, notices, as_json: bool) -> None:

@@ -197,3 +197,26 @@ def test_similar_accepts_an_image_outside_the_archive(indexed, cli, tmp_path):
     bordered.save(path)
     result = cli("similar", path, "-k", "3")
     assert result.exit_code == 0 and " 1. " in result.stdout
+
+
+def test_a_second_writer_can_wait_for_the_first(archive_dir, samples, cli):
+    import threading
+    import time
+
+    from archive.lock import writer_lock
+
+    release = threading.Event()
+
+    def hold():
+        with writer_lock(archive_dir, command="memes index /elsewhere"):
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    time.sleep(0.3)
+    threading.Timer(1.0, release.set).start()
+    started = time.monotonic()
+    result = cli("index", samples / "monday-flat.png", "--wait")
+    holder.join()
+    assert result.exit_code == 0, result.output
+    assert "waiting for pid" in result.stderr and time.monotonic() - started >= 0.7
