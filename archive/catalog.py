@@ -385,6 +385,16 @@ class Catalog:
             self.db.executemany("DELETE FROM vectors WHERE meme_id = ? AND space = ?",
                                 [(meme_id, s) for s in spaces])
 
+    def expecting_vectors(self, space: str) -> set[str]:
+        """Memes the catalog says have vectors in `space` (and have something to embed there)."""
+        has = {
+            "image": "m.content_hash IS NOT NULL",
+            "ocr_text": "EXISTS (SELECT 1 FROM sections s WHERE s.meme_id = m.id AND s.type = 'ocr' AND trim(s.body) != '')",
+            "annotation_text": "EXISTS (SELECT 1 FROM sections s WHERE s.meme_id = m.id AND s.type = 'annotation')",
+        }[space]
+        return {r[0] for r in self.db.execute(
+            f"SELECT m.id FROM memes m JOIN vectors v ON v.meme_id = m.id AND v.space = ? WHERE {has}", (space,))}
+
     def clear_vectors(self, space: str) -> None:
         self.db.execute("DELETE FROM vectors WHERE space = ?", (space,))
 

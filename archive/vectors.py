@@ -65,6 +65,17 @@ class VectorSpace:
         return [Hit(id=i, similarity=1.0 - float(d), metadata=m or {})
                 for i, d, m in zip(found["ids"][0], found["distances"][0], found["metadatas"][0])]
 
+    def meme_ids(self) -> set[str]:
+        """Every meme that has at least one vector here."""
+        found: set[str] = set()
+        offset = 0
+        while True:
+            page = self.collection.get(include=["metadatas"], limit=self.max_batch, offset=offset)
+            found.update((m or {}).get("meme_id", i) for i, m in zip(page["ids"], page["metadatas"]))
+            if len(page["ids"]) < self.max_batch:
+                return found
+            offset += self.max_batch
+
     def vector(self, item_id: str) -> np.ndarray | None:
         found = self.collection.get(ids=[item_id], include=["embeddings"])
         if not found["ids"]:

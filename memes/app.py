@@ -231,15 +231,41 @@ class Archive:
             outcome.written.append(target)
         return outcome
 
-    def reindex(self, on_batch=None) -> None:
-        """Rebuild every vector space from the catalog and the images (call under `lock()`)."""
+    def reindex(self, on_batch=None, text_only: bool = False) -> None:
+        """Rebuild vector spaces from the catalog and the images (call under `lock()`);
+        `text_only` rebuilds the text spaces and decodes no image."""
         embedder = self.embedder()
-        try:
-            embedder.image_encoder.load()
-        except MemesError:
+        if text_only:
             embedder.image_encoder = None
-            raise
+        else:
+            embedder.image_encoder.load()  # raises ModelUnavailable: better now than half-way
         embedder.rebuild(self.config.batch_size, on_batch=on_batch)
+
+    def doctor(self, repair: bool = True) -> dict:
+        """Check that the catalog and every vector collection agree; repair what does not by
+        re-embedding from the records (call under `lock()`)."""
+        embedder = self.embedder()
+        report: dict = {}
+        for space in embedder.active_spaces():
+            existing = self.store.space(space)
+            present = existing.meme_ids() if existing is not None else set()
+            expected = self.catalog.expecting_vectors(space)
+            known = set(self.catalog.ids())
+            missing, orphans = sorted(expected - present), sorted(present - known)
+            report[space] = {"vectors_for": len(present), "missing": len(missing), "orphans": len(orphans)}
+            if repair:
+                for meme_id in missing:
+                    self.catalog.unmark_vectors(meme_id, [space])
+                if orphans and existing is not None:
+                    existing.delete_memes(orphans)
+                    existing.collection.delete(ids=orphans)
+        if repair:
+            try:
+                for _ in embedder.embed_pending(self.config.batch_size):
+                    pass
+            except MemesError as exc:
+                report["repair_error"] = str(exc)
+        return report
 
     def stats(self) -> dict:
         numbers = self.catalog.stats()

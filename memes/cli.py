@@ -326,7 +326,33 @@ def annotate(
 
 @app.command()
 @translated
-def reindex(ctx: typer.Context):
+def doctor(ctx: typer.Context, check_only: bool = typer.Option(False, "--check", help="Report, repair nothing."),
+           as_json: bool = typer.Option(False, "--json", help="The report as JSON on stdout.")):
+    """Check that the records and every vector collection agree; repair by re-embedding."""
+    archive = _state(ctx).archive
+    if not archive.exists():
+        raise MemesError(f"no archive at {archive.directory}")
+    with archive.lock():
+        report = archive.doctor(repair=not check_only)
+    problems = any(isinstance(f, dict) and (f["missing"] or f["orphans"]) for f in report.values())
+    if as_json:
+        typer.echo(json.dumps(report))
+        raise typer.Exit(1 if check_only and problems else 0)
+    for space, found in report.items():
+        if space == "repair_error":
+            typer.echo(f"could not repair: {found}")
+            continue
+        typer.echo(f"{space:16} vectors for {found['vectors_for']} memes, {found['missing']} missing, "
+                   f"{found['orphans']} orphaned" + ("" if check_only or not (found['missing'] or found['orphans'])
+                                                    else " (repaired)"))
+    if check_only and problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+@translated
+def reindex(ctx: typer.Context,
+            text_only: bool = typer.Option(False, "--text-only", help="Only the text vectors (no image decoding).")):
     """Rebuild every vector from the stored records and images (no OCR is repeated)."""
     state = _state(ctx)
     archive = state.archive
@@ -337,7 +363,7 @@ def reindex(ctx: typer.Context):
         progress = _progress(state, "reindexing")
         with progress:
             task = progress.add_task("reindexing", total=total)
-            archive.reindex(on_batch=lambda report: progress.advance(task, report.memes))
+            archive.reindex(on_batch=lambda report: progress.advance(task, report.memes), text_only=text_only)
     err(f"reindexed {total} memes")
 
 

@@ -220,3 +220,31 @@ def test_a_second_writer_can_wait_for_the_first(archive_dir, samples, cli):
     holder.join()
     assert result.exit_code == 0, result.output
     assert "waiting for pid" in result.stderr and time.monotonic() - started >= 0.7
+
+
+def test_doctor_repairs_a_deleted_vector(indexed, cli, archive_dir):
+    from archive.vectors import VectorStore
+
+    shown = cli("show", indexed[1] / "monday-flat.png").stdout
+    meme_id = shown.split("Content Hash\n")[1][:16]
+    store = VectorStore(archive_dir / "vectors")
+    store.space("image").collection.delete(ids=[meme_id])
+    store.space("ocr_text").upsert(["ghost"], store.space("ocr_text").vector(meme_id)[None, :], [{"meme_id": "ghost"}])
+    del store
+    check = cli("doctor", "--check", "--json")
+    assert check.exit_code == 1
+    report = json.loads(check.stdout)
+    assert report["image"]["missing"] == 1 and report["ocr_text"]["orphans"] == 1
+    assert cli("doctor").exit_code == 0
+    after = json.loads(cli("doctor", "--check", "--json").stdout)
+    assert all(v["missing"] == 0 and v["orphans"] == 0 for v in after.values())
+    assert json.loads(cli("stats", "--json").stdout)["vectors"]["image"]["vectors"] == 10
+
+
+def test_reindex_text_only_decodes_no_image(indexed, cli, monkeypatch):
+    from indexer import imageio
+
+    monkeypatch.setattr(imageio, "decode", lambda *a, **k: (_ for _ in ()).throw(AssertionError("decoded")))
+    result = cli("reindex", "--text-only")
+    assert result.exit_code == 0, result.output
+    assert json.loads(cli("stats", "--json").stdout)["vectors"]["ocr_text"]["vectors"] == 10
