@@ -279,6 +279,19 @@ class Catalog:
     def delete(self, meme_id: str) -> None:
         self.db.execute("DELETE FROM memes WHERE id = ?", (meme_id,))
 
+    def sighting_paths(self) -> list[str]:
+        return [path_from_db(r[0]) for r in self.db.execute("SELECT path FROM sightings")]
+
+    def forget_sightings(self, paths: list[str]) -> None:
+        with self.transaction():
+            self.db.executemany("DELETE FROM sightings WHERE path = ?", [(path_to_db(p),) for p in paths])
+
+    def orphans(self) -> list[str]:
+        """Memes of images none of whose files is known any more."""
+        return [r[0] for r in self.db.execute(
+            "SELECT id FROM memes m WHERE content_hash IS NOT NULL "
+            "AND NOT EXISTS (SELECT 1 FROM sightings s WHERE s.meme_id = m.id)")]
+
     # --- annotations made here -------------------------------------------------------------
 
     def put_annotation(self, meme_id: str, annotation: Annotation, model: str, prompt_hash: str) -> bool:

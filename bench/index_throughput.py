@@ -79,11 +79,14 @@ def main() -> None:
         space = VectorStore(Path(tmp) / "v").create_space("ocr_text", "m", text_vectors.shape[1])
 
         def write():
+            first = {x.content_hash: i for i, x in reversed(list(enumerate(loaded)))}  # a set may repeat a file
+            rows = sorted(first.values())
             with catalog.transaction():
-                for i, (x, text) in enumerate(zip(loaded, texts)):
-                    catalog.save(Meme(id=f"{i:016x}", content_hash=x.content_hash, sections=[OcrText("tesseract", text)]))
-            ids = [f"{i:016x}" for i in range(n)]
-            space.upsert(ids, text_vectors, [{"meme_id": i} for i in ids])
+                for i in rows:
+                    catalog.save(Meme(id=f"{i:016x}", content_hash=loaded[i].content_hash,
+                                      sections=[OcrText("tesseract", texts[i])]))
+            ids = [f"{i:016x}" for i in rows]
+            space.upsert(ids, text_vectors[rows], [{"meme_id": i} for i in ids])
         _, t = timed(write)
         report["store_writes_per_s"] = rate(n, t)
 

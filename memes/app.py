@@ -91,6 +91,23 @@ class Archive:
     def scan(self, paths: Iterable[Path]) -> list[Found]:
         return list(scan(paths))
 
+    def prune(self, roots: Iterable[Path], drop_orphans: bool) -> tuple[int, list[str], bool]:
+        """Forget files under `roots` that are gone (call under `lock()`). Returns how many were
+        forgotten, the memes left with no file, and whether those were removed (with their
+        vectors) or kept (their records stay searchable)."""
+        prefixes = [os.path.abspath(r) for r in roots]
+        gone = [p for p in self.catalog.sighting_paths()
+                if any(p == r or p.startswith(r.rstrip("/") + "/") for r in prefixes) and not os.path.lexists(p)]
+        self.catalog.forget_sightings(gone)
+        orphans = self.catalog.orphans()
+        if drop_orphans and orphans:
+            for space in self.store.describe():
+                self.store.space(space).delete_memes(orphans)
+            with self.catalog.transaction():
+                for meme_id in orphans:
+                    self.catalog.delete(meme_id)
+        return len(gone), orphans, drop_orphans
+
     def annotators(self, kind: str | None = None, model: str | None = None) -> list[AnnotatorSpec]:
         """The configured annotators (the defaults where none are), optionally filtered."""
         specs = [AnnotatorSpec(*a) for a in self.config.annotators] or list(DEFAULT_ANNOTATORS)

@@ -130,7 +130,8 @@ def _progress(state: State, what: str):
             return Text(f"{task.speed:.1f}/s" if task.speed else "")
 
     return Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), Rate(), TimeRemainingColumn(),
-                    console=Console(stderr=True), disable=state.quiet, transient=True)
+                    console=Console(stderr=True), disable=state.quiet or not sys.stderr.isatty(),
+                    transient=True)
 
 
 def _print_above(progress, message: str) -> None:
@@ -151,6 +152,9 @@ def index(
         help="Ask the vision models (Ollama) about new memes (default: on; config `annotate`)."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when any file was skipped."),
     wait: bool = typer.Option(False, "--wait", help="If another process is writing, wait for it."),
+    prune: bool = typer.Option(False, "--prune", help="Forget files under PATHS that are gone."),
+    prune_orphans: bool = typer.Option(
+        False, "--prune-orphans", help="With --prune: also remove memes left with no file (default: keep them)."),
 ):
     """Index image files and folders: OCR, annotations, perceptual hash, text and image vectors."""
     from indexer.pipeline import Indexed, Notice, Skipped, Unchanged
@@ -177,6 +181,12 @@ def index(
                 elif isinstance(event, Indexed):
                     counts["new_memes" if event.new_meme else "new_sightings"] += 1
                 progress.advance(task)
+        if prune:
+            forgotten, orphans, dropped = archive.prune(paths, prune_orphans)
+            counts["forgotten_files"] = forgotten
+            counts["memes_without_files"] = len(orphans)
+            what = "removed" if dropped else "kept (--prune-orphans removes them)"
+            err(f"pruned {forgotten} files that are gone; {len(orphans)} memes have no file left: {what}")
         total = archive.catalog.stats()["memes"]
     if as_json:
         typer.echo(json.dumps({**counts, "skipped_files": skipped, "memes_in_archive": total}))

@@ -125,17 +125,26 @@ class FakeOllama:
                 with fake.lock:
                     fake.requests.append(body)
                     fault = fake.faults.popleft() if fake.faults else None
-                    fake.in_flight += 1
-                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
                 try:
                     self._answer(body, fault)
                 finally:
                     with fake.lock:
-                        fake.in_flight -= 1
                         fake.answered += 1
                         dying = fake.die_after is not None and fake.answered == fake.die_after
                     if dying:
                         threading.Thread(target=fake.stop, daemon=True).start()
+
+            def _work(self, seconds: float) -> None:
+                """The model's time on a request; `max_in_flight` counts requests in it at once
+                (not the moments around it, when a client may already send its next one)."""
+                with fake.lock:
+                    fake.in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                try:
+                    time.sleep(seconds)
+                finally:
+                    with fake.lock:
+                        fake.in_flight -= 1
 
             def _answer(self, body: dict, fault: str | None) -> None:
                 model = body.get("model", "")
@@ -147,7 +156,7 @@ class FakeOllama:
                     return self._send(500, {"error": "fake internal error"})
                 if fault == "busy":
                     return self._send(503, {"error": "server busy, please try again. maximum pending requests exceeded"})
-                time.sleep(fake.delay)
+                self._work(fake.delay)
                 if self.path == "/api/chat":
                     message = body["messages"][-1]
                     prompt, images = message.get("content", ""), message.get("images") or []

@@ -248,3 +248,22 @@ def test_reindex_text_only_decodes_no_image(indexed, cli, monkeypatch):
     result = cli("reindex", "--text-only")
     assert result.exit_code == 0, result.output
     assert json.loads(cli("stats", "--json").stdout)["vectors"]["ocr_text"]["vectors"] == 10
+
+
+def test_prune_forgets_gone_files_and_keeps_or_removes_orphans(indexed, cli):
+    archive_dir, samples = indexed
+    shutil.copy(samples / "coffee-code.jpg", samples / "copy-of-coffee.jpg")
+    cli("index", samples)
+    (samples / "coffee-code.jpg").unlink()  # a copy remains: a sighting goes, the meme stays
+    (samples / "monday-flat.png").unlink()  # its only file: the meme is left with none
+    result = cli("index", samples, "--prune", "--json")
+    summary = json.loads(result.stdout)
+    assert summary["forgotten_files"] == 2 and summary["memes_without_files"] == 1
+    assert "1 memes have no file left: kept" in result.stderr
+    assert json.loads(cli("stats", "--json").stdout)["memes"] == 10
+    result = cli("index", samples, "--prune", "--prune-orphans", "--json")
+    assert "removed" in result.stderr
+    stats = json.loads(cli("stats", "--json").stdout)
+    assert stats["memes"] == 9 and stats["vectors"]["image"]["vectors"] == 9
+    found = json.loads(cli("search", "monday again nobody asked", "--json").stdout)["results"]
+    assert not any("monday" in (r["path"] or "") for r in found)

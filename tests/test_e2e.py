@@ -80,3 +80,37 @@ def _count(catalog: Path) -> int:
             return db.execute("SELECT count(*) FROM memes").fetchone()[0]
     except sqlite3.Error:
         return 0
+
+
+def test_sigkill_at_any_moment_then_rerun_loses_and_doubles_nothing(env, tmp_path):
+    from PIL import Image, ImageDraw
+
+    folder = tmp_path / "distinct"
+    folder.mkdir()
+    base = Image.open(SAMPLES / "coffee-code.jpg").convert("RGB")
+    for n in range(16):  # distinct bytes and pictures, each a caption with its own number
+        img = base.copy()
+        ImageDraw.Draw(img).rectangle([0, 0, 40 + n * 30, 30], fill=(n * 15, 255 - n * 15, 90))
+        img.save(folder / f"meme-{n:02d}.jpg", quality=85)
+    env = {**env, "MEMES_BATCH_SIZE": "2", "MEMES_WORKERS": "1"}
+    exe = Path(sys.executable).with_name("memes")
+    proc = subprocess.Popen([str(exe), "--quiet", "index", folder], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    catalog = Path(env["MEMES_ARCHIVE"]) / "catalog.sqlite3"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and _count(catalog) < 4:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    kept = _count(catalog)
+    assert kept >= 4
+    rerun = _memes(env, "--quiet", "index", folder, "--json")
+    assert rerun.returncode == 0, rerun.stderr
+    summary = json.loads(rerun.stdout)
+    assert summary["memes_in_archive"] == 16
+    assert summary["new_memes"] == 16 - kept and summary["unchanged"] >= kept  # no finished OCR redone
+    stats = json.loads(_memes(env, "stats", "--json").stdout)
+    assert stats["sightings"] == 16
+    assert {s: v["vectors"] for s, v in stats["vectors"].items()}["image"] == 16
+    doctor = _memes(env, "doctor", "--check", "--json")
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
