@@ -10,6 +10,7 @@ in flight, and vectors missing after a crash are made by the next run.
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -126,6 +127,8 @@ class Indexer:
             st = item.path.stat()
         except OSError as exc:
             return Skipped(item.path, exc.strerror or str(exc))
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block the run forever on read
+            return Skipped(item.path, "not a regular file")
         known = self.catalog.sighting_at(str(item.path))
         if known is not None and known["size"] == st.st_size and known["mtime"] == st.st_mtime:
             return Unchanged(item.path)

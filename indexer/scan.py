@@ -36,6 +36,8 @@ def scan(paths: Iterable[Path]) -> Iterator[Found]:
             if str(path) not in seen_files:
                 seen_files.add(str(path))
                 yield Found(path)
+        elif path.exists():
+            yield Found(path, "not a regular file")
         elif path.is_symlink():
             yield Found(path, "broken symbolic link")
         else:

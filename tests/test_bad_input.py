@@ -52,6 +52,8 @@ def corpus(tmp_path):
     add_good("wrong-extension.png", lambda p: _save(photo.resize((300, 240)), p, "JPEG"))
     add_good("large.png", lambda p: _save(Image.new("RGB", (6000, 4000), (20, 90, 160)), p, "PNG"))
     add_good(os.fsdecode(b"caf\xe9-latin1.jpg"), lambda p: _save(photo.resize((200, 160)), p, "JPEG"))
+    os.mkfifo(folder / "pipe.jpg")  # reading it would block forever
+    bad.add("pipe.jpg")
     (folder / "loop").mkdir()
     os.symlink(folder, folder / "loop" / "back-to-top")
     return folder, good, bad
