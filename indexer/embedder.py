@@ -106,20 +106,22 @@ class Embedder:
         image = image_of([s.path for s in meme.sightings], meme.content_hash, self.max_pixels)
         return model_input(image) if image is not None else None
 
-    def pending(self) -> list[str]:
-        """Memes missing vectors in an active space, or whose vectors another model made."""
-        ids: dict[str, None] = {}
+    def _missing(self) -> Iterator[tuple[str, list[str]]]:
+        """(space, memes missing vectors there or whose vectors another model made)."""
         for space in self.active_spaces():
-            ids.update(dict.fromkeys(self.catalog.needing_vectors(space, self._model(space), space == IMAGE)))
-        return list(ids)
+            ids = self.catalog.needing_vectors(space, self._model(space), space == IMAGE)
+            if ids:
+                yield space, ids
+
+    def pending(self) -> bool:
+        """Whether any meme waits for vectors in an active space."""
+        return next(self._missing(), None) is not None
 
     def embed_pending(self, batch_size: int) -> Iterator[EmbedReport]:
         """Make the vectors that are missing, space by space: a meme whose annotation changed
         gets new annotation vectors, not a second run of the image model."""
-        for space in self.active_spaces():
-            ids = self.catalog.needing_vectors(space, self._model(space), space == IMAGE)
-            if ids:
-                yield from self.embed_ids(ids, batch_size, {space: self.target(space)})
+        for space, ids in self._missing():
+            yield from self.embed_ids(ids, batch_size, {space: self.target(space)})
 
     def embed_ids(self, ids: Sequence[str], batch_size: int,
                   targets: dict[str, VectorSpace] | None = None) -> Iterator[EmbedReport]:

@@ -263,11 +263,11 @@ class Archive:
         re-embedding from the records (call under `lock()`)."""
         embedder = self.embedder()
         report: dict = {}
+        known = set(self.catalog.ids())
         for space in embedder.active_spaces():
             existing = self.store.space(space)
             present = existing.meme_ids() if existing is not None else set()
             expected = self.catalog.expecting_vectors(space)
-            known = set(self.catalog.ids())
             missing, orphans = sorted(expected - present), sorted(present - known)
             report[space] = {"vectors_for": len(present), "missing": len(missing), "orphans": len(orphans)}
             if repair:
@@ -275,7 +275,7 @@ class Archive:
                     self.catalog.unmark_vectors(meme_id, [space])
                 if orphans and existing is not None:
                     existing.delete_memes(orphans)
-                    existing.collection.delete(ids=orphans)
+                    existing.collection.delete(ids=orphans)  # vectors with no meme_id go by id
         if repair:
             try:
                 for _ in embedder.embed_pending(self.config.batch_size):
