@@ -6,13 +6,16 @@ ranked keyword search that still matches glued or misread words.
 """
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
+
+import numpy as np
 
 from .errors import MemeNotFound
 from .model import Annotation, Meme, OcrText, Section, Sighting, utc_now
@@ -88,6 +91,20 @@ MIGRATIONS = [
         body TEXT NOT NULL,
         replaced_at TEXT NOT NULL
     );
+    """,
+    # The vectors themselves, beside Chroma's index of them: searches read these (an exact scan)
+    # while an index run writes, and a damaged Chroma is rebuilt from them without any model.
+    """
+    CREATE TABLE embeddings(
+        space TEXT NOT NULL,
+        item_id TEXT NOT NULL,
+        meme_id TEXT NOT NULL REFERENCES memes(id) ON DELETE CASCADE,
+        model TEXT NOT NULL,
+        vector BLOB NOT NULL,
+        meta TEXT,
+        PRIMARY KEY (space, item_id)
+    );
+    CREATE INDEX embeddings_meme ON embeddings(space, meme_id);
     """,
 ]
 
@@ -410,6 +427,58 @@ class Catalog:
 
     def clear_vectors(self, space: str) -> None:
         self.db.execute("DELETE FROM vectors WHERE space = ?", (space,))
+
+    # --- the vectors themselves (see `archive.vectors`) -------------------------------------
+
+    def put_embeddings(self, space: str, model: str, item_ids: Sequence[str], vectors: np.ndarray,
+                       metadatas: Sequence[dict]) -> None:
+        rows = [(space, item, meta["meme_id"], model, np.asarray(vector, dtype="<f4").tobytes(),
+                 json.dumps(meta, sort_keys=True))
+                for item, vector, meta in zip(item_ids, vectors, metadatas)]
+        with self.transaction():
+            self.db.executemany(
+                "INSERT OR REPLACE INTO embeddings(space, item_id, meme_id, model, vector, meta) "
+                "VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def drop_embeddings(self, space: str, meme_ids: Sequence[str] = (), item_ids: Sequence[str] = ()) -> None:
+        with self.transaction():
+            self.db.executemany("DELETE FROM embeddings WHERE space = ? AND meme_id = ?",
+                                [(space, m) for m in meme_ids])
+            self.db.executemany("DELETE FROM embeddings WHERE space = ? AND item_id = ?",
+                                [(space, i) for i in item_ids])
+
+    def embedding_models(self, space: str) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT DISTINCT model FROM embeddings WHERE space = ?", (space,))]
+
+    def embedding_count(self, space: str) -> int:
+        return self.db.execute("SELECT count(*) FROM embeddings WHERE space = ?", (space,)).fetchone()[0]
+
+    def embedding_items(self, space: str) -> dict[str, str]:
+        """item id -> meme id, for every vector kept in `space`."""
+        return dict(self.db.execute("SELECT item_id, meme_id FROM embeddings WHERE space = ?", (space,)).fetchall())
+
+    def embeddings(self, space: str, item_ids: Sequence[str] | None = None,
+                   ) -> tuple[list[str], np.ndarray, list[dict]]:
+        """Item ids, their vectors (one per row) and metadata; all of `space`, or the ones asked for."""
+        if item_ids is None:
+            rows = self.db.execute("SELECT item_id, vector, meta FROM embeddings WHERE space = ? ORDER BY item_id",
+                                   (space,)).fetchall()
+        else:
+            rows = [r for i in item_ids for r in self.db.execute(
+                "SELECT item_id, vector, meta FROM embeddings WHERE space = ? AND item_id = ?", (space, i))]
+        if not rows:
+            return [], np.zeros((0, 0), dtype=np.float32), []
+        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1)
+        return [r[0] for r in rows], matrix, [json.loads(r[2] or "{}") for r in rows]
+
+    def drop_embeddings_space(self, space: str) -> None:
+        self.db.execute("DELETE FROM embeddings WHERE space = ?", (space,))
+
+    def rename_embeddings(self, old: str, new: str) -> None:
+        """Let the vectors of space `old` become those of `new` (a finished rebuild)."""
+        with self.transaction():
+            self.db.execute("DELETE FROM embeddings WHERE space = ?", (new,))
+            self.db.execute("UPDATE embeddings SET space = ? WHERE space = ?", (new, old))
 
     # --- numbers ---------------------------------------------------------------------------
 

@@ -1,7 +1,11 @@
-"""One writer per archive: an advisory lock file that says who holds it.
+"""One writer per archive, and no reader of Chroma beside it.
 
-Chroma's embedded mode breaks its vectors silently when two processes write one path, so
-every command that writes takes this lock; readers (search) do not.
+Chroma's embedded mode breaks its vectors silently when two processes write one path, and a
+process that opens it while another writes may write too (it brings its index up to date), so:
+every command that writes takes `writer_lock` (one file, exclusive, that says who holds it, and
+the search lock, exclusive); a search takes `search_lock` (shared, never waiting) and reads
+Chroma only when it gets it. When a writer is at work the search reads the catalog's copies of
+the vectors instead (see `archive.vectors`).
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from .errors import ArchiveLocked
 from .model import utc_now
 
 LOCK_FILE = "write.lock"
+SEARCH_LOCK_FILE = "search.lock"
 
 
 def _holder(path: Path) -> str:
@@ -51,6 +56,37 @@ def writer_lock(archive_dir: Path, command: str | None = None, wait: bool = Fals
                 "since": utc_now().isoformat()}
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps(info).encode())
-        yield
+        search_fd = os.open(archive_dir / SEARCH_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(search_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait:
+                    on_wait("waiting for searches in progress to finish")
+                fcntl.flock(search_fd, fcntl.LOCK_EX)  # searches are short and take no new turn
+            yield
+        finally:
+            os.close(search_fd)
     finally:
         os.close(fd)  # closing releases the lock
+
+
+@contextmanager
+def search_lock(archive_dir: Path) -> Iterator[str | None]:
+    """Shared hold on the archive for reading Chroma. Yields None when held, or, holding
+    nothing, who is writing the archive (then read the catalog's copies instead)."""
+    path = archive_dir / SEARCH_LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:  # a read-only archive has no writer either
+        yield None
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            writer = None
+        except BlockingIOError:
+            writer = _holder(archive_dir / LOCK_FILE)
+        yield writer
+    finally:
+        os.close(fd)

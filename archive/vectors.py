@@ -2,6 +2,11 @@
 
 Every collection records the model and dimension that made its vectors, and the store refuses
 to mix models. Vectors are derived data: `memes reindex` rebuilds them from the catalog.
+
+Every vector written to Chroma is also kept in the catalog (SQLite). Chroma's embedded mode is
+not safe for a second process while one writes, so a search made during an index run reads
+those copies instead (`CatalogVectors`: an exact scan of what is committed), and `memes doctor`
+puts back into Chroma whatever it lost without running any model.
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .catalog import Catalog
 from .errors import ModelMismatch
 
 SCHEMA_VERSION = 1
@@ -27,31 +33,76 @@ class Hit:
 
 
 class VectorSpace:
-    """One Chroma collection: vectors of one kind made by one model."""
+    """One Chroma collection: vectors of one kind made by one model, each kept in the catalog too."""
 
-    def __init__(self, collection, model: str, dim: int, max_batch: int):
+    def __init__(self, collection, model: str, dim: int, max_batch: int, catalog: Catalog):
         self.collection = collection
         self.model = model
         self.dim = dim
         self.max_batch = max_batch
+        self.catalog = catalog
 
     @property
     def name(self) -> str:
         return self.collection.name
 
-    def upsert(self, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[dict] | None = None) -> None:
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[dict]) -> None:
+        """Store vectors; every metadata names its `meme_id`."""
         if len(ids) == 0:
             return
         if vectors.shape[1] != self.dim:
             raise ModelMismatch(f"{self.name}: got {vectors.shape[1]}-d vectors for a {self.dim}-d collection")
+        self._index(ids, vectors, metadatas)
+        self.catalog.put_embeddings(self.name, self.model, ids, vectors, metadatas)
+
+    def _index(self, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[dict]) -> None:
         for start in range(0, len(ids), self.max_batch):
             end = start + self.max_batch
             self.collection.upsert(ids=list(ids[start:end]), embeddings=vectors[start:end],
-                                   metadatas=list(metadatas[start:end]) if metadatas else None)
+                                   metadatas=list(metadatas[start:end]))
 
     def delete_memes(self, meme_ids: Sequence[str]) -> None:
         if meme_ids:
             self.collection.delete(where={"meme_id": {"$in": list(meme_ids)}})
+            self.catalog.drop_embeddings(self.name, meme_ids=meme_ids)
+
+    def delete_items(self, item_ids: Sequence[str]) -> None:
+        if item_ids:
+            self.collection.delete(ids=list(item_ids))
+            self.catalog.drop_embeddings(self.name, item_ids=item_ids)
+
+    def item_ids(self) -> set[str]:
+        found: set[str] = set()
+        offset = 0
+        while True:
+            page = self.collection.get(include=[], limit=self.max_batch, offset=offset)
+            found.update(page["ids"])
+            if len(page["ids"]) < self.max_batch:
+                return found
+            offset += self.max_batch
+
+    def reconcile(self) -> dict[str, int]:
+        """Make Chroma hold exactly the vectors the catalog keeps: vectors only Chroma has are
+        copied into the catalog when their meme exists (archives made before the copies), or
+        dropped; vectors Chroma lost are put back from the catalog. No model runs."""
+        kept = self.catalog.embedding_items(self.name)
+        indexed = self.item_ids()
+        adopted, dropped = [], []
+        for item in sorted(indexed - kept.keys()):
+            found = self.collection.get(ids=[item], include=["embeddings", "metadatas"])
+            meta = (found["metadatas"][0] or {}) if found["ids"] else {}
+            if found["ids"] and self.catalog.get(meta.get("meme_id", "")) is not None:
+                self.catalog.put_embeddings(self.name, self.model, [item], np.asarray(found["embeddings"], dtype=np.float32), [meta])
+                adopted.append(item)
+            else:
+                dropped.append(item)
+        if dropped:
+            self.collection.delete(ids=dropped)
+        missing = sorted(kept.keys() - indexed)
+        for start in range(0, len(missing), self.max_batch):
+            ids, vectors, metas = self.catalog.embeddings(self.name, missing[start:start + self.max_batch])
+            self._index(ids, vectors, metas)
+        return {"restored": len(missing), "adopted": len(adopted), "dropped": len(dropped)}
 
     def count(self) -> int:
         return self.collection.count()
@@ -84,10 +135,11 @@ class VectorSpace:
 
 
 class VectorStore:
-    """Chroma in embedded mode under the archive directory."""
+    """Chroma in embedded mode under the archive directory, with copies in the catalog."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, catalog: Catalog):
         self.directory = Path(directory)
+        self.catalog = catalog
         self._client = None
 
     @property
@@ -110,7 +162,8 @@ class VectorStore:
             raise ModelMismatch(
                 f"the {name} vectors were made by {meta.get('model')}, but the configured model is {model}; "
                 "run `memes reindex` to rebuild them")
-        return VectorSpace(collection, meta.get("model"), int(meta.get("dim", 0)), self.client.get_max_batch_size())
+        return VectorSpace(collection, meta.get("model"), int(meta.get("dim", 0)), self.client.get_max_batch_size(),
+                           self.catalog)
 
     def space(self, name: str, model: str | None = None) -> VectorSpace | None:
         """An existing space, checked against `model` when given; None where it does not exist."""
@@ -150,7 +203,71 @@ class VectorStore:
         if name in collections:
             self.client.delete_collection(name)
         collections[name + _NEXT].modify(name=name)
+        self.catalog.rename_embeddings(name + _NEXT, name)
 
     def drop(self, name: str) -> None:
         if name in self._collections():
             self.client.delete_collection(name)
+        self.catalog.drop_embeddings_space(name)
+
+
+class CatalogSpace:
+    """The catalog's copies of one space, searched by an exact scan (see the module's note)."""
+
+    def __init__(self, catalog: Catalog, name: str, model: str | None):
+        self.catalog = catalog
+        self.name = name
+        self.model = model
+        self._loaded: tuple[list[str], np.ndarray, list[dict]] | None = None
+
+    def _all(self) -> tuple[list[str], np.ndarray, list[dict]]:
+        if self._loaded is None:
+            ids, matrix, metas = self.catalog.embeddings(self.name)
+            norms = np.linalg.norm(matrix, axis=1, keepdims=True) if len(ids) else 1.0
+            self._loaded = ids, matrix / np.maximum(norms, 1e-12), metas
+        return self._loaded
+
+    def count(self) -> int:
+        return self.catalog.embedding_count(self.name)
+
+    def query(self, vector: np.ndarray, n: int) -> list[Hit]:
+        ids, matrix, metas = self._all()
+        if not ids or n <= 0:
+            return []
+        query = np.asarray(vector, dtype=np.float32)
+        similarity = matrix @ (query / max(float(np.linalg.norm(query)), 1e-12))
+        order = np.argsort(-similarity, kind="stable")[:n]
+        return [Hit(id=ids[i], similarity=float(similarity[i]), metadata=metas[i]) for i in order]
+
+    def meme_ids(self) -> set[str]:
+        return set(self.catalog.embedding_items(self.name).values())
+
+    def vector(self, item_id: str) -> np.ndarray | None:
+        ids, matrix, _ = self.catalog.embeddings(self.name, [item_id])
+        return matrix[0] if ids else None
+
+
+class CatalogVectors:
+    """The vector store as the catalog keeps it: read-only, safe beside a writing process."""
+
+    def __init__(self, catalog: Catalog):
+        self.catalog = catalog
+
+    def space(self, name: str, model: str | None = None) -> CatalogSpace | None:
+        models = self.catalog.embedding_models(name)
+        if not models:
+            return None
+        if model is not None and models != [model]:
+            raise ModelMismatch(
+                f"the {name} vectors were made by {', '.join(models)}, but the configured model is {model}; "
+                "run `memes reindex` to rebuild them")
+        return CatalogSpace(self.catalog, name, models[0])
+
+    def describe(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for name in SPACES:
+            space = self.space(name)
+            if space is not None:
+                ids, matrix, _ = self.catalog.embeddings(name, [next(iter(self.catalog.embedding_items(name)))])
+                out[name] = {"model": space.model, "dim": int(matrix.shape[1]), "vectors": space.count()}
+        return out

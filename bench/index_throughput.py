@@ -76,7 +76,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         catalog = Catalog(Path(tmp) / "c.sqlite3")
-        space = VectorStore(Path(tmp) / "v").create_space("ocr_text", "m", text_vectors.shape[1])
+        space = VectorStore(Path(tmp) / "v", catalog).create_space("ocr_text", "m", text_vectors.shape[1])
 
         def write():
             first = {x.content_hash: i for i, x in reversed(list(enumerate(loaded)))}  # a set may repeat a file

@@ -40,15 +40,20 @@ def main() -> None:
         start = rnd.randint(0, len(words) - size)
         queries.append((" ".join(words[start:start + size]).lower(), row["file"]))
     archive = Archive(resolve_config({"archive": args.archive, "clip_model": args.clip_model}))
-    searcher = archive.searcher()
-    if args.text_only:
-        searcher.image_encoder = None
+    with archive.searcher() as searcher:
+        if args.text_only:
+            searcher.image_encoder = None
+        report = measure(searcher, queries, args.repeat)
+    print(json.dumps({"memes": archive.catalog.stats()["memes"], "queries": len(queries), **report}, indent=1))
+
+
+def measure(searcher, queries: list[tuple[str, str]], repeat: int) -> dict:
     start = time.perf_counter()
     searcher.search("warm up", 10)
     cold_ms = (time.perf_counter() - start) * 1000
     timings, first, top10 = [], 0, 0
     signals: set[str] = set()
-    for _ in range(args.repeat):
+    for _ in range(repeat):
         for query, file in queries:
             t = time.perf_counter()
             results = searcher.search(query, 10)
@@ -59,12 +64,10 @@ def main() -> None:
             signals.update(*(r.signals for r in results))
     n = len(timings)
     timings.sort()
-    print(json.dumps({"memes": archive.catalog.stats()["memes"], "queries": len(queries), "runs": n,
-                      "signals": sorted(signals), "cold_first_query_ms": round(cold_ms),
-                      "warm_median_ms": round(statistics.median(timings), 1),
-                      "warm_p95_ms": round(timings[int(n * 0.95) - 1], 1),
-                      "recall_at_1": round(first / n, 3), "recall_at_10": round(top10 / n, 3)}, indent=1))
-
+    return {"runs": n, "signals": sorted(signals), "cold_first_query_ms": round(cold_ms),
+            "warm_median_ms": round(statistics.median(timings), 1),
+            "warm_p95_ms": round(timings[int(n * 0.95) - 1], 1),
+            "recall_at_1": round(first / n, 3), "recall_at_10": round(top10 / n, 3)}
 
 if __name__ == "__main__":
     main()

@@ -69,7 +69,7 @@ class Embedder:
         with_text = [m for m in memes if m.ocr_text.strip()]
         empty = [m.id for m in memes if not m.ocr_text.strip()]
         if empty:
-            target.collection.delete(ids=empty)
+            target.delete_items(empty)
         vectors = self.text_encoder.encode_texts([m.ocr_text for m in with_text])
         target.upsert([m.id for m in with_text], vectors, [{"meme_id": m.id} for m in with_text])
 

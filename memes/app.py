@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -14,10 +15,10 @@ from typing import Iterable, Iterator
 from archive.catalog import Catalog
 from archive.config import Config
 from archive.errors import MemesError, RecordFormatError
-from archive.lock import writer_lock
+from archive.lock import search_lock, writer_lock
 from archive.model import Meme, merge_record
 from archive.recordfile import format_record, read_record_file, record_file_name
-from archive.vectors import IMAGE, VectorStore
+from archive.vectors import IMAGE, CatalogVectors, VectorStore
 from indexer.annotate import (DEFAULT_ANNOTATORS, Annotated, AnnotationRecorder, AnnotationRun,
                               AnnotatorSpec, OllamaAnnotator, image_for_prompt)
 from indexer.embedder import TEXT_SPACES, Embedder
@@ -60,7 +61,7 @@ class Archive:
 
     @cached_property
     def store(self) -> VectorStore:
-        return VectorStore(self.directory / VECTORS_DIR)
+        return VectorStore(self.directory / VECTORS_DIR, self.catalog)
 
     @cached_property
     def text_encoder(self) -> SentenceEncoder:
@@ -83,8 +84,23 @@ class Archive:
         return Embedder(self.catalog, self.store, self.text_encoder, self.image_encoder,
                         self.config.max_image_pixels)
 
-    def searcher(self) -> Searcher:
-        return Searcher(self.catalog, self.store, self.text_encoder, self.image_encoder)
+    @contextmanager
+    def reading(self) -> Iterator[tuple[VectorStore | CatalogVectors, list[str]]]:
+        """The vectors to search, and notices: Chroma, or while another process writes the
+        archive, the catalog's copies of what it has committed (see `archive.lock`)."""
+        with search_lock(self.directory) as writer:
+            if writer is None:
+                yield self.store, []
+            else:
+                yield CatalogVectors(self.catalog), [
+                    f"{writer} is writing this archive; searching what it has committed so far"]
+
+    @contextmanager
+    def searcher(self) -> Iterator[Searcher]:
+        with self.reading() as (store, notices):
+            searcher = Searcher(self.catalog, store, self.text_encoder, self.image_encoder)
+            searcher.notices.extend(notices)
+            yield searcher
 
     # --- use cases ---------------------------------------------------------------------------
 
@@ -185,23 +201,23 @@ class Archive:
             pass
 
     def search(self, query: str, k: int) -> tuple[list[Result], list[str]]:
-        searcher = self.searcher()
-        return searcher.search(query, k), searcher.notices
+        with self.searcher() as searcher:
+            return searcher.search(query, k), searcher.notices
 
     def similar(self, ref: str, k: int) -> tuple[list[Result], list[str]]:
         """Memes like an image file (in the archive or not) or like a meme given by id or hash."""
-        searcher = self.searcher()
         path = Path(ref).expanduser()
-        if path.is_file():
-            try:
-                loaded = load_image(path, self.config.max_image_pixels)
-            except ImageLoadError as exc:
-                raise MemesError(f"{path}: {exc}") from None
-            exclude = self.catalog.id_for_content(loaded.content_hash)
-            results = searcher.similar_to_image(model_input(loaded.rgb), perceptual_hash(loaded.rgb), k, exclude)
-        else:
-            results = searcher.similar_to_meme(self.catalog.resolve(ref), k)
-        return results, searcher.notices
+        with self.searcher() as searcher:
+            if path.is_file():
+                try:
+                    loaded = load_image(path, self.config.max_image_pixels)
+                except ImageLoadError as exc:
+                    raise MemesError(f"{path}: {exc}") from None
+                exclude = self.catalog.id_for_content(loaded.content_hash)
+                results = searcher.similar_to_image(model_input(loaded.rgb), perceptual_hash(loaded.rgb), k, exclude)
+            else:
+                results = searcher.similar_to_meme(self.catalog.resolve(ref), k)
+            return results, searcher.notices
 
     def show(self, ref: str) -> str:
         return format_record(self.catalog.require(self.catalog.resolve(ref)))
@@ -259,23 +275,28 @@ class Archive:
         embedder.rebuild(self.config.batch_size, on_batch=on_batch)
 
     def doctor(self, repair: bool = True) -> dict:
-        """Check that the catalog and every vector collection agree; repair what does not by
-        re-embedding from the records (call under `lock()`)."""
+        """Check that the catalog and every vector collection agree (call under `lock()`).
+
+        Repairs what does not: vectors Chroma lost come back from the catalog's copies (no model
+        runs), vectors of forgotten memes go, and memes with neither are embedded again."""
         embedder = self.embedder()
         report: dict = {}
         known = set(self.catalog.ids())
         for space in embedder.active_spaces():
             existing = self.store.space(space)
-            present = existing.meme_ids() if existing is not None else set()
+            indexed = existing.meme_ids() if existing is not None else set()
+            kept = set(self.catalog.embedding_items(space).values())
             expected = self.catalog.expecting_vectors(space)
-            missing, orphans = sorted(expected - present), sorted(present - known)
-            report[space] = {"vectors_for": len(present), "missing": len(missing), "orphans": len(orphans)}
-            if repair:
-                for meme_id in missing:
-                    self.catalog.unmark_vectors(meme_id, [space])
-                if orphans and existing is not None:
-                    existing.delete_memes(orphans)
-                    existing.collection.delete(ids=orphans)  # vectors with no meme_id go by id
+            report[space] = {"vectors_for": len(indexed), "missing": len(expected - indexed),
+                             "orphans": len(indexed - known), "not_kept": len((indexed & known) - kept)}
+            if not repair:
+                continue
+            if existing is not None:
+                report[space]["repaired"] = existing.reconcile()
+            lost = expected - set(self.catalog.embedding_items(space).values())
+            for meme_id in lost:
+                self.catalog.unmark_vectors(meme_id, [space])
+            report[space]["reembedded"] = len(lost)
         if repair:
             try:
                 for _ in embedder.embed_pending(self.config.batch_size):
@@ -286,7 +307,8 @@ class Archive:
 
     def stats(self) -> dict:
         numbers = self.catalog.stats()
-        numbers["vectors"] = self.store.describe() if (self.directory / VECTORS_DIR).exists() else {}
+        with self.reading() as (store, _):
+            numbers["vectors"] = store.describe() if (self.directory / VECTORS_DIR).exists() else {}
         models = {space: self.text_encoder.model_id for space in TEXT_SPACES}
         models[IMAGE] = self.image_encoder.model_id
         numbers["configured_models"] = models

@@ -338,13 +338,13 @@ def annotate(
 @translated
 def doctor(ctx: typer.Context, check_only: bool = typer.Option(False, "--check", help="Report, repair nothing."),
            as_json: bool = typer.Option(False, "--json", help="The report as JSON on stdout.")):
-    """Check that the records and every vector collection agree; repair by re-embedding."""
+    """Check that the records and every vector collection agree, and repair what does not."""
     archive = _state(ctx).archive
     if not archive.exists():
         raise MemesError(f"no archive at {archive.directory}")
     with archive.lock():
         report = archive.doctor(repair=not check_only)
-    problems = any(isinstance(f, dict) and (f["missing"] or f["orphans"]) for f in report.values())
+    problems = any(isinstance(f, dict) and (f["missing"] or f["orphans"] or f["not_kept"]) for f in report.values())
     if as_json:
         typer.echo(json.dumps(report))
         raise typer.Exit(1 if check_only and problems else 0)
@@ -352,9 +352,13 @@ def doctor(ctx: typer.Context, check_only: bool = typer.Option(False, "--check",
         if space == "repair_error":
             typer.echo(f"could not repair: {found}")
             continue
-        typer.echo(f"{space:16} vectors for {found['vectors_for']} memes, {found['missing']} missing, "
-                   f"{found['orphans']} orphaned" + ("" if check_only or not (found['missing'] or found['orphans'])
-                                                    else " (repaired)"))
+        line = (f"{space:16} vectors for {found['vectors_for']} memes, {found['missing']} missing, "
+                f"{found['orphans']} orphaned, {found['not_kept']} not kept in the catalog")
+        if "repaired" in found and (found["missing"] or found["orphans"] or found["not_kept"]):
+            done = found["repaired"]
+            line += (f" (repaired: {done['restored']} vectors restored from the catalog, {done['adopted']} kept, "
+                     f"{done['dropped']} dropped, {found['reembedded']} memes embedded again)")
+        typer.echo(line)
     if check_only and problems:
         raise typer.Exit(1)
 

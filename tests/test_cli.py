@@ -223,19 +223,25 @@ def test_a_second_writer_can_wait_for_the_first(archive_dir, samples, cli):
 
 
 def test_doctor_repairs_a_deleted_vector(indexed, cli, archive_dir):
+    from archive.catalog import Catalog
     from archive.vectors import VectorStore
 
     shown = cli("show", indexed[1] / "monday-flat.png").stdout
     meme_id = shown.split("Content Hash\n")[1][:16]
-    store = VectorStore(archive_dir / "vectors")
-    store.space("image").collection.delete(ids=[meme_id])
-    store.space("ocr_text").upsert(["ghost"], store.space("ocr_text").vector(meme_id)[None, :], [{"meme_id": "ghost"}])
-    del store
+    store = VectorStore(archive_dir / "vectors", Catalog(archive_dir / "catalog.sqlite3"))
+    store.space("image").collection.delete(ids=[meme_id])  # Chroma loses a vector the catalog keeps
+    ocr = store.space("ocr_text")
+    ocr.collection.upsert(ids=["ghost"], embeddings=[ocr.vector(meme_id)], metadatas=[{"meme_id": "ghost"}])
+    del store, ocr
     check = cli("doctor", "--check", "--json")
     assert check.exit_code == 1
     report = json.loads(check.stdout)
     assert report["image"]["missing"] == 1 and report["ocr_text"]["orphans"] == 1
-    assert cli("doctor").exit_code == 0
+    repair = cli("doctor", "--json")
+    assert repair.exit_code == 0
+    repaired = json.loads(repair.stdout)
+    assert repaired["image"]["repaired"]["restored"] == 1 and repaired["image"]["reembedded"] == 0
+    assert repaired["ocr_text"]["repaired"]["dropped"] == 1
     after = json.loads(cli("doctor", "--check", "--json").stdout)
     assert all(v["missing"] == 0 and v["orphans"] == 0 for v in after.values())
     assert json.loads(cli("stats", "--json").stdout)["vectors"]["image"]["vectors"] == 10

@@ -114,3 +114,41 @@ def test_sigkill_at_any_moment_then_rerun_loses_and_doubles_nothing(env, tmp_pat
     assert {s: v["vectors"] for s, v in stats["vectors"].items()}["image"] == 16
     doctor = _memes(env, "doctor", "--check", "--json")
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+
+
+def test_a_search_during_an_index_run_answers_from_what_is_committed(env, tmp_path):
+    from PIL import Image, ImageDraw
+
+    first = _memes(env, "--quiet", "index", SAMPLES)
+    assert first.returncode == 0, first.stderr
+    folder = tmp_path / "more"
+    folder.mkdir()
+    base = Image.open(SAMPLES / "coffee-code.jpg").convert("RGB")
+    for n in range(24):
+        img = base.copy()
+        ImageDraw.Draw(img).rectangle([0, 0, 40 + n * 20, 30], fill=(n * 10, 200, 90))
+        img.save(folder / f"more-{n:02d}.jpg", quality=85)
+    env = {**env, "MEMES_BATCH_SIZE": "2", "MEMES_WORKERS": "1"}
+    exe = Path(sys.executable).with_name("memes")
+    proc = subprocess.Popen([str(exe), "--quiet", "index", folder], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    catalog = Path(env["MEMES_ARCHIVE"]) / "catalog.sqlite3"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and _count(catalog) < 12:
+        time.sleep(0.1)
+    assert proc.poll() is None, "the index run ended before the search could start"
+    found = _memes(env, "search", "llama mistral chart", "--json", "-k", "3")
+    similar = _memes(env, "similar", SAMPLES / "one-does-not-simply.jpg", "--json", "-k", "3")
+    assert proc.poll() is None, "the index run ended while searching; make the folder bigger"
+    assert found.returncode == 0 and similar.returncode == 0, found.stderr + similar.stderr
+    assert f"pid {proc.pid}" in found.stderr and "searching what it has committed so far" in found.stderr
+    top = json.loads(found.stdout)["results"][0]
+    assert top["path"].endswith("llama-mistral-chart.png") and "image" in top["signals"]
+    assert json.loads(similar.stdout)["results"][0]["path"].endswith("one-does-not-simply-small.jpg")
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    doctor = _memes(env, "doctor", "--check", "--json")
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    after = _memes(env, "search", "llama mistral chart", "--json", "-k", "3")
+    assert "committed so far" not in after.stderr
+    assert json.loads(after.stdout)["results"][0]["path"].endswith("llama-mistral-chart.png")

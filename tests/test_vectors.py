@@ -1,8 +1,17 @@
 import numpy as np
 import pytest
 
+from archive.catalog import Catalog
 from archive.errors import ModelMismatch
-from archive.vectors import VectorStore
+from archive.model import Meme
+from archive.vectors import CatalogVectors, VectorStore
+
+
+def _store(tmp_path, memes=("m1", "m2", "x")) -> VectorStore:
+    catalog = Catalog(tmp_path / "catalog.sqlite3")
+    for meme_id in memes:
+        catalog.save(Meme(id=meme_id))
+    return VectorStore(tmp_path / "vectors", catalog)
 
 
 def _unit(rows):
@@ -11,7 +20,7 @@ def _unit(rows):
 
 
 def test_upsert_query_and_replace(tmp_path):
-    store = VectorStore(tmp_path / "vectors")
+    store = _store(tmp_path)
     space = store.create_space("ocr_text", "model-a", 3)
     space.upsert(["m1", "m2"], _unit([[1, 0, 0], [0, 1, 0]]), [{"meme_id": "m1"}, {"meme_id": "m2"}])
     space.upsert(["m1"], _unit([[0, 0, 1]]), [{"meme_id": "m1"}])  # upsert replaces, add would not
@@ -22,17 +31,17 @@ def test_upsert_query_and_replace(tmp_path):
 
 
 def test_a_space_refuses_another_model_and_wrong_dimensions(tmp_path):
-    store = VectorStore(tmp_path / "vectors")
+    store = _store(tmp_path)
     space = store.create_space("image", "clip-a", 3)
     with pytest.raises(ModelMismatch, match="memes reindex"):
-        VectorStore(tmp_path / "vectors").create_space("image", "clip-b", 3)
+        VectorStore(tmp_path / "vectors", store.catalog).create_space("image", "clip-b", 3)
     with pytest.raises(ModelMismatch, match="4-d vectors"):
-        space.upsert(["x"], _unit([[1, 2, 3, 4]]))
+        space.upsert(["x"], _unit([[1, 2, 3, 4]]), [{"meme_id": "x"}])
     assert store.describe()["image"] == {"model": "clip-a", "dim": 3, "vectors": 0}
 
 
 def test_rebuild_swaps_in_only_when_finished(tmp_path):
-    store = VectorStore(tmp_path / "vectors")
+    store = _store(tmp_path)
     old = store.create_space("image", "clip-a", 2)
     old.upsert(["m1"], _unit([[1, 0]]), [{"meme_id": "m1"}])
     new = store.begin_rebuild("image", "clip-b", 3)
@@ -40,15 +49,58 @@ def test_rebuild_swaps_in_only_when_finished(tmp_path):
     assert store.space("image").model == "clip-a"  # still serving the old vectors
     assert "image.next" not in store.describe()
     store.finish_rebuild("image")
-    rebuilt = VectorStore(tmp_path / "vectors").space("image", "clip-b")
+    rebuilt = VectorStore(tmp_path / "vectors", store.catalog).space("image", "clip-b")
     assert rebuilt.dim == 3 and rebuilt.count() == 1
 
 
 def test_delete_by_meme_and_empty_query(tmp_path):
-    store = VectorStore(tmp_path / "vectors")
+    store = _store(tmp_path)
     space = store.create_space("annotation_text", "m", 2)
     assert space.query(_unit([[1, 0]])[0], 3) == []
     space.upsert(["m1/a/0", "m1/a/1", "m2/a/0"], _unit([[1, 0], [1, 1], [0, 1]]),
                  [{"meme_id": "m1"}, {"meme_id": "m1"}, {"meme_id": "m2"}])
     space.delete_memes(["m1"])
     assert [h.id for h in space.query(_unit([[1, 0]])[0], 3)] == ["m2/a/0"]
+
+
+def test_the_catalog_keeps_every_vector_and_answers_like_chroma(tmp_path):
+    store = _store(tmp_path)
+    space = store.create_space("annotation_text", "m", 3)
+    rnd = np.random.default_rng(0)
+    vectors = _unit(rnd.normal(size=(3, 3)))
+    space.upsert(["m1/a/0", "m1/a/1", "m2/a/0"], vectors,
+                 [{"meme_id": "m1", "start": 0}, {"meme_id": "m1", "start": 9}, {"meme_id": "m2", "start": 0}])
+    kept = CatalogVectors(store.catalog).space("annotation_text", "m")
+    query = _unit(rnd.normal(size=(1, 3)))[0]
+    chroma_hits, kept_hits = space.query(query, 3), kept.query(query, 3)
+    assert [h.id for h in kept_hits] == [h.id for h in chroma_hits]
+    assert [h.similarity for h in kept_hits] == pytest.approx([h.similarity for h in chroma_hits], abs=1e-5)
+    assert kept_hits[0].metadata == next(h.metadata for h in chroma_hits if h.id == kept_hits[0].id)
+    assert np.allclose(kept.vector("m2/a/0"), vectors[2])
+    with pytest.raises(ModelMismatch, match="memes reindex"):
+        CatalogVectors(store.catalog).space("annotation_text", "another")
+    space.delete_memes(["m1"])
+    assert store.catalog.embedding_items("annotation_text") == {"m2/a/0": "m2"}
+    store.catalog.delete("m2")  # a forgotten meme takes its kept vectors with it
+    assert store.catalog.embedding_count("annotation_text") == 0
+
+
+def test_a_rebuild_swaps_the_kept_vectors_too(tmp_path):
+    store = _store(tmp_path)
+    store.create_space("image", "clip-a", 2).upsert(["m1"], _unit([[1, 0]]), [{"meme_id": "m1"}])
+    store.begin_rebuild("image", "clip-b", 3).upsert(["m1"], _unit([[0, 1, 0]]), [{"meme_id": "m1"}])
+    assert CatalogVectors(store.catalog).space("image").model == "clip-a"
+    store.finish_rebuild("image")
+    assert CatalogVectors(store.catalog).describe()["image"] == {"model": "clip-b", "dim": 3, "vectors": 1}
+
+
+def test_reconcile_restores_adopts_and_drops_without_a_model(tmp_path):
+    store = _store(tmp_path)
+    space = store.create_space("image", "clip", 2)
+    space.upsert(["m1", "m2"], _unit([[1, 0], [0, 1]]), [{"meme_id": "m1"}, {"meme_id": "m2"}])
+    space.collection.delete(ids=["m1"])  # Chroma lost one
+    space.collection.upsert(ids=["x", "ghost"], embeddings=_unit([[1, 1], [1, -1]]),
+                            metadatas=[{"meme_id": "x"}, {"meme_id": "ghost"}])  # one not kept, one of no meme
+    assert space.reconcile() == {"restored": 1, "adopted": 1, "dropped": 1}
+    assert space.item_ids() == {"m1", "m2", "x"} == set(store.catalog.embedding_items("image"))
+    assert np.allclose(space.vector("m1"), [1, 0])
