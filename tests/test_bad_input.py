@@ -78,3 +78,38 @@ def test_strict_makes_a_skipped_file_an_error(archive_dir, corpus, cli):
     folder, _, _ = corpus
     result = cli("index", folder / "zero.jpg", "--strict")
     assert result.exit_code == 1 and "skipping" in result.stderr
+
+
+def _without_root_reading():
+    """For a child process: root reads every file whatever its mode, unless it gives up the
+    capabilities that allow that (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH), as here."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):
+        if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+@pytest.mark.slow
+def test_an_unreadable_file_is_skipped_with_one_line(archive_dir, tmp_path):
+    import subprocess
+    import sys
+
+    folder = tmp_path / "some"
+    folder.mkdir()
+    (folder / "fine.jpg").write_bytes((SAMPLES / "coffee-code.jpg").read_bytes())
+    locked = folder / "locked.png"
+    locked.write_bytes((SAMPLES / "monday-flat.png").read_bytes())
+    locked.chmod(0)
+    exe = os.path.join(os.path.dirname(sys.executable), "memes")
+    result = subprocess.run([exe, "--quiet", "index", str(folder), "--json"], capture_output=True, text=True,
+                            env=dict(os.environ), preexec_fn=_without_root_reading if os.geteuid() == 0 else None,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith(f"skipping {locked}: ")]
+    assert len(lines) == 1 and "ermission denied" in lines[0], result.stderr
+    summary = json.loads(result.stdout)
+    assert [os.path.basename(s["path"]) for s in summary["skipped_files"]] == ["locked.png"]
+    assert summary["new_memes"] == 1
