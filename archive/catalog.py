@@ -247,6 +247,24 @@ class Catalog:
     def ids(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT id FROM memes ORDER BY first_seen, id")]
 
+    def recent(self, offset: int, limit: int) -> tuple[int, list[str]]:
+        """How many memes there are, and a page of their ids, most recently first seen first."""
+        total = self.db.execute("SELECT count(*) FROM memes").fetchone()[0]
+        rows = self.db.execute("SELECT id FROM memes ORDER BY first_seen DESC, id LIMIT ? OFFSET ?",
+                               (limit, offset)).fetchall()
+        return total, [r[0] for r in rows]
+
+    def ocr_texts(self) -> dict[str, str]:
+        """meme id -> its OCR text (every engine's, joined), for memes that have any."""
+        out: dict[str, str] = {}
+        for meme_id, body in self.db.execute("SELECT meme_id, body FROM sections WHERE type = 'ocr' ORDER BY id"):
+            out[meme_id] = (out.get(meme_id, "") + "\n" + body).strip()
+        return out
+
+    def with_several_sightings(self) -> list[str]:
+        return [r[0] for r in self.db.execute(
+            "SELECT meme_id FROM sightings GROUP BY meme_id HAVING count(*) > 1 ORDER BY min(seen_at)")]
+
     def phashes(self) -> list[tuple[str, str]]:
         return [(r[0], r[1]) for r in self.db.execute("SELECT id, phash FROM memes WHERE phash IS NOT NULL")]
 

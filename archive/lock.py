@@ -14,7 +14,9 @@ import json
 import os
 import socket
 import sys
+import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -66,27 +68,37 @@ def writer_lock(archive_dir: Path, command: str | None = None, wait: bool = Fals
                 fcntl.flock(search_fd, fcntl.LOCK_EX)  # searches are short and take no new turn
             yield
         finally:
-            os.close(search_fd)
+            try:  # a new generation: long-lived readers know to open Chroma afresh
+                os.ftruncate(search_fd, 0)
+                os.pwrite(search_fd, f"{time.time_ns()}-{os.getpid()}".encode(), 0)
+            finally:
+                os.close(search_fd)
     finally:
         os.close(fd)  # closing releases the lock
 
 
+@dataclass
+class Reading:
+    writer: str | None  # who is writing the archive; None when Chroma may be read
+    generation: str  # changes whenever a writer finishes
+
+
 @contextmanager
-def search_lock(archive_dir: Path) -> Iterator[str | None]:
-    """Shared hold on the archive for reading Chroma. Yields None when held, or, holding
-    nothing, who is writing the archive (then read the catalog's copies instead)."""
+def search_lock(archive_dir: Path) -> Iterator[Reading]:
+    """Shared hold on the archive for reading Chroma, or, holding nothing, word of who is
+    writing it (then read the catalog's copies instead)."""
     path = archive_dir / SEARCH_LOCK_FILE
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError:  # a read-only archive has no writer either
-        yield None
+        yield Reading(None, "")
         return
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            writer = None
+            reading = Reading(None, os.pread(fd, 100, 0).decode(errors="replace"))
         except BlockingIOError:
-            writer = _holder(archive_dir / LOCK_FILE)
-        yield writer
+            reading = Reading(_holder(archive_dir / LOCK_FILE), "")
+        yield reading
     finally:
         os.close(fd)

@@ -153,6 +153,15 @@ class VectorStore:
                 path=str(self.directory), settings=Settings(anonymized_telemetry=False))
         return self._client
 
+    def close(self) -> None:
+        """Forget the open client (and Chroma's in-process cache of it): the next use reads
+        the files afresh, as another process left them."""
+        if self._client is not None:
+            from chromadb.api.shared_system_client import SharedSystemClient
+
+            self._client = None
+            SharedSystemClient.clear_system_cache()
+
     def _collections(self) -> dict[str, Any]:
         return {c.name: c for c in self.client.list_collections()}
 

@@ -111,13 +111,24 @@ def model_input(img: Image.Image, side: int = 448) -> Image.Image:
     return small
 
 
-def image_of(paths: list[str], expected_hash: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image | None:
-    """The image from the first of `paths` that still holds the expected bytes, or None."""
+def file_of(paths: list[str], expected_hash: str) -> tuple[str, bytes] | None:
+    """The first of `paths` that still holds the expected bytes, and those bytes; or None."""
     for path in paths:
         try:
-            loaded = load_image(Path(path), max_pixels)
-        except ImageLoadError:
+            data = Path(path).read_bytes()
+        except OSError:
             continue
-        if loaded.content_hash == expected_hash:
-            return loaded.rgb
+        if content_hash(data) == expected_hash:
+            return path, data
     return None
+
+
+def image_of(paths: list[str], expected_hash: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image | None:
+    """The image from the first of `paths` that still holds the expected bytes, or None."""
+    found = file_of(paths, expected_hash)
+    if found is None:
+        return None
+    try:
+        return decode(found[1], max_pixels).rgb
+    except ImageLoadError:
+        return None

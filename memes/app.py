@@ -16,22 +16,64 @@ from archive.catalog import Catalog
 from archive.config import Config
 from archive.errors import MemesError, RecordFormatError
 from archive.lock import search_lock, writer_lock
-from archive.model import Meme, merge_record
+from archive.model import Meme, OcrText, Sighting, merge_record
 from archive.recordfile import format_record, read_record_file, record_file_name
 from archive.vectors import IMAGE, CatalogVectors, VectorStore
 from indexer.annotate import (DEFAULT_ANNOTATORS, Annotated, AnnotationRecorder, AnnotationRun,
                               AnnotatorSpec, OllamaAnnotator, image_for_prompt)
 from indexer.embedder import TEXT_SPACES, Embedder
 from indexer.encoders import ClipEncoder, SentenceEncoder
-from indexer.imageio import ImageLoadError, image_of, load_image, model_input, perceptual_hash
+from indexer.imageio import (IMAGE_SUFFIXES, ImageLoadError, decode, file_of, image_of, load_image, model_input,
+                             perceptual_hash)
 from indexer.ocr import TesseractOcr
-from indexer.pipeline import Event, Indexer, Notice
+from indexer.pipeline import Event, Indexed, Indexer, Notice, Skipped
 from indexer.scan import Found, scan
 from search.engine import Searcher
+from search import evaluate
+from search.evaluate import KNOWN_ITEM, REPOST, SAME_TEMPLATE, Query, Ranked, in_truth_ids
+from search.groups import lookalike_groups
 from search.results import Result
 
 CATALOG_FILE = "catalog.sqlite3"
 VECTORS_DIR = "vectors"
+THUMBNAILS_DIR = "thumbnails"
+ADDED_DIR = "added"  # images added through the gallery
+THUMBNAIL_SIDE = 320
+
+
+def meme_json(meme: Meme) -> dict:
+    """A meme as JSON: `memes show --json` and the gallery's API give this shape."""
+    return {
+        "id": meme.id,
+        "path": meme.path,
+        "first_seen": meme.first_seen.isoformat() if meme.first_seen else None,
+        "content_hash": meme.content_hash,
+        "phash": meme.phash,
+        "width": meme.width,
+        "height": meme.height,
+        "annotations": [{"kind": a.kind, "source": a.source, "text": a.text} for a in meme.annotations],
+        "ocr": [{"engine": o.engine, "text": o.text} for o in meme.sections if isinstance(o, OcrText)],
+        "sightings": [{"path": s.path, "seen_at": s.seen_at.isoformat() if s.seen_at else None}
+                      for s in meme.sightings],
+    }
+
+
+def results_json(query: str, results: list[Result], notices: list[str]) -> dict:
+    """Search results as JSON: `memes search --json`, `memes similar --json` and the API agree."""
+    return {"query": query, "results": [r.to_json() for r in results], "notices": notices}
+
+
+@dataclass
+class Group:
+    """Memes that are one meme seen several times: the same bytes in several files, or
+    look-alike copies (re-encoded, resized, cropped) saying the same thing."""
+
+    memes: list[Meme]
+
+    @property
+    def earliest(self) -> tuple[Meme, Sighting] | None:
+        seen = [(s.seen_at, m.id, s.path, m, s) for m in self.memes for s in m.sightings if s.seen_at]
+        return min(seen)[3:] if seen else None
 
 
 @dataclass
@@ -53,6 +95,7 @@ class Archive:
     def __init__(self, config: Config):
         self.config = config
         self.directory = config.archive
+        self._vectors_generation = ""
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -88,12 +131,16 @@ class Archive:
     def reading(self) -> Iterator[tuple[VectorStore | CatalogVectors, list[str]]]:
         """The vectors to search, and notices: Chroma, or while another process writes the
         archive, the catalog's copies of what it has committed (see `archive.lock`)."""
-        with search_lock(self.directory) as writer:
-            if writer is None:
-                yield self.store, []
-            else:
+        with search_lock(self.directory) as reading:
+            if reading.writer is not None:
                 yield CatalogVectors(self.catalog), [
-                    f"{writer} is writing this archive; searching what it has committed so far"]
+                    f"{reading.writer} is writing this archive; searching what it has committed so far"]
+                return
+            if "store" in self.__dict__ and reading.generation != self._vectors_generation:
+                self.store.close()  # a writer changed Chroma under this long-lived process
+                del self.__dict__["store"]
+            self._vectors_generation = reading.generation
+            yield self.store, []
 
     @contextmanager
     def searcher(self) -> Iterator[Searcher]:
@@ -219,8 +266,140 @@ class Archive:
                 results = searcher.similar_to_meme(self.catalog.resolve(ref), k)
             return results, searcher.notices
 
+    def similar_to_meme(self, meme_id: str, k: int) -> tuple[list[Result], list[str]]:
+        """Memes like one in the archive, given by its exact id."""
+        with self.searcher() as searcher:
+            return searcher.similar_to_meme(self.catalog.require(meme_id).id, k), searcher.notices
+
+    def similar_to_bytes(self, data: bytes, k: int) -> tuple[list[Result], list[str]]:
+        """Memes like an image given as bytes (an upload); raises MemesError for a bad one."""
+        try:
+            loaded = decode(data, self.config.max_image_pixels)
+        except ImageLoadError as exc:
+            raise MemesError(str(exc)) from None
+        with self.searcher() as searcher:
+            exclude = self.catalog.id_for_content(loaded.content_hash)
+            results = searcher.similar_to_image(model_input(loaded.rgb), perceptual_hash(loaded.rgb), k, exclude)
+            return results, searcher.notices
+
+    def evaluate(self, queries: list[Query], truth: list[dict]) -> tuple[list[Ranked], list[str]]:
+        """Run labelled queries (see `search.evaluate`): each signal's ranking for each, memes
+        named by their truth ids (matched by file name). Returns them and notices."""
+        by_file = {row["file"]: row["id"] for row in truth}
+        to_truth: dict[str, str] = {}
+        for meme_id in self.catalog.ids():
+            for path in self.catalog.require(meme_id).sightings:
+                if os.path.basename(path.path) in by_file:
+                    to_truth.setdefault(meme_id, by_file[os.path.basename(path.path)])
+        to_meme = {t: m for m, t in to_truth.items()}
+        ranked: list[Ranked] = []
+        notices: list[str] = []
+        with self.searcher() as searcher:
+            for query in queries:
+                if query.type == KNOWN_ITEM:
+                    hits = searcher.text_rankings(query.text or "")
+                elif query.type == REPOST:
+                    try:
+                        loaded = load_image(query.image, self.config.max_image_pixels)
+                    except ImageLoadError as exc:
+                        notices.append(f"query {query.id}: {query.image}: {exc}")
+                        continue
+                    hits = searcher.image_rankings(model_input(loaded.rgb), perceptual_hash(loaded.rgb),
+                                                   exclude=self.catalog.id_for_content(loaded.content_hash))
+                elif query.type == SAME_TEMPLATE and query.meme in to_meme:
+                    hits = searcher.meme_rankings(to_meme[query.meme])
+                else:
+                    notices.append(f"query {query.id}: {query.type} {query.meme or ''} cannot be run on this archive")
+                    continue
+                ranked.append(Ranked(query, in_truth_ids(hits, to_truth)))
+            notices += searcher.notices
+        return ranked, list(dict.fromkeys(notices))
+
+    def tune_fusion(self, ranked: list[Ranked]) -> dict:
+        """Choose the RRF constant and weights per kind of search (text queries; image queries)
+        on the tuning half of `ranked`; report both halves' held-out figures."""
+        tuning, held_out = evaluate.split(ranked)
+        chosen: dict[str, dict] = {}
+        for kind, types in (("text", {KNOWN_ITEM}), ("image", {REPOST, SAME_TEMPLATE})):
+            part = [r for r in tuning if r.query.type in types]
+            signals = sorted({s for r in part for s in r.hits})
+            if not part or not signals:
+                continue
+            k, weights, mrr = evaluate.tune(part, signals)
+            chosen[kind] = {"k": k, "weights": weights, "tuning_mrr": round(mrr, 4), "tuning_queries": len(part),
+                            "types": sorted(types)}
+        tuned_held_out = {kind: evaluate.report([r for r in held_out if r.query.type in c["types"]], c["k"], c["weights"])
+                          for kind, c in chosen.items()}
+        return {"chosen": chosen, "held_out_defaults": evaluate.report(held_out),
+                "held_out_tuned": _merge_reports(tuned_held_out), "held_out_queries": len(held_out)}
+
     def show(self, ref: str) -> str:
-        return format_record(self.catalog.require(self.catalog.resolve(ref)))
+        return format_record(self.meme(ref))
+
+    def meme(self, ref: str) -> Meme:
+        return self.catalog.require(self.catalog.resolve(ref))
+
+    def recent(self, page: int, per_page: int) -> tuple[int, list[Meme]]:
+        """Memes most recently first seen first, one page of them (pages count from 1)."""
+        total, ids = self.catalog.recent((max(page, 1) - 1) * per_page, per_page)
+        return total, [self.catalog.require(i) for i in ids]
+
+    def image_file(self, meme_id: str) -> tuple[str, bytes] | None:
+        """The meme's image: the first of its files that still holds its bytes, and the bytes."""
+        meme = self.catalog.require(meme_id)
+        if meme.content_hash is None:
+            return None
+        return file_of([s.path for s in meme.sightings], meme.content_hash)
+
+    def thumbnail(self, meme_id: str) -> Path | None:
+        """A small WebP of the meme, made once and kept in the archive."""
+        meme = self.catalog.require(meme_id)
+        if meme.content_hash is None:
+            return None
+        target = self.directory / THUMBNAILS_DIR / meme.content_hash[:2] / f"{meme.content_hash}.webp"
+        if target.exists():
+            return target
+        image = image_of([s.path for s in meme.sightings], meme.content_hash, self.config.max_image_pixels)
+        if image is None:
+            return None
+        image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(f".{os.getpid()}.part")
+        image.save(partial, "WEBP", quality=80)
+        partial.replace(target)
+        return target
+
+    def groups(self) -> list[Group]:
+        """Every meme seen more than once: in several files, or as look-alike copies."""
+        found = lookalike_groups(self.catalog)
+        grouped = {i for g in found for i in g}
+        found += [[i] for i in self.catalog.with_several_sightings() if i not in grouped]
+        groups = [Group([self.catalog.require(i) for i in ids]) for ids in found]
+        return sorted(groups, key=lambda g: (g.earliest[1].seen_at.isoformat() if g.earliest else "", g.memes[0].id))
+
+    def add_image(self, data: bytes, name: str) -> tuple[str, bool]:
+        """Keep an uploaded image in the archive's own folder and index it (call under `lock()`).
+        Returns its meme id and whether the meme is new to the archive."""
+        try:
+            loaded = decode(data, self.config.max_image_pixels)
+        except ImageLoadError as exc:
+            raise MemesError(str(exc)) from None
+        suffix = Path(name).suffix.lower()
+        suffix = suffix if suffix in IMAGE_SUFFIXES else f".{(loaded.format or 'png').lower()}"
+        target = self.directory / ADDED_DIR / f"{loaded.content_hash[:16]}{suffix}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            partial = target.with_suffix(".part")
+            partial.write_bytes(data)
+            partial.replace(target)
+        events = list(self.index(self.scan([target])))
+        for event in events:
+            if isinstance(event, Skipped):
+                raise MemesError(event.reason)
+        meme_id = self.catalog.id_for_content(loaded.content_hash)
+        if meme_id is None:
+            raise MemesError("the image could not be indexed")
+        return meme_id, any(isinstance(e, Indexed) and e.new_meme for e in events)
 
     def import_records(self, paths: Iterable[Path]) -> Iterator[ImportOutcome]:
         """Read record files into the archive (call under `lock()`) and embed their texts."""
@@ -329,6 +508,14 @@ def _new_record_id(meme: Meme, path: Path) -> str:
     if meme.phash:
         return meme.phash
     return hashlib.sha256(format_record(meme).encode()).hexdigest()[:16]
+
+
+def _merge_reports(reports: dict[str, dict]) -> dict:
+    """Per-type sections of several reports in one (the overall figure left to each)."""
+    merged: dict = {"overall": {}, "by_type": {}}
+    for report in reports.values():
+        merged["by_type"].update(report["by_type"])
+    return merged
 
 
 def _tree_size(directory: Path) -> int:

@@ -202,7 +202,9 @@ def _print_results(query: str, results, notices, as_json: bool) -> None:
     for notice in notices:
         err(f"warning: {notice}")
     if as_json:
-        typer.echo(json.dumps({"query": query, "results": [r.to_json() for r in results]}, ensure_ascii=False))
+        from memes.app import results_json
+
+        typer.echo(json.dumps(results_json(query, results, notices), ensure_ascii=False))
         return
     if not results:
         typer.echo(f"no memes found for {query!r}")
@@ -261,11 +263,17 @@ def similar(
 @app.command()
 @translated
 def show(ctx: typer.Context, ref: str = typer.Argument(..., metavar="ID_OR_PATH",
-                                                       help="A meme id, perceptual or content hash, or path.")):
+                                                       help="A meme id, perceptual or content hash, or path."),
+         as_json: bool = typer.Option(False, "--json", help="JSON (the gallery API's shape) instead of the record.")):
     """Print a meme's record in the archive's record format."""
     archive = _state(ctx).archive
     if not archive.exists():
         raise MemesError(f"no archive at {archive.directory}")
+    if as_json:
+        from memes.app import meme_json
+
+        typer.echo(json.dumps(meme_json(archive.meme(ref)), ensure_ascii=False))
+        return
     text = archive.show(ref)
     sys.stdout.write(text + ("\n" if sys.stdout.isatty() else ""))
 
@@ -411,6 +419,84 @@ def stats(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help
     for space, n in numbers["pending_vectors"].items():
         if n:
             typer.echo(f"pending      {space}: {n} memes wait for vectors")
+
+
+@app.command("eval")
+@translated
+def eval_(ctx: typer.Context,
+          truth: Path = typer.Argument(..., metavar="TRUTH.jsonl", help="One line per image: id, file, template, text, variant_of."),
+          queries: Path = typer.Argument(..., metavar="QUERIES.jsonl", help="Labelled queries (see search/evaluate.py)."),
+          as_json: bool = typer.Option(False, "--json", help="The report as JSON on stdout."),
+          tune: bool = typer.Option(False, "--tune", help="Also choose the RRF constant and signal weights on half "
+                                                          "the queries and report them on the other half.")):
+    """Measure search on an indexed archive: Recall@1/@10, MRR, nDCG@10 per query type and signal."""
+    from search import evaluate
+
+    archive = _state(ctx).archive
+    if not archive.exists():
+        raise MemesError(f"no archive at {archive.directory}")
+    try:
+        truth_rows, query_rows = evaluate.read_jsonl(truth), evaluate.read_queries(queries)
+    except (OSError, ValueError, KeyError) as exc:
+        raise MemesError(f"cannot read the evaluation set: {exc}") from None
+    ranked, notices = archive.evaluate(query_rows, truth_rows)
+    for notice in notices:
+        err(f"warning: {notice}")
+    if not ranked:
+        raise MemesError("no query could be run on this archive")
+    result = {"archive": str(archive.directory), "report": evaluate.report(ranked)}
+    if tune:
+        result["tuning"] = archive.tune_fusion(ranked)
+    if as_json:
+        typer.echo(json.dumps(result, indent=1))
+        return
+    _print_report(result["report"])
+    if tune:
+        t = result["tuning"]
+        for kind, chosen in t["chosen"].items():
+            typer.echo(f"\ntuned for {kind} on {chosen['tuning_queries']} queries: k={chosen['k']} "
+                       f"weights={chosen['weights']}")
+        typer.echo("held-out half, defaults vs tuned:")
+        _print_report(t["held_out_defaults"], "  defaults ")
+        _print_report(t["held_out_tuned"], "  tuned    ")
+
+
+def _print_report(report: dict, prefix: str = "") -> None:
+    typer.echo(f"{prefix}{'queries':34} {'R@1':>6} {'R@10':>6} {'MRR':>6} {'nDCG@10':>8} {'n':>5}")
+    rows = [("overall (fused)", report["overall"])]
+    for kind, signals in report["by_type"].items():
+        rows += [(f"{kind} / {signal}", m) for signal, m in signals.items()]
+    for label, m in rows:
+        if m:
+            typer.echo(f"{prefix}{label:34} {m['recall@1']:6.3f} {m['recall@10']:6.3f} {m['mrr']:6.3f} "
+                       f"{m['ndcg@10']:8.3f} {m['queries']:5d}")
+
+
+@app.command()
+@translated
+def serve(ctx: typer.Context,
+          host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback unless a token is set)."),
+          port: int = typer.Option(8765, "--port", help="Port to listen on."),
+          token: Optional[str] = typer.Option(None, "--token", envvar="MEMES_TOKEN",
+                                              help="Require this token on every page and API call (env MEMES_TOKEN).")):
+    """The web gallery: search, browse and compare memes in a browser (and a JSON API under /api/)."""
+    from memes.web import create_app, is_loopback
+
+    archive = _state(ctx).archive
+    if not archive.exists():
+        raise MemesError(f"no archive at {archive.directory} (index some memes first)")
+    if not is_loopback(host) and not token:
+        raise MemesError(f"refusing to listen on {host} without a token: anyone on the network could read "
+                         "the archive; set --token or MEMES_TOKEN, or keep the default 127.0.0.1")
+    import uvicorn
+
+    err("loading the models (the first search would otherwise wait for them)")
+    for notice in archive.search("warm up", 1)[1]:
+        err(f"warning: {notice}")
+    shown = f"[{host}]" if ":" in host else host
+    err(f"memes gallery on http://{shown}:{port}/" + (f"?token={token}" if token else "")
+        + f" for {archive.directory} (Ctrl-C stops it)")
+    uvicorn.run(create_app(archive, token), host=host, port=port, log_level="warning")
 
 
 def main() -> None:

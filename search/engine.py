@@ -22,7 +22,7 @@ SNIPPET_ORDER = ("keyword", "annotation_text", "ocr_text")
 def hamming(phash: str, others: np.ndarray) -> np.ndarray:
     """Bit distances between one 64-bit hash (hex) and an array of them (uint64)."""
     x = np.bitwise_xor(others, np.uint64(int(phash, 16)))
-    return np.unpackbits(x.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
+    return np.unpackbits(x.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1, dtype=np.int64)
 
 
 @dataclass
@@ -35,6 +35,7 @@ class Searcher:
     image_encoder: object | None = None
     depth: int = 50
     rrf_k: int = RRF_K
+    weights: dict[str, float] | None = None  # a signal's vote is multiplied by its weight (default 1)
     notices: list[str] = field(default_factory=list)
 
     def _space(self, name: str, encoder) -> object | None:
@@ -56,8 +57,8 @@ class Searcher:
             return None
         return space if space.count() > 0 else None
 
-    def search(self, query: str, k: int = 10) -> list[Result]:
-        """Memes matching a text query, best first, fused over every signal that applies."""
+    def text_rankings(self, query: str) -> dict[str, list[SignalHit]]:
+        """Each signal's own ranking for a text query (the evaluation reads these too)."""
         rankings: dict[str, list[SignalHit]] = {}
         rankings["keyword"] = signals.keyword(self.catalog, query, self.depth)
         text_vector = self.text_encoder.encode_texts([query])[0]
@@ -70,7 +71,12 @@ class Searcher:
                 rankings[IMAGE] = signals.nearest_memes(image_space, clip_vector, self.depth)
             except ModelUnavailable as exc:
                 self.notices.append(f"{exc}; searching without image vectors")
-        results = fuse({s: h for s, h in rankings.items() if h}, self.rrf_k, SNIPPET_ORDER)[:k]
+        return rankings
+
+    def search(self, query: str, k: int = 10) -> list[Result]:
+        """Memes matching a text query, best first, fused over every signal that applies."""
+        rankings = self.text_rankings(query)
+        results = fuse({s: h for s, h in rankings.items() if h}, self.rrf_k, SNIPPET_ORDER, self.weights)[:k]
         annotation_hits = [h for h in rankings[ANNOTATION_TEXT] if h.meme_id in {r.id for r in results}]
         signals.passage_snippets(self.catalog, annotation_hits)
         by_meme = {h.meme_id: h.snippet for h in annotation_hits if h.snippet}
@@ -82,42 +88,50 @@ class Searcher:
     def similar_to_image(self, picture: Image.Image, phash: str, k: int = 10,
                          exclude: str | None = None) -> list[Result]:
         """Memes that look like a picture (which need not be in the archive)."""
-        vector = None
-        if self._image_space() is not None:
-            vector = self.image_encoder.encode_images([picture])[0]
-        return self._similar(vector, phash, k, exclude)
+        return self._similar(self.image_rankings(picture, phash, exclude), k)
 
     def similar_to_meme(self, meme_id: str, k: int = 10) -> list[Result]:
         """Memes that look like one in the archive, using its stored vector and hash."""
+        return self._similar(self.meme_rankings(meme_id), k)
+
+    def image_rankings(self, picture: Image.Image, phash: str, exclude: str | None = None,
+                       ) -> dict[str, list[SignalHit]]:
+        vector = None
+        if self._image_space() is not None:
+            vector = self.image_encoder.encode_images([picture])[0]
+        return self._look_alikes(vector, phash, exclude)
+
+    def meme_rankings(self, meme_id: str) -> dict[str, list[SignalHit]]:
         meme = self.catalog.require(meme_id)
         space = self._image_space()
         vector = space.vector(meme_id) if space is not None else None
-        return self._similar(vector, meme.phash, k, exclude=meme_id)
+        return self._look_alikes(vector, meme.phash, exclude=meme_id)
 
-    def _similar(self, vector, phash: str | None, k: int, exclude: str | None) -> list[Result]:
+    def _look_alikes(self, vector, phash: str | None, exclude: str | None) -> dict[str, list[SignalHit]]:
         rankings: dict[str, list[SignalHit]] = {}
-        distances: dict[str, int] = {}
         if phash:
-            rankings["phash"], distances = self._phash_neighbours(phash)
+            rankings["phash"] = self._phash_neighbours(phash)
         if vector is not None:
             rankings[IMAGE] = signals.nearest_memes(self._image_space(), vector, self.depth + 1)
-        rankings = {s: [h for h in hits if h.meme_id != exclude] for s, hits in rankings.items()}
-        results = fuse({s: h for s, h in rankings.items() if h}, self.rrf_k)[:k]
+        return {s: [h for h in hits if h.meme_id != exclude] for s, hits in rankings.items()}
+
+    def _similar(self, rankings: dict[str, list[SignalHit]], k: int) -> list[Result]:
+        distances = {h.meme_id: int(-h.score) for h in rankings.get("phash", [])}
+        results = fuse({s: h for s, h in rankings.items() if h}, self.rrf_k, weights=self.weights)[:k]
         for result in results:
             if result.id in distances:
                 result.extra["phash_distance"] = distances[result.id]
         return self._finish(results)
 
-    def _phash_neighbours(self, phash: str) -> tuple[list[SignalHit], dict[str, int]]:
+    def _phash_neighbours(self, phash: str) -> list[SignalHit]:
         pairs = self.catalog.phashes()
         if not pairs:
-            return [], {}
+            return []
         ids = [i for i, _ in pairs]
         hashes = np.array([int(h, 16) for _, h in pairs], dtype=np.uint64)
         dist = hamming(phash, hashes)
         order = np.argsort(dist, kind="stable")[: self.depth + 1]
-        hits = [SignalHit(ids[i], float(-dist[i])) for i in order if dist[i] <= PHASH_MAX_DISTANCE]
-        return hits, {h.meme_id: int(-h.score) for h in hits}
+        return [SignalHit(ids[i], float(-dist[i])) for i in order if dist[i] <= PHASH_MAX_DISTANCE]
 
     def _finish(self, results: list[Result]) -> list[Result]:
         for result in results:

@@ -1,0 +1,218 @@
+"""Measuring search: labelled queries run against an archive, each signal scored on its own and
+the fusion scored over them, so one can see what each signal adds.
+
+The set is two JSON-lines files. TRUTH has one line per image (the format `render_memes.py`
+writes): `id`, `file`, `template`, `text` (the caption) and `variant_of` (the id of the original
+for an altered copy, else null). QUERIES has one line per query:
+
+    {"id": "q1", "type": "known_item", "text": "one does not simpy walk", "relevant": ["m00012"]}
+    {"id": "q2", "type": "repost", "image": "images/m00012_crop.jpg", "alteration": "crop",
+     "relevant": ["m00012"]}
+    {"id": "q3", "type": "same_template", "meme": "m00013", "relevant": ["m00001", "m00024"]}
+
+Image paths are relative to the queries file. Ids are TRUTH ids; the archive's memes are matched
+to them by file name. Every query's signals are run once; fusions with other parameters (for
+tuning) are computed from those rankings.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .fusion import RRF_K, fuse
+from .results import SignalHit
+
+KNOWN_ITEM, REPOST, SAME_TEMPLATE = "known_item", "repost", "same_template"
+FUSED = "fused"
+DEPTH = 10  # the cut for Recall@10 and nDCG@10
+
+
+@dataclass
+class Query:
+    id: str
+    type: str
+    relevant: list[str]
+    text: str | None = None
+    image: Path | None = None
+    meme: str | None = None
+    alteration: str | None = None
+
+
+@dataclass
+class Ranked:
+    """One query and each signal's ranking for it, best first, memes named by their truth ids."""
+
+    query: Query
+    hits: dict[str, list[SignalHit]] = field(default_factory=dict)
+
+    def ranking(self, signal: str) -> list[str]:
+        return [h.meme_id for h in self.hits.get(signal, [])]
+
+
+def in_truth_ids(hits: dict[str, list[SignalHit]], to_truth: dict[str, str]) -> dict[str, list[SignalHit]]:
+    """Rankings of archive memes as rankings of truth ids (a meme not in the truth keeps its id)."""
+    return {signal: [SignalHit(to_truth.get(h.meme_id, h.meme_id), h.score) for h in found]
+            for signal, found in hits.items()}
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def read_queries(path: Path) -> list[Query]:
+    base = Path(path).resolve().parent
+    return [Query(id=row["id"], type=row["type"], relevant=list(row["relevant"]), text=row.get("text"),
+                  image=base / row["image"] if row.get("image") else None, meme=row.get("meme"),
+                  alteration=row.get("alteration"))
+            for row in read_jsonl(path)]
+
+
+# --- metrics ------------------------------------------------------------------------------
+
+def metrics(ranking: list[str], relevant: set[str]) -> dict[str, float]:
+    """Recall@1 and @10 (a relevant meme at rank 1, within 10), reciprocal rank, nDCG@10."""
+    first = next((rank for rank, item in enumerate(ranking, start=1) if item in relevant), None)
+    gains = sum(1 / math.log2(rank + 1) for rank, item in enumerate(ranking[:DEPTH], start=1) if item in relevant)
+    ideal = sum(1 / math.log2(rank + 1) for rank in range(1, min(len(relevant), DEPTH) + 1))
+    return {"recall@1": float(first == 1), "recall@10": float(first is not None and first <= DEPTH),
+            "mrr": 1 / first if first else 0.0, "ndcg@10": gains / ideal if ideal else 0.0}
+
+
+def mean(rows: list[dict[str, float]]) -> dict[str, float]:
+    if not rows:
+        return {}
+    return {key: round(sum(r[key] for r in rows) / len(rows), 4) for key in rows[0]} | {"queries": len(rows)}
+
+
+def fused_ranking(ranked: Ranked, k: int, weights: dict[str, float] | None) -> list[str]:
+    return [r.id for r in fuse({s: h for s, h in ranked.hits.items() if h}, k, weights=weights)]
+
+
+def report(ranked: list[Ranked], k: int = RRF_K, weights: dict[str, float] | None = None) -> dict:
+    """Means per query type (and per alteration for reposts), for each signal alone and for
+    the fusion, and overall (fused). A signal that ran for no query of a type is left out; one
+    that ran but found nothing scores 0 there."""
+    groups: dict[str, list[Ranked]] = {}
+    for r in ranked:
+        groups.setdefault(r.query.type, []).append(r)
+        if r.query.alteration:
+            groups.setdefault(f"{r.query.type}:{r.query.alteration}", []).append(r)
+    out = {"overall": mean([metrics(fused_ranking(r, k, weights), set(r.query.relevant)) for r in ranked]),
+           "by_type": {}}
+    for name, members in sorted(groups.items()):
+        signals = sorted({s for r in members for s in r.hits})
+        out["by_type"][name] = {
+            signal: mean([metrics(r.ranking(signal), set(r.query.relevant)) for r in members]) for signal in signals}
+        out["by_type"][name][FUSED] = mean([metrics(fused_ranking(r, k, weights), set(r.query.relevant))
+                                            for r in members])
+    return out
+
+
+# --- tuning -------------------------------------------------------------------------------
+
+def split(ranked: list[Ranked]) -> tuple[list[Ranked], list[Ranked]]:
+    """A fixed tuning / held-out split, half each, by a hash of the query id."""
+    tuning = [r for r in ranked if int(hashlib.sha256(r.query.id.encode()).hexdigest(), 16) % 2 == 0]
+    held_out = [r for r in ranked if r not in tuning]
+    return tuning, held_out
+
+
+def tune(ranked: list[Ranked], signals: list[str], ks=(1, 5, 10, 20, 40, 60, 100),
+         weight_choices=(0.0, 0.25, 0.5, 1.0, 2.0, 4.0), rounds: int = 3) -> tuple[int, dict[str, float], float]:
+    """The RRF constant and signal weights with the best mean MRR (ties: Recall@1) on `ranked`,
+    by coordinate ascent from the defaults (k=60, every weight 1): each parameter in turn takes
+    its best value with the others held, for a few rounds."""
+    def score(k: int, weights: dict[str, float]) -> tuple[float, float]:
+        if not any(weights.values()):
+            return (-1.0, -1.0)
+        rows = [metrics(fused_ranking(r, k, weights), set(r.query.relevant)) for r in ranked]
+        return (sum(x["mrr"] for x in rows) / len(rows), sum(x["recall@1"] for x in rows) / len(rows))
+
+    k, weights = RRF_K, dict.fromkeys(signals, 1.0)
+    best = score(k, weights)
+    for _ in range(rounds):
+        improved = False
+        for choice in ks:
+            if (found := score(choice, weights)) > best:
+                best, k, improved = found, choice, True
+        for signal in signals:
+            for choice in weight_choices:
+                trial = {**weights, signal: choice}
+                if (found := score(k, trial)) > best:
+                    best, weights, improved = found, trial, True
+        if not improved:
+            break
+    return k, weights, best[0]
+
+
+# --- making queries -----------------------------------------------------------------------
+
+_WORD = re.compile(r"[A-Za-z0-9']+")
+
+
+def misspell(word: str, rnd: random.Random) -> str:
+    """One typing slip: a letter dropped, doubled, swapped with the next, or replaced."""
+    if len(word) < 4:
+        return word
+    i = rnd.randrange(1, len(word) - 1)
+    slip = rnd.choice(["drop", "double", "swap", "replace"])
+    if slip == "drop":
+        return word[:i] + word[i + 1:]
+    if slip == "double":
+        return word[:i] + word[i] + word[i:]
+    if slip == "swap":
+        return word[:i] + word[i + 1] + word[i] + word[i + 2:]
+    return word[:i] + rnd.choice("aeiourstnl") + word[i + 1:]
+
+
+def remembered_words(caption: str, rnd: random.Random, slip: bool) -> str:
+    """3-6 consecutive words of a caption, lower case, as a person recalls them; with `slip`,
+    one word left out or misspelt."""
+    words = [w.lower() for w in _WORD.findall(caption)]
+    if len(words) <= 3:
+        return " ".join(words)
+    size = rnd.randint(3, min(6, len(words)))
+    start = rnd.randint(0, len(words) - size)
+    picked = words[start:start + size]
+    if slip:
+        i = rnd.randrange(len(picked))
+        if rnd.random() < 0.5 and len(picked) > 3:
+            picked.pop(i)
+        else:
+            candidates = [j for j, w in enumerate(picked) if len(w) >= 4] or [i]
+            j = rnd.choice(candidates)
+            picked[j] = misspell(picked[j], rnd)
+    return " ".join(picked)
+
+
+def build_queries(truth: list[dict], variants_dir: str = "images", seed: int = 11,
+                  same_template_per_template: int = 2) -> list[dict]:
+    """Queries from a truth file: one known-item query per original (half with a slip), one
+    repost query per altered copy, and a few same-template queries per template."""
+    rnd = random.Random(seed)
+    originals = [row for row in truth if not row.get("variant_of")]
+    queries: list[dict] = []
+    for n, row in enumerate(originals):
+        words = remembered_words(row["text"], rnd, slip=n % 2 == 1)
+        if len(words.split()) >= 2:
+            queries.append({"id": f"k-{row['id']}", "type": KNOWN_ITEM, "text": words, "relevant": [row["id"]]})
+    for row in truth:
+        if row.get("variant_of"):
+            alteration = row.get("variant") or row["file"].rsplit("_", 1)[-1].split(".")[0]
+            queries.append({"id": f"r-{row['id']}", "type": REPOST, "image": f"{variants_dir}/{row['file']}",
+                            "alteration": alteration, "relevant": [row["variant_of"]]})
+    by_template: dict[str, list[dict]] = {}
+    for row in originals:
+        by_template.setdefault(row["template"], []).append(row)
+    for template, rows in sorted(by_template.items()):
+        if len(rows) < 2:
+            continue
+        for row in rnd.sample(rows, min(same_template_per_template, len(rows))):
+            others = [r["id"] for r in rows if r["id"] != row["id"]]
+            queries.append({"id": f"t-{row['id']}", "type": SAME_TEMPLATE, "meme": row["id"], "relevant": others})
+    return queries
