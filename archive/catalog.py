@@ -106,6 +106,13 @@ MIGRATIONS = [
     );
     CREATE INDEX embeddings_meme ON embeddings(space, meme_id);
     """,
+    # A sighting's own bytes: a repost (re-encoded, cropped, framed) is a sighting of the meme it
+    # repeats, and a re-run must know its bytes without reading them again.
+    """
+    ALTER TABLE sightings ADD COLUMN content_hash TEXT;
+    CREATE INDEX sightings_content ON sightings(content_hash);
+    UPDATE sightings SET content_hash = (SELECT content_hash FROM memes WHERE memes.id = sightings.meme_id);
+    """,
 ]
 
 
@@ -116,6 +123,9 @@ def _iso(moment: datetime | None) -> str | None:
 def _moment(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
+
+_BY_CONTENT = ("SELECT id FROM memes WHERE content_hash = ? "
+               "UNION ALL SELECT meme_id FROM sightings WHERE content_hash = ? LIMIT 1")
 
 _RAW = "raw:"  # stored paths are absolute; one starting with this holds undecodable bytes
 
@@ -191,7 +201,8 @@ class Catalog:
                 meme.sections.append(OcrText(engine=s["source"], text=s["body"]))
             else:
                 meme.sections.append(Annotation(kind=s["kind"], source=s["source"], text=s["body"]))
-        meme.sightings = [Sighting(path=path_from_db(s["path"]), seen_at=_moment(s["seen_at"]), size=s["size"], mtime=s["mtime"])
+        meme.sightings = [Sighting(path=path_from_db(s["path"]), seen_at=_moment(s["seen_at"]), size=s["size"],
+                                   mtime=s["mtime"], content_hash=s["content_hash"])
                           for s in self.db.execute(
                               "SELECT * FROM sightings WHERE meme_id = ? ORDER BY seen_at, path", (meme_id,))]
         return meme
@@ -234,11 +245,17 @@ class Catalog:
         if reader is None:
             reader = self._readers.db = sqlite3.connect(
                 f"file:{self.path}?mode=ro", uri=True, check_same_thread=False, timeout=30)
-        return reader.execute("SELECT 1 FROM memes WHERE content_hash = ?", (content_hash,)).fetchone() is not None
+        return reader.execute(_BY_CONTENT, (content_hash, content_hash)).fetchone() is not None
 
     def id_for_content(self, content_hash: str) -> str | None:
-        row = self.db.execute("SELECT id FROM memes WHERE content_hash = ?", (content_hash,)).fetchone()
+        """The meme whose image, or one of whose sightings (a repost), has these bytes."""
+        row = self.db.execute(_BY_CONTENT, (content_hash, content_hash)).fetchone()
         return row[0] if row else None
+
+    def likeness_rows(self) -> list[tuple[str, str, str]]:
+        """(id, perceptual hash, OCR text) of every meme with a picture: what `archive.likeness` compares."""
+        texts = self.ocr_texts()
+        return [(i, h, texts.get(i, "")) for i, h in self.phashes()]
 
     def ids_for_phash(self, phash: str, without_image: bool = False) -> list[str]:
         sql = "SELECT id FROM memes WHERE phash = ?" + (" AND content_hash IS NULL" if without_image else "")
@@ -259,6 +276,14 @@ class Catalog:
         out: dict[str, str] = {}
         for meme_id, body in self.db.execute("SELECT meme_id, body FROM sections WHERE type = 'ocr' ORDER BY id"):
             out[meme_id] = (out.get(meme_id, "") + "\n" + body).strip()
+        return out
+
+    def ocr_texts_of(self, meme_ids: list[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for meme_id in meme_ids:
+            for (body,) in self.db.execute("SELECT body FROM sections WHERE meme_id = ? AND type = 'ocr' ORDER BY id",
+                                           (meme_id,)):
+                out[meme_id] = (out.get(meme_id, "") + "\n" + body).strip()
         return out
 
     def with_several_sightings(self) -> list[str]:
@@ -302,11 +327,12 @@ class Catalog:
     def add_sighting(self, meme_id: str, sighting: Sighting) -> None:
         """Record where a meme was seen; a path seen before now points at this meme."""
         self.db.execute(
-            """INSERT INTO sightings(path, meme_id, seen_at, size, mtime) VALUES (?, ?, ?, ?, ?)
+            """INSERT INTO sightings(path, meme_id, seen_at, size, mtime, content_hash) VALUES (?, ?, ?, ?, ?, ?)
                ON CONFLICT(path) DO UPDATE SET meme_id = excluded.meme_id, size = excluded.size,
-                   mtime = excluded.mtime,
+                   mtime = excluded.mtime, content_hash = coalesce(excluded.content_hash, content_hash),
                    seen_at = CASE WHEN meme_id = excluded.meme_id THEN seen_at ELSE excluded.seen_at END""",
-            (path_to_db(sighting.path), meme_id, _iso(sighting.seen_at), sighting.size, sighting.mtime))
+            (path_to_db(sighting.path), meme_id, _iso(sighting.seen_at), sighting.size, sighting.mtime,
+             sighting.content_hash))
         self.db.execute(
             "UPDATE memes SET first_seen = ? WHERE id = ? AND (first_seen IS NULL OR first_seen > ?)",
             (_iso(sighting.seen_at), meme_id, _iso(sighting.seen_at)))

@@ -46,6 +46,7 @@ class Config:
     workers: int = max(1, os.cpu_count() or 1)
     batch_size: int = 16
     max_image_pixels: int = 64_000_000
+    group_reposts: bool = True  # an altered copy of a meme becomes a sighting of it (archive.likeness)
     # Vision-LLM annotation through Ollama
     annotate: bool = True
     ollama_host: str = "http://127.0.0.1:11434"  # several: comma-separated; env OLLAMA_HOST too
@@ -74,7 +75,7 @@ _PATHS = {"archive", "clip_checkpoint"}
 _INTS = {"workers", "batch_size", "max_image_pixels", "annotate_concurrency", "annotate_retries",
          "annotate_image_side"}
 _FLOATS = {"annotate_timeout", "annotate_backoff"}
-_BOOLS = {"annotate"}
+_BOOLS = {"annotate", "group_reposts"}
 _ALIASES = {"ollama_host": "OLLAMA_HOST"}  # the variable Ollama's own tools read
 
 

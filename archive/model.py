@@ -44,6 +44,7 @@ class Sighting:
     seen_at: datetime
     size: int | None = None
     mtime: float | None = None
+    content_hash: str | None = None  # the file's own bytes: a repost's differ from its meme's
 
 
 @dataclass

@@ -100,6 +100,39 @@ def perceptual_hash(img: Image.Image) -> str:
     return str(imagehash.phash(img))
 
 
+def without_frame(img: Image.Image, tolerance: int = 30, min_content: float = 0.5) -> Image.Image | None:
+    """The picture inside a frame of one colour (a border a reposter added, maybe with a
+    watermark line in it), or None when there is no such frame. Rows and columns count as
+    content when over `min_content` of their pixels differ from the corners' colour."""
+    import numpy as np
+
+    grey = np.asarray(img.convert("L"), dtype=np.int16)
+    h, w = grey.shape
+    corners = np.array([grey[0, 0], grey[0, -1], grey[-1, 0], grey[-1, -1]])
+    if corners.max() - corners.min() > tolerance:
+        return None
+    differs = np.abs(grey - int(np.median(corners))) > tolerance
+    rows = np.nonzero(differs.mean(axis=1) > min_content)[0]
+    cols = np.nonzero(differs.mean(axis=0) > min_content)[0]
+    if len(rows) == 0 or len(cols) == 0:
+        return None
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    if bottom - top < h * 0.5 or right - left < w * 0.5:
+        return None
+    if top < h * 0.01 and h - bottom < h * 0.01 and left < w * 0.01 and w - right < w * 0.01:
+        return None
+    return img.crop((int(left), int(top), int(right), int(bottom)))
+
+
+def picture_hashes(img: Image.Image) -> list[str]:
+    """Perceptual hashes to look a picture up by: the whole, and the whole without a frame."""
+    hashes = [perceptual_hash(img)]
+    inner = without_frame(img)
+    if inner is not None:
+        hashes.append(perceptual_hash(inner))
+    return hashes
+
+
 def model_input(img: Image.Image, side: int = 448) -> Image.Image:
     """A copy small enough to move around cheaply, large enough for any CLIP preprocessing."""
     small = img.copy()

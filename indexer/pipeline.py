@@ -22,11 +22,12 @@ from PIL import Image
 
 from archive.catalog import Catalog
 from archive.errors import ModelUnavailable
+from archive.likeness import Likeness
 from archive.model import Meme, OcrText, Sighting, utc_now
 
 from .annotate import AnnotationRecorder, AnnotationRun, image_for_prompt
 from .embedder import Embedder
-from .imageio import ImageLoadError, content_hash, decode, model_input, perceptual_hash
+from .imageio import ImageLoadError, content_hash, decode, model_input, picture_hashes
 from .ocr import TesseractOcr
 from .scan import Found
 
@@ -68,6 +69,7 @@ class _Prepared:
     content_hash: str
     meme: Meme | None = None  # None: the bytes were already known or claimed by another file
     picture: Image.Image | None = None
+    phashes: list[str] | None = None  # whole, and without a frame
 
 
 def _sighting(path: Path, st: os.stat_result, now: datetime) -> Sighting:
@@ -75,13 +77,29 @@ def _sighting(path: Path, st: os.stat_result, now: datetime) -> Sighting:
     return Sighting(path=str(path), seen_at=min(modified, now), size=st.st_size, mtime=st.st_mtime)
 
 
+class Reposts:
+    """Finds the meme a new image repeats (see `archive.likeness`); loaded on first use."""
+
+    def __init__(self, catalog: Catalog):
+        self.catalog = catalog
+        self._likeness: Likeness | None = None
+
+    @property
+    def likeness(self) -> Likeness:
+        if self._likeness is None:
+            self._likeness = Likeness(self.catalog.likeness_rows())
+        return self._likeness
+
+
 class Indexer:
     """Indexes image files into an archive. Build one per run; not thread-safe itself."""
 
     def __init__(self, catalog: Catalog, embedder: Embedder, ocr: TesseractOcr, *, workers: int = 2,
                  batch_size: int = 16, max_pixels: int = 64_000_000, clock: Callable[[], datetime] = utc_now,
-                 annotations: AnnotationRun | None = None, annotation_image_side: int = 1024):
+                 annotations: AnnotationRun | None = None, annotation_image_side: int = 1024,
+                 group_reposts: bool = True):
         self.catalog = catalog
+        self.reposts = Reposts(catalog) if group_reposts else None
         self.annotations = annotations
         self.annotation_image_side = annotation_image_side
         self.recorder = AnnotationRecorder(catalog)
@@ -202,6 +220,8 @@ class Indexer:
             if meme_id is None:
                 self._held.append(result)  # its meme is still in the batch being built
                 continue
+            if self.catalog.require(meme_id).content_hash != result.content_hash:
+                continue  # a repost, joined to its meme: the meme's own image speaks for it
             yield from (Notice(m) for m in self.recorder.record(result, meme_id))
 
     def _prepared(self, pool: ThreadPoolExecutor, todo) -> Iterator[_Prepared | Skipped]:
@@ -238,6 +258,7 @@ class Indexer:
             return Skipped(item.path, exc.strerror or str(exc))
         digest = content_hash(data)
         prepared = _Prepared(item, _sighting(item.path, st, self.clock()), digest)
+        prepared.sighting.content_hash = digest
         if not self._claim(digest):
             return prepared
         try:
@@ -245,7 +266,8 @@ class Indexer:
             text = self.ocr.read(loaded.rgb)
         except (ImageLoadError, ModelUnavailable) as exc:
             return Skipped(item.path, str(exc))
-        prepared.meme = Meme(id=digest[:16], content_hash=digest, phash=perceptual_hash(loaded.rgb),
+        prepared.phashes = picture_hashes(loaded.rgb)
+        prepared.meme = Meme(id=digest[:16], content_hash=digest, phash=prepared.phashes[0],
                              width=loaded.width, height=loaded.height,
                              sections=[OcrText(self.ocr.engine, text)])
         prepared.picture = model_input(loaded.rgb)
@@ -281,6 +303,11 @@ class Indexer:
         if item.meme is None:
             return None, False
         meme = item.meme
+        if self.reposts is not None:
+            repeated = self.reposts.likeness.find(item.phashes or [meme.phash], meme.ocr_text)
+            if repeated is not None:  # an altered copy of a meme: one more sighting of it
+                self.catalog.add_sighting(repeated, item.sighting)
+                return repeated, False
         imported = self.catalog.ids_for_phash(meme.phash, without_image=True)
         if imported:  # an imported record of this very picture: it gains its image
             record = self.catalog.require(imported[0])
@@ -292,6 +319,8 @@ class Indexer:
         meme.first_seen = min(filter(None, [meme.first_seen, item.sighting.seen_at]))
         meme.sightings = [item.sighting]
         self.catalog.save(meme)
+        if self.reposts is not None:
+            self.reposts.likeness.add(meme.id, meme.phash, meme.ocr_text)
         return meme.id, True
 
     def _embed_pending(self) -> Iterator[Event]:

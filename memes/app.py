@@ -24,7 +24,7 @@ from indexer.annotate import (DEFAULT_ANNOTATORS, Annotated, AnnotationRecorder,
 from indexer.embedder import TEXT_SPACES, Embedder
 from indexer.encoders import ClipEncoder, SentenceEncoder
 from indexer.imageio import (IMAGE_SUFFIXES, ImageLoadError, decode, file_of, image_of, load_image, model_input,
-                             perceptual_hash)
+                             perceptual_hash, picture_hashes)
 from indexer.ocr import TesseractOcr
 from indexer.pipeline import Event, Indexed, Indexer, Notice, Skipped
 from indexer.scan import Found, scan
@@ -123,6 +123,9 @@ class Archive:
     def lock(self, wait: bool = False, on_wait=None):
         return writer_lock(self.directory, wait=wait, on_wait=on_wait)
 
+    def _ocr(self) -> TesseractOcr:
+        return TesseractOcr(self.config.ocr_languages)
+
     def embedder(self) -> Embedder:
         return Embedder(self.catalog, self.store, self.text_encoder, self.image_encoder,
                         self.config.max_image_pixels)
@@ -190,7 +193,8 @@ class Archive:
                           workers=self.config.workers, batch_size=self.config.batch_size,
                           max_pixels=self.config.max_image_pixels,
                           annotations=self.annotation_run(specs) if specs else None,
-                          annotation_image_side=self.config.annotate_image_side)
+                          annotation_image_side=self.config.annotate_image_side,
+                          group_reposts=self.config.group_reposts)
         return indexer.run(found)
 
     def annotation_jobs(self, kind: str | None, model: str | None, mode: str) -> int:
@@ -261,7 +265,8 @@ class Archive:
                 except ImageLoadError as exc:
                     raise MemesError(f"{path}: {exc}") from None
                 exclude = self.catalog.id_for_content(loaded.content_hash)
-                results = searcher.similar_to_image(model_input(loaded.rgb), perceptual_hash(loaded.rgb), k, exclude)
+                results = searcher.similar_to_image(model_input(loaded.rgb), picture_hashes(loaded.rgb), k, exclude,
+                                                    self._ocr().read(loaded.rgb))
             else:
                 results = searcher.similar_to_meme(self.catalog.resolve(ref), k)
             return results, searcher.notices
@@ -279,7 +284,8 @@ class Archive:
             raise MemesError(str(exc)) from None
         with self.searcher() as searcher:
             exclude = self.catalog.id_for_content(loaded.content_hash)
-            results = searcher.similar_to_image(model_input(loaded.rgb), perceptual_hash(loaded.rgb), k, exclude)
+            results = searcher.similar_to_image(model_input(loaded.rgb), picture_hashes(loaded.rgb), k, exclude,
+                                                self._ocr().read(loaded.rgb))
             return results, searcher.notices
 
     def evaluate(self, queries: list[Query], truth: list[dict]) -> tuple[list[Ranked], list[str]]:
@@ -304,8 +310,9 @@ class Archive:
                     except ImageLoadError as exc:
                         notices.append(f"query {query.id}: {query.image}: {exc}")
                         continue
-                    hits = searcher.image_rankings(model_input(loaded.rgb), perceptual_hash(loaded.rgb),
-                                                   exclude=self.catalog.id_for_content(loaded.content_hash))
+                    hits = searcher.image_rankings(model_input(loaded.rgb), picture_hashes(loaded.rgb),
+                                                   self.catalog.id_for_content(loaded.content_hash),
+                                                   self._ocr().read(loaded.rgb))
                 elif query.type == SAME_TEMPLATE and query.meme in to_meme:
                     hits = searcher.meme_rankings(to_meme[query.meme])
                 else:

@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .engine import TEXT_RRF_K, TEXT_WEIGHTS
 from .fusion import RRF_K, fuse
 from .results import SignalHit
 
@@ -89,13 +90,20 @@ def mean(rows: list[dict[str, float]]) -> dict[str, float]:
     return {key: round(sum(r[key] for r in rows) / len(rows), 4) for key in rows[0]} | {"queries": len(rows)}
 
 
-def fused_ranking(ranked: Ranked, k: int, weights: dict[str, float] | None) -> list[str]:
+# The searcher's own fusion settings for each kind of query, used unless others are given.
+TEXT_FUSION = (TEXT_RRF_K, TEXT_WEIGHTS)
+IMAGE_FUSION = (RRF_K, None)
+
+
+def fused_ranking(ranked: Ranked, k: int | None = None, weights: dict[str, float] | None = None) -> list[str]:
+    if k is None:
+        k, weights = TEXT_FUSION if ranked.query.type == KNOWN_ITEM else IMAGE_FUSION
     return [r.id for r in fuse({s: h for s, h in ranked.hits.items() if h}, k, weights=weights)]
 
 
-def report(ranked: list[Ranked], k: int = RRF_K, weights: dict[str, float] | None = None) -> dict:
+def report(ranked: list[Ranked], k: int | None = None, weights: dict[str, float] | None = None) -> dict:
     """Means per query type (and per alteration for reposts), for each signal alone and for
-    the fusion, and overall (fused). A signal that ran for no query of a type is left out; one
+    the fusion (the searcher's own settings unless `k` is given), and overall (fused). A signal that ran for no query of a type is left out; one
     that ran but found nothing scores 0 there."""
     groups: dict[str, list[Ranked]] = {}
     for r in ranked:
@@ -203,7 +211,7 @@ def build_queries(truth: list[dict], variants_dir: str = "images", seed: int = 1
             queries.append({"id": f"k-{row['id']}", "type": KNOWN_ITEM, "text": words, "relevant": [row["id"]]})
     for row in truth:
         if row.get("variant_of"):
-            alteration = row.get("variant") or row["file"].rsplit("_", 1)[-1].split(".")[0]
+            alteration = row.get("variant") or row["id"].removeprefix(row["variant_of"]).strip("-_") or "copy"
             queries.append({"id": f"r-{row['id']}", "type": REPOST, "image": f"{variants_dir}/{row['file']}",
                             "alteration": alteration, "relevant": [row["variant_of"]]})
     by_template: dict[str, list[dict]] = {}

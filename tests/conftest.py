@@ -51,6 +51,7 @@ def archive_dir(tmp_path, monkeypatch, tiny_clip_dir) -> Path:
     monkeypatch.setenv("MEMES_ARCHIVE", str(directory))
     monkeypatch.setenv("MEMES_CLIP_MODEL", f"local-dir:{tiny_clip_dir}")
     monkeypatch.setenv("MEMES_ANNOTATE", "0")  # annotation tests turn it on, against a fake server
+    monkeypatch.setenv("MEMES_GROUP_REPOSTS", "0")  # the sample repost stays a meme of its own; test_reposts turns it on
     for name in ("MEMES_CLIP_PRETRAINED", "MEMES_CLIP_CHECKPOINT", "MEMES_TEXT_MODEL", "OLLAMA_HOST",
                  "MEMES_OLLAMA_HOST"):
         monkeypatch.delenv(name, raising=False)

@@ -20,7 +20,7 @@ def gallery_archive(tmp_path_factory, tiny_clip_dir):
     samples = root / "samples"
     shutil.copytree(SAMPLES, samples)
     env = {"MEMES_ARCHIVE": str(root / "archive"), "MEMES_CLIP_MODEL": f"local-dir:{tiny_clip_dir}",
-           "MEMES_ANNOTATE": "0"}
+           "MEMES_ANNOTATE": "0", "MEMES_GROUP_REPOSTS": "0"}
     with pytest.MonkeyPatch.context() as mp:
         for name, value in env.items():
             mp.setenv(name, value)

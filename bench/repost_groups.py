@@ -1,0 +1,90 @@
+"""Repost grouping at indexing time: are altered copies joined to their original, and are other
+memes of one template (different captions) kept apart?
+
+usage: python bench/repost_groups.py TRUTH_JSONL IMAGES_DIR ARCHIVE [--copies 100]
+
+ARCHIVE holds the originals of TRUTH (`variant_of` null) already indexed (see bench/make_queries.py);
+it is copied, never changed. Prints one JSON object:
+- siblings: every pair of originals of one template, and the share the rule (archive.likeness)
+  would join (it must stay under 1 in 100);
+- copies: COPIES altered copies of each kind indexed into the copy of the archive, and the share
+  that became a sighting of their original's meme (at least 0.95 is the aim).
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import random
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from archive.config import resolve_config  # noqa: E402
+from archive.likeness import hamming, hash_array, same_meme, trigrams  # noqa: E402
+from memes.app import Archive  # noqa: E402
+from search.evaluate import read_jsonl  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("truth", type=Path)
+    ap.add_argument("images", type=Path)
+    ap.add_argument("archive", type=Path)
+    ap.add_argument("--copies", type=int, default=100)
+    args = ap.parse_args()
+    truth = read_jsonl(args.truth)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp) / "archive"
+        shutil.copytree(args.archive, work)
+        archive = Archive(resolve_config({"archive": work}))
+        meme_of = {}
+        for meme_id in archive.catalog.ids():
+            for s in archive.catalog.require(meme_id).sightings:
+                meme_of[Path(s.path).name] = meme_id
+        rows = {meme_id: (h, trigrams(t)) for meme_id, h, t in archive.catalog.likeness_rows()}
+
+        by_template: dict[str, list[str]] = {}
+        for row in truth:
+            if not row["variant_of"] and row["file"] in meme_of:
+                by_template.setdefault(row["template"], []).append(meme_of[row["file"]])
+        pairs = joined = 0
+        examples = []
+        for members in by_template.values():
+            for a, b in itertools.combinations(sorted(set(members)), 2):
+                distance = int(hamming(rows[a][0], hash_array([rows[b][0]]))[0])
+                pairs += 1
+                if same_meme(distance, rows[a][1], rows[b][1]):
+                    joined += 1
+                    examples.append((a, b, distance))
+
+        rnd = random.Random(3)
+        originals = {row["id"]: row for row in truth}
+        by_kind: dict[str, list[dict]] = {}
+        for row in truth:
+            if row["variant_of"]:
+                by_kind.setdefault(row["id"].removeprefix(row["variant_of"]).strip("-_"), []).append(row)
+        picked = [r for rs in by_kind.values() for r in rnd.sample(rs, min(args.copies, len(rs)))]
+        found = [f for f in archive.scan([args.images / r["file"] for r in picked]) if not f.problem]
+        for _ in archive.index(found, annotate=False):
+            pass
+        outcome: dict[str, list[int]] = {}
+        for row in picked:
+            sighting = archive.catalog.sighting_at(str((args.images / row["file"]).resolve()))
+            expected = meme_of.get(originals[row["variant_of"]]["file"])
+            kind = row["id"].removeprefix(row["variant_of"]).strip("-_")
+            outcome.setdefault(kind, []).append(int(sighting is not None and sighting["meme_id"] == expected))
+        every = [x for v in outcome.values() for x in v]
+        print(json.dumps({
+            "siblings": {"pairs": pairs, "wrongly_joined": joined, "share": round(joined / max(1, pairs), 4),
+                         "examples": examples[:5]},
+            "copies": {"indexed": len(every), "joined_share": round(sum(every) / max(1, len(every)), 4),
+                       "by_kind": {k: round(sum(v) / len(v), 4) for k, v in outcome.items()}},
+        }, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Repost groups at indexing time: altered copies of a meme become sightings of it; memes of one
+template with other captions stay memes of their own (the rule in archive.likeness)."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import time
+
+import pytest
+
+from archive.likeness import Likeness, same_meme, trigrams
+from tests.conftest import ROOT, SAMPLES
+
+
+def test_the_rule_wants_the_picture_and_the_words_to_agree():
+    words = trigrams("ONE DOES NOT SIMPLY INDEX FIFTY THOUSAND MEMES")
+    misread = trigrams("ONE DOES NOT SIMPIY INDEX FIFTY THOUSAND MEMFS")
+    other = trigrams("ONE DOES NOT SIMPLY WALK INTO MORDOR")
+    assert same_meme(14, words, misread)  # a crop moves the hash; the words still agree
+    assert not same_meme(0, words, other)  # the same template, another caption
+    assert not same_meme(30, words, words)  # the same words on another picture
+    assert same_meme(2, frozenset(), frozenset()) and not same_meme(9, frozenset(), frozenset())
+    likeness = Likeness([("a", "ffff0000ffff0000", "one does not simply index fifty thousand memes")])
+    assert likeness.find(["ffff0000ffff0001"], "ONE DOES NOT SIMPLY INDEX FIFTY THOUSAND MEMES") == "a"
+    assert likeness.find(["ffff0000ffff0001"], "BRACE YOURSELVES THE MEMES ARE COMING") is None
+    for n in range(40):  # grows past its first allocation
+        likeness.add(f"m{n}", f"{n:016x}", f"caption number {n} about something else entirely")
+    assert likeness.find([f"{39:016x}"], "caption number 39 about something else entirely") == "m39"
+
+
+@pytest.fixture
+def grouping(archive_dir, monkeypatch):
+    monkeypatch.setenv("MEMES_GROUP_REPOSTS", "1")
+    return archive_dir
+
+
+def test_the_sample_repost_becomes_a_sighting_of_its_meme(grouping, samples, cli):
+    small = samples / "reposts" / "one-does-not-simply-small.jpg"
+    os.utime(small, (time.time() - 86400 * 30,) * 2)  # the repost was seen a month before the original
+    result = cli("index", samples, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["new_memes"] == 9 and summary["new_sightings"] == 1
+    original = json.loads(cli("show", samples / "one-does-not-simply.jpg", "--json").stdout)
+    assert json.loads(cli("show", small, "--json").stdout)["id"] == original["id"]
+    assert sorted(os.path.basename(s["path"]) for s in original["sightings"]) == [
+        "one-does-not-simply-small.jpg", "one-does-not-simply.jpg"]
+    assert original["first_seen"] == min(s["seen_at"] for s in original["sightings"])  # the earliest
+    record = cli("show", original["id"]).stdout
+    assert "one-does-not-simply-small.jpg" in record.split("Sightings")[1]
+    rerun = json.loads(cli("index", samples, "--json").stdout)
+    assert rerun["unchanged"] == 10 and rerun["memes_in_archive"] == 9
+
+
+def _evalset_module():
+    sys.path.insert(0, str(ROOT / "data"))
+    import make_evalset
+
+    return make_evalset
+
+
+def test_altered_copies_join_and_siblings_do_not(grouping, tmp_path, cli):
+    evalset = _evalset_module()
+    folder = tmp_path / "memes"
+    folder.mkdir()
+    picture = evalset.template_picture(3)
+    memes = {}
+    for n, (top, bottom) in enumerate(evalset.CAPTIONS[:3]):  # one template, three captions
+        img = picture.copy()
+        evalset.caption(img, top, "top")
+        evalset.caption(img, bottom, "bottom")
+        img.save(folder / f"sibling-{n}.jpg", quality=90)
+        memes[n] = img
+    rnd = random.Random(2)
+    for name, copy in evalset.alterations(memes[0], rnd).items():
+        if name != "crop":  # a crop cuts letters and OCR garbles them: not joined yet (see README)
+            copy.save(folder / f"copy-{name}.jpg", quality=35 if name == "jpeg" else 90)
+    result = cli("index", folder, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["memes_in_archive"] == 3, summary
+    first = json.loads(cli("show", folder / "sibling-0.jpg", "--json").stdout)
+    assert sorted(os.path.basename(s["path"]) for s in first["sightings"]) == [
+        "copy-border.jpg", "copy-half.jpg", "copy-jpeg.jpg", "sibling-0.jpg"]
+    others = {json.loads(cli("show", folder / f"sibling-{n}.jpg", "--json").stdout)["id"] for n in (1, 2)}
+    assert len(others) == 2 and first["id"] not in others
