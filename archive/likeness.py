@@ -5,8 +5,11 @@ with a border and a watermark. Its perceptual hash stays near the original's (a 
 trimmed before hashing; a 6% crop moves the hash by up to ~24 bits of 64), but memes made from
 one template sit just as near each other (median 8 bits, many at 0), so the picture alone cannot
 tell a repost from a sibling. What the meme says can: a repost carries the same caption, read
-by OCR with a few slips, while siblings carry different ones. Measured on rendered real memes
-(bench/repost_groups.py), these thresholds join altered copies and keep siblings apart.
+by OCR with a few slips, while siblings carry different ones. But OCR is noisy (two readings
+of one caption can share under a fifth of their trigrams), so the deciding test, where it can be
+made, is the pixels: the two pictures aligned, how much differs (`indexer.alignment`: at most
+~4% for copies, at least ~2% and typically 10% for siblings, whose captions differ). The hash
+and the text only choose which memes are worth aligning. Measured with bench/repost_groups.py.
 """
 from __future__ import annotations
 
@@ -14,9 +17,16 @@ import re
 
 import numpy as np
 
-MAX_DISTANCE = 26  # bits of 64 between perceptual hashes, for memes whose captions agree
+MAX_DISTANCE = 26  # bits of 64 between perceptual hashes: beyond, another picture (a 6% crop moves ~24)
+NEAR_DISTANCE = 10  # bits of 64: near enough to align whatever the texts say
+CANDIDATE_SIMILARITY = 0.15  # trigram overlap that makes a farther look-alike worth aligning
+CANDIDATES = 5  # at most this many of each kind are aligned
+MAX_PIXEL_DIFFERENCE = 0.025  # share of aligned pixels that differ: under it, one picture
+MAX_PIXEL_DIFFERENCE_WITH_TEXT = 0.05  # ... or under this when the captions agree too
+# Without pixels to compare (no alignment possible, or no image at hand: search-side groups):
 MAX_DISTANCE_NO_TEXT = 4  # bits of 64, for memes with too little text to compare
 MIN_CAPTION_SIMILARITY = 0.5  # trigram Jaccard overlap of the two OCR texts
+SUPPORTING_SIMILARITY = 0.3  # captions that agree enough to back a borderline pixel difference
 MIN_TRIGRAMS = 8  # fewer than this, and a text is too short to tell memes apart
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -45,8 +55,14 @@ def text_similarity(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / len(a | b)
 
 
-def same_meme(distance: int, a: frozenset[str], b: frozenset[str]) -> bool:
-    """Whether two images with hashes `distance` bits apart and these OCR trigrams are one meme."""
+def same_meme(distance: int, a: frozenset[str], b: frozenset[str], pixels: float | None = None) -> bool:
+    """Whether two images with hashes `distance` bits apart, these OCR trigrams and (if they
+    could be aligned) this share of differing pixels are one meme."""
+    if distance > MAX_DISTANCE:
+        return False
+    if pixels is not None:
+        return pixels < MAX_PIXEL_DIFFERENCE or (
+            pixels < MAX_PIXEL_DIFFERENCE_WITH_TEXT and text_similarity(a, b) >= SUPPORTING_SIMILARITY)
     if len(a) < MIN_TRIGRAMS or len(b) < MIN_TRIGRAMS:
         return distance <= MAX_DISTANCE_NO_TEXT and len(a) < MIN_TRIGRAMS and len(b) < MIN_TRIGRAMS
     return distance <= MAX_DISTANCE and text_similarity(a, b) >= MIN_CAPTION_SIMILARITY
@@ -68,17 +84,30 @@ class Likeness:
         self.ids.append(meme_id)
         self.grams.append(trigrams(text))
 
-    def find(self, phashes: list[str], text: str) -> str | None:
-        """The meme an image with these hashes (whole, unframed) and OCR text repeats, if any."""
+    def candidates(self, phashes: list[str], text: str) -> list[tuple[int, int, float]]:
+        """Memes worth comparing with an image: (index, hash distance, text similarity), the nearest
+        pictures and the farther ones whose captions overlap, at most CANDIDATES of each."""
         if not self.ids or not phashes:
-            return None
+            return []
         hashes = self._hashes[:len(self.ids)]
         distance = np.min([hamming(p, hashes) for p in phashes], axis=0)
         grams = trigrams(text)
-        best: tuple[float, int] | None = None
-        for i in np.nonzero(distance <= MAX_DISTANCE)[0]:
-            if same_meme(int(distance[i]), grams, self.grams[i]):
-                score = (text_similarity(grams, self.grams[i]), -int(distance[i]))
-                if best is None or score > best[0]:
-                    best = (score, int(i))
-        return self.ids[best[1]] if best else None
+        within = np.nonzero(distance <= MAX_DISTANCE)[0]
+        scored = [(int(i), int(distance[i]), text_similarity(grams, self.grams[i])) for i in within]
+        near = sorted((c for c in scored if c[1] <= NEAR_DISTANCE), key=lambda c: (c[1], -c[2]))[:CANDIDATES]
+        worded = sorted((c for c in scored if c[2] >= CANDIDATE_SIMILARITY), key=lambda c: -c[2])[:CANDIDATES]
+        return list({c[0]: c for c in near + worded}.values())
+
+    def find(self, phashes: list[str], text: str, pixels=None) -> str | None:
+        """The meme an image with these hashes (whole, unframed) and OCR text repeats, if any.
+        `pixels(meme_id)` gives the share of differing pixels once aligned, or None."""
+        grams = trigrams(text)
+        best: tuple[tuple, str] | None = None
+        for i, distance, similarity in self.candidates(phashes, text):
+            meme_id = self.ids[i]
+            difference = pixels(meme_id) if pixels is not None else None
+            if same_meme(distance, grams, self.grams[i], difference):
+                rank = (difference if difference is not None else 1.0, -similarity, distance)
+                if best is None or rank < best[0]:
+                    best = (rank, meme_id)
+        return best[1] if best else None

@@ -27,7 +27,8 @@ from archive.model import Meme, OcrText, Sighting, utc_now
 
 from .annotate import AnnotationRecorder, AnnotationRun, image_for_prompt
 from .embedder import Embedder
-from .imageio import ImageLoadError, content_hash, decode, model_input, picture_hashes
+from .alignment import FeatureCache, difference, features
+from .imageio import ImageLoadError, content_hash, decode, image_of, model_input, picture_hashes
 from .ocr import TesseractOcr
 from .scan import Found
 
@@ -78,17 +79,44 @@ def _sighting(path: Path, st: os.stat_result, now: datetime) -> Sighting:
 
 
 class Reposts:
-    """Finds the meme a new image repeats (see `archive.likeness`); loaded on first use."""
+    """Finds the meme a new image repeats (the rule in `archive.likeness`, pixels compared by
+    `indexer.alignment`); the archive's hashes and texts are loaded on first use."""
 
-    def __init__(self, catalog: Catalog):
+    def __init__(self, catalog: Catalog, max_pixels: int):
         self.catalog = catalog
+        self.max_pixels = max_pixels
         self._likeness: Likeness | None = None
+        self._features = FeatureCache()  # memes saved this run go in as they are saved
 
     @property
     def likeness(self) -> Likeness:
         if self._likeness is None:
             self._likeness = Likeness(self.catalog.likeness_rows())
         return self._likeness
+
+    def find(self, phashes: list[str], text: str, picture: Image.Image | None) -> str | None:
+        new: list = []
+
+        def pixels(meme_id: str) -> float | None:
+            if picture is None:
+                return None
+            if not new:
+                new.append(features(picture))
+            other = self._features.get(meme_id, lambda: self._picture(meme_id))
+            return difference(new[0], other) if other is not None else None
+
+        return self.likeness.find(phashes, text, pixels)
+
+    def remember(self, meme: Meme, picture: Image.Image | None) -> None:
+        self.likeness.add(meme.id, meme.phash, meme.ocr_text)
+        if picture is not None:
+            self._features.get(meme.id, lambda: picture)
+
+    def _picture(self, meme_id: str) -> Image.Image | None:
+        meme = self.catalog.get(meme_id)
+        if meme is None or meme.content_hash is None:
+            return None
+        return image_of([s.path for s in meme.sightings], meme.content_hash, self.max_pixels)
 
 
 class Indexer:
@@ -99,7 +127,7 @@ class Indexer:
                  annotations: AnnotationRun | None = None, annotation_image_side: int = 1024,
                  group_reposts: bool = True):
         self.catalog = catalog
-        self.reposts = Reposts(catalog) if group_reposts else None
+        self.reposts = Reposts(catalog, max_pixels) if group_reposts else None
         self.annotations = annotations
         self.annotation_image_side = annotation_image_side
         self.recorder = AnnotationRecorder(catalog)
@@ -304,7 +332,7 @@ class Indexer:
             return None, False
         meme = item.meme
         if self.reposts is not None:
-            repeated = self.reposts.likeness.find(item.phashes or [meme.phash], meme.ocr_text)
+            repeated = self.reposts.find(item.phashes or [meme.phash], meme.ocr_text, item.picture)
             if repeated is not None:  # an altered copy of a meme: one more sighting of it
                 self.catalog.add_sighting(repeated, item.sighting)
                 return repeated, False
@@ -320,7 +348,7 @@ class Indexer:
         meme.sightings = [item.sighting]
         self.catalog.save(meme)
         if self.reposts is not None:
-            self.reposts.likeness.add(meme.id, meme.phash, meme.ocr_text)
+            self.reposts.remember(meme, item.picture)
         return meme.id, True
 
     def _embed_pending(self) -> Iterator[Event]:

@@ -19,6 +19,7 @@ from archive.lock import search_lock, writer_lock
 from archive.model import Meme, OcrText, Sighting, merge_record
 from archive.recordfile import format_record, read_record_file, record_file_name
 from archive.vectors import IMAGE, CatalogVectors, VectorStore
+from indexer.alignment import FeatureCache, difference, features
 from indexer.annotate import (DEFAULT_ANNOTATORS, Annotated, AnnotationRecorder, AnnotationRun,
                               AnnotatorSpec, OllamaAnnotator, image_for_prompt)
 from indexer.embedder import TEXT_SPACES, Embedder
@@ -265,16 +266,46 @@ class Archive:
                 except ImageLoadError as exc:
                     raise MemesError(f"{path}: {exc}") from None
                 exclude = self.catalog.id_for_content(loaded.content_hash)
-                results = searcher.similar_to_image(model_input(loaded.rgb), picture_hashes(loaded.rgb), k, exclude,
-                                                    self._ocr().read(loaded.rgb))
+                results = searcher.similar_to_image(k=k, exclude=exclude, **self._looked_up(loaded.rgb))
             else:
-                results = searcher.similar_to_meme(self.catalog.resolve(ref), k)
+                meme_id = self.catalog.resolve(ref)
+                results = searcher.similar_to_meme(meme_id, k, self._pixels_of(meme_id))
             return results, searcher.notices
 
     def similar_to_meme(self, meme_id: str, k: int) -> tuple[list[Result], list[str]]:
         """Memes like one in the archive, given by its exact id."""
+        meme_id = self.catalog.require(meme_id).id
         with self.searcher() as searcher:
-            return searcher.similar_to_meme(self.catalog.require(meme_id).id, k), searcher.notices
+            return searcher.similar_to_meme(meme_id, k, self._pixels_of(meme_id)), searcher.notices
+
+    def _looked_up(self, rgb) -> dict:
+        """What a search by picture needs of the query picture: a small copy for the image model,
+        its perceptual hashes, the text OCR reads on it, and a pixel comparison with memes."""
+        return {"picture": model_input(rgb), "phashes": picture_hashes(rgb), "text": self._ocr().read(rgb),
+                "pixels": self._pixels_against(rgb)}
+
+    def _pixels_of(self, meme_id: str):
+        picture = self._meme_picture(meme_id)
+        return self._pixels_against(picture) if picture is not None else None
+
+    def _pixels_against(self, picture):
+        """meme id -> the share of pixels that differ between `picture` and the meme's, aligned."""
+        query: list = []
+        cache = FeatureCache(64)
+
+        def pixels(meme_id: str) -> float | None:
+            if not query:
+                query.append(features(picture))
+            other = cache.get(meme_id, lambda: self._meme_picture(meme_id))
+            return difference(query[0], other) if other is not None else None
+
+        return pixels
+
+    def _meme_picture(self, meme_id: str):
+        meme = self.catalog.get(meme_id)
+        if meme is None or meme.content_hash is None:
+            return None
+        return image_of([s.path for s in meme.sightings], meme.content_hash, self.config.max_image_pixels)
 
     def similar_to_bytes(self, data: bytes, k: int) -> tuple[list[Result], list[str]]:
         """Memes like an image given as bytes (an upload); raises MemesError for a bad one."""
@@ -284,8 +315,7 @@ class Archive:
             raise MemesError(str(exc)) from None
         with self.searcher() as searcher:
             exclude = self.catalog.id_for_content(loaded.content_hash)
-            results = searcher.similar_to_image(model_input(loaded.rgb), picture_hashes(loaded.rgb), k, exclude,
-                                                self._ocr().read(loaded.rgb))
+            results = searcher.similar_to_image(k=k, exclude=exclude, **self._looked_up(loaded.rgb))
             return results, searcher.notices
 
     def evaluate(self, queries: list[Query], truth: list[dict]) -> tuple[list[Ranked], list[str]]:
@@ -310,11 +340,10 @@ class Archive:
                     except ImageLoadError as exc:
                         notices.append(f"query {query.id}: {query.image}: {exc}")
                         continue
-                    hits = searcher.image_rankings(model_input(loaded.rgb), picture_hashes(loaded.rgb),
-                                                   self.catalog.id_for_content(loaded.content_hash),
-                                                   self._ocr().read(loaded.rgb))
+                    hits = searcher.image_rankings(exclude=self.catalog.id_for_content(loaded.content_hash),
+                                                   **self._looked_up(loaded.rgb))
                 elif query.type == SAME_TEMPLATE and query.meme in to_meme:
-                    hits = searcher.meme_rankings(to_meme[query.meme])
+                    hits = searcher.meme_rankings(to_meme[query.meme], self._pixels_of(to_meme[query.meme]))
                 else:
                     notices.append(f"query {query.id}: {query.type} {query.meme or ''} cannot be run on this archive")
                     continue

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 from PIL import Image
 
 from archive.catalog import Catalog
 from archive.errors import ModelUnavailable
-from archive.likeness import hamming, text_similarity, trigrams
+from archive.likeness import MAX_PIXEL_DIFFERENCE_WITH_TEXT, hamming, text_similarity, trigrams
 from archive.vectors import ANNOTATION_TEXT, IMAGE, OCR_TEXT, VectorStore
 
 from . import signals
@@ -20,9 +21,13 @@ PHASH_MAX_DISTANCE = 16
 # Among memes that look like the query, those whose OCR text shares at least this share of
 # character trigrams with the query's say the same thing: the repost, not a sibling of its template.
 CAPTION_MIN_SIMILARITY = 0.3
+PIXEL_CANDIDATES = 5  # the top look-alikes of each signal whose pixels are compared with the query's
 SNIPPET_ORDER = ("keyword", "annotation_text", "ocr_text")
 TEXT_RRF_K = 5  # see Searcher for how these were chosen
 TEXT_WEIGHTS = {"keyword": 3.0}
+
+
+Pixels = Callable[[str], "float | None"]
 
 
 @dataclass
@@ -97,31 +102,33 @@ class Searcher:
         return self._finish(results)
 
     def similar_to_image(self, picture: Image.Image, phashes: list[str], k: int = 10,
-                         exclude: str | None = None, text: str | None = None) -> list[Result]:
+                         exclude: str | None = None, text: str | None = None,
+                         pixels: Pixels | None = None) -> list[Result]:
         """Memes that look like a picture (which need not be in the archive)."""
-        return self._similar(self.image_rankings(picture, phashes, exclude, text), k)
+        return self._similar(self.image_rankings(picture, phashes, exclude, text, pixels), k)
 
-    def similar_to_meme(self, meme_id: str, k: int = 10) -> list[Result]:
+    def similar_to_meme(self, meme_id: str, k: int = 10, pixels: Pixels | None = None) -> list[Result]:
         """Memes that look like one in the archive, using its stored vector and hash."""
-        return self._similar(self.meme_rankings(meme_id), k)
+        return self._similar(self.meme_rankings(meme_id, pixels), k)
 
     def image_rankings(self, picture: Image.Image, phashes: list[str], exclude: str | None = None,
-                       text: str | None = None) -> dict[str, list[SignalHit]]:
+                       text: str | None = None, pixels: Pixels | None = None) -> dict[str, list[SignalHit]]:
         """Each signal's ranking of memes like a picture: `phashes` are its perceptual hashes
-        (whole, and with any frame trimmed), `text` what OCR read on it."""
+        (whole, and with any frame trimmed), `text` what OCR read on it, `pixels(meme_id)` the
+        share of pixels that differ between it and a meme's picture once aligned (or None)."""
         vector = None
         if self._image_space() is not None:
             vector = self.image_encoder.encode_images([picture])[0]
-        return self._look_alikes(vector, phashes, exclude, text)
+        return self._look_alikes(vector, phashes, exclude, text, pixels)
 
-    def meme_rankings(self, meme_id: str) -> dict[str, list[SignalHit]]:
+    def meme_rankings(self, meme_id: str, pixels: Pixels | None = None) -> dict[str, list[SignalHit]]:
         meme = self.catalog.require(meme_id)
         space = self._image_space()
         vector = space.vector(meme_id) if space is not None else None
-        return self._look_alikes(vector, [meme.phash] if meme.phash else [], meme_id, meme.ocr_text)
+        return self._look_alikes(vector, [meme.phash] if meme.phash else [], meme_id, meme.ocr_text, pixels)
 
     def _look_alikes(self, vector, phashes: list[str], exclude: str | None,
-                     text: str | None) -> dict[str, list[SignalHit]]:
+                     text: str | None, pixels: Pixels | None) -> dict[str, list[SignalHit]]:
         rankings: dict[str, list[SignalHit]] = {}
         if phashes:
             rankings["phash"] = self._phash_neighbours(phashes)
@@ -130,7 +137,20 @@ class Searcher:
         rankings = {s: [h for h in hits if h.meme_id != exclude] for s, hits in rankings.items()}
         if text is not None:
             rankings["caption"] = self._same_caption(text, rankings)
+        if pixels is not None:
+            rankings["pixels"] = self._same_pixels(pixels, rankings)
         return rankings
+
+    def _same_pixels(self, pixels: Pixels, rankings: dict[str, list[SignalHit]]) -> list[SignalHit]:
+        """The top look-alikes of every signal whose aligned pixels nearly all agree with the
+        query's (the rule of archive.likeness), fewest differing pixels first."""
+        candidates = dict.fromkeys(h.meme_id for hits in rankings.values() for h in hits[:PIXEL_CANDIDATES])
+        hits = []
+        for meme_id in candidates:
+            share = pixels(meme_id)
+            if share is not None and share < MAX_PIXEL_DIFFERENCE_WITH_TEXT:
+                hits.append(SignalHit(meme_id, -share))
+        return sorted(hits, key=lambda h: -h.score)
 
     def _same_caption(self, text: str, rankings: dict[str, list[SignalHit]]) -> list[SignalHit]:
         """The look-alikes found by the picture signals, re-ranked by how much of the query's

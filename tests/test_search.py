@@ -77,7 +77,8 @@ def test_repost_found_by_similar_image_at_rank_1(indexed, cli, tmp_path):
     assert result.exit_code == 0, result.output
     top = json.loads(result.stdout)["results"][0]
     assert top["path"].endswith("deploy-friday.jpg")
-    assert top["phash_distance"] <= 6 and set(top["signals"]) == {"phash", "image"}
+    assert top["phash_distance"] <= 6 and set(top["signals"]) == {"phash", "image", "caption", "pixels"}
+    assert top["caption_similarity"] >= 0.5
 
 
 def test_similar_by_id_excludes_the_meme_itself(indexed, cli):
