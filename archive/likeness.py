@@ -19,10 +19,10 @@ import numpy as np
 
 MAX_DISTANCE = 26  # bits of 64 between perceptual hashes: beyond, another picture (a 6% crop moves ~24)
 NEAR_DISTANCE = 10  # bits of 64: near enough to align whatever the texts say
-CANDIDATE_SIMILARITY = 0.15  # trigram overlap that makes a farther look-alike worth aligning
-CANDIDATES = 5  # at most this many of each kind are aligned
-MAX_PIXEL_DIFFERENCE = 0.025  # share of aligned pixels that differ: under it, one picture
-MAX_PIXEL_DIFFERENCE_WITH_TEXT = 0.05  # ... or under this when the captions agree too
+CANDIDATE_SIMILARITY = 0.05  # trigram overlap that makes a farther look-alike worth aligning
+CANDIDATES = 12  # at most this many of each kind are aligned
+MAX_PIXEL_DIFFERENCE = 0.02  # share of aligned pixels that differ: under it, one picture
+MAX_PIXEL_DIFFERENCE_WITH_TEXT = 0.04  # ... or under this when the captions agree too
 # Without pixels to compare (no alignment possible, or no image at hand: search-side groups):
 MAX_DISTANCE_NO_TEXT = 4  # bits of 64, for memes with too little text to compare
 MIN_CAPTION_SIMILARITY = 0.5  # trigram Jaccard overlap of the two OCR texts

@@ -5,15 +5,16 @@ usage: python bench/repost_groups.py TRUTH_JSONL IMAGES_DIR ARCHIVE [--copies 10
 
 ARCHIVE holds the originals of TRUTH (`variant_of` null) already indexed (see bench/make_queries.py);
 it is copied, never changed. Prints one JSON object:
-- siblings: every pair of originals of one template, and the share the rule (archive.likeness)
-  would join (it must stay under 1 in 100);
+- siblings: the originals indexed one after another as `memes index` would (hashes, OCR text
+  from the archive, pixels aligned against the memes before them), how many were wrongly joined
+  to another meme of their template, out of all pairs of originals of one template (the aim:
+  under 1 in 100);
 - copies: COPIES altered copies of each kind indexed into the copy of the archive, and the share
   that became a sighting of their original's meme (at least 0.95 is the aim).
 """
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import random
 import shutil
@@ -24,7 +25,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from archive.config import resolve_config  # noqa: E402
-from archive.likeness import hamming, hash_array, same_meme, trigrams  # noqa: E402
+from archive.likeness import Likeness  # noqa: E402
+from indexer.imageio import load_image, model_input, picture_hashes  # noqa: E402
+from indexer.pipeline import Reposts  # noqa: E402
 from memes.app import Archive  # noqa: E402
 from search.evaluate import read_jsonl  # noqa: E402
 
@@ -45,21 +48,26 @@ def main() -> None:
         for meme_id in archive.catalog.ids():
             for s in archive.catalog.require(meme_id).sightings:
                 meme_of[Path(s.path).name] = meme_id
-        rows = {meme_id: (h, trigrams(t)) for meme_id, h, t in archive.catalog.likeness_rows()}
 
         by_template: dict[str, list[str]] = {}
         for row in truth:
             if not row["variant_of"] and row["file"] in meme_of:
                 by_template.setdefault(row["template"], []).append(meme_of[row["file"]])
-        pairs = joined = 0
+        pairs = sum(len(set(m)) * (len(set(m)) - 1) // 2 for m in by_template.values())
+        reposts = Reposts(archive.catalog, archive.config.max_image_pixels, Likeness([]))
+        texts = archive.catalog.ocr_texts()
+        joined = 0
         examples = []
-        for members in by_template.values():
-            for a, b in itertools.combinations(sorted(set(members)), 2):
-                distance = int(hamming(rows[a][0], hash_array([rows[b][0]]))[0])
-                pairs += 1
-                if same_meme(distance, rows[a][1], rows[b][1]):
-                    joined += 1
-                    examples.append((a, b, distance))
+        for row in truth:
+            if row["variant_of"] or row["file"] not in meme_of:
+                continue
+            meme = archive.catalog.require(meme_of[row["file"]])
+            picture = load_image(args.images / row["file"]).rgb
+            found = reposts.find(picture_hashes(picture), texts.get(meme.id, ""), model_input(picture))
+            if found is not None and found != meme.id:  # (a caption rendered twice is one meme)
+                joined += 1
+                examples.append((meme.id, found))
+            reposts.remember(meme, model_input(picture))
 
         rnd = random.Random(3)
         originals = {row["id"]: row for row in truth}

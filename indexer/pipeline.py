@@ -82,10 +82,10 @@ class Reposts:
     """Finds the meme a new image repeats (the rule in `archive.likeness`, pixels compared by
     `indexer.alignment`); the archive's hashes and texts are loaded on first use."""
 
-    def __init__(self, catalog: Catalog, max_pixels: int):
+    def __init__(self, catalog: Catalog, max_pixels: int, likeness: Likeness | None = None):
         self.catalog = catalog
         self.max_pixels = max_pixels
-        self._likeness: Likeness | None = None
+        self._likeness = likeness
         self._features = FeatureCache()  # memes saved this run go in as they are saved
 
     @property

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .engine import TEXT_RRF_K, TEXT_WEIGHTS
+from .engine import IMAGE_RRF_K, IMAGE_WEIGHTS, TEXT_RRF_K, TEXT_WEIGHTS
 from .fusion import RRF_K, fuse
 from .results import SignalHit
 
@@ -92,7 +92,7 @@ def mean(rows: list[dict[str, float]]) -> dict[str, float]:
 
 # The searcher's own fusion settings for each kind of query, used unless others are given.
 TEXT_FUSION = (TEXT_RRF_K, TEXT_WEIGHTS)
-IMAGE_FUSION = (RRF_K, None)
+IMAGE_FUSION = (IMAGE_RRF_K, IMAGE_WEIGHTS)
 
 
 def fused_ranking(ranked: Ranked, k: int | None = None, weights: dict[str, float] | None = None) -> list[str]:

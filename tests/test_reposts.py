@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from archive.likeness import Likeness, same_meme, trigrams
+from archive.likeness import MAX_PIXEL_DIFFERENCE_WITH_TEXT, Likeness, same_meme, trigrams
 from tests.conftest import ROOT, SAMPLES
 
 
@@ -25,8 +25,8 @@ def test_aligned_pixels_tell_a_copy_from_a_sibling():
     copies = evalset.alterations(original, random.Random(1))
     base = features(original)
     for name, copy in copies.items():
-        assert difference(features(copy), base) < 0.025, name
-    assert difference(features(sibling), base) > 0.03
+        assert difference(features(copy), base) < MAX_PIXEL_DIFFERENCE_WITH_TEXT, name
+    assert difference(features(sibling), base) > MAX_PIXEL_DIFFERENCE_WITH_TEXT
     unrelated = difference(features(evalset.template_picture(9)), base)
     assert unrelated is None or unrelated > 0.05  # another picture: no alignment, or much differs
 
