@@ -30,8 +30,10 @@ def trigram_expression(query: str) -> str | None:
 
 
 # A keyword hit scoring under this share of the best hit's BM25 shares only stray trigrams
-# ("ing", " th") with the query; letting it vote would give noise the same say as a match.
-KEYWORD_MIN_SHARE = 0.1
+# ("ing", " th") with the query; letting it vote would give noise the same say as a match (and
+# keyword votes weigh 3). Raising it from 0.1 to 0.3 changed no known-item figure on 1,006
+# queries over 1,007 rendered memes (keyword R@1 0.838, fused 0.822) and drops stray hits.
+KEYWORD_MIN_SHARE = 0.3
 
 
 def keyword(catalog: Catalog, query: str, depth: int) -> list[SignalHit]:
