@@ -103,7 +103,7 @@ class Embedder:
 
     def _picture(self, meme: Meme) -> Image.Image | None:
         """The meme's image from the first of its files that still holds the same bytes."""
-        image = image_of([s.path for s in meme.sightings], meme.content_hash, self.max_pixels)
+        image = image_of(meme, self.max_pixels)
         return model_input(image) if image is not None else None
 
     def _missing(self) -> Iterator[tuple[str, list[str]]]:

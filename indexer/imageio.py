@@ -14,6 +14,8 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from archive.model import Meme
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jfif", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".avif"}
 DEFAULT_MAX_PIXELS = 64_000_000
 
@@ -144,21 +146,24 @@ def model_input(img: Image.Image, side: int = 448) -> Image.Image:
     return small
 
 
-def file_of(paths: list[str], expected_hash: str) -> tuple[str, bytes] | None:
-    """The first of `paths` that still holds the expected bytes, and those bytes; or None."""
-    for path in paths:
+def file_of(meme: Meme) -> tuple[str, bytes] | None:
+    """The first of a meme's files that still holds its image's bytes, and those bytes; None
+    when none does, or the meme has no image (an imported record)."""
+    if meme.content_hash is None:
+        return None
+    for sighting in meme.sightings:
         try:
-            data = Path(path).read_bytes()
+            data = Path(sighting.path).read_bytes()
         except OSError:
             continue
-        if content_hash(data) == expected_hash:
-            return path, data
+        if content_hash(data) == meme.content_hash:
+            return sighting.path, data
     return None
 
 
-def image_of(paths: list[str], expected_hash: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image | None:
-    """The image from the first of `paths` that still holds the expected bytes, or None."""
-    found = file_of(paths, expected_hash)
+def image_of(meme: Meme, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image | None:
+    """A meme's image, from the first of its files that still holds its bytes; or None."""
+    found = file_of(meme)
     if found is None:
         return None
     try:

@@ -114,9 +114,7 @@ class Reposts:
 
     def _picture(self, meme_id: str) -> Image.Image | None:
         meme = self.catalog.get(meme_id)
-        if meme is None or meme.content_hash is None:
-            return None
-        return image_of([s.path for s in meme.sightings], meme.content_hash, self.max_pixels)
+        return image_of(meme, self.max_pixels) if meme is not None else None
 
 
 class Indexer:

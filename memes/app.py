@@ -25,7 +25,7 @@ from indexer.annotate import (DEFAULT_ANNOTATORS, Annotated, AnnotationRecorder,
 from indexer.embedder import TEXT_SPACES, Embedder
 from indexer.encoders import ClipEncoder, SentenceEncoder
 from indexer.imageio import (IMAGE_SUFFIXES, ImageLoadError, decode, file_of, image_of, load_image, model_input,
-                             perceptual_hash, picture_hashes)
+                             picture_hashes)
 from indexer.ocr import TesseractOcr
 from indexer.pipeline import Event, Indexed, Indexer, Notice, Skipped
 from indexer.scan import Found, scan
@@ -225,7 +225,7 @@ class Archive:
         try:
             for meme_id, wanted in todo.items():
                 meme = self.catalog.require(meme_id)
-                image = image_of([s.path for s in meme.sightings], meme.content_hash, self.config.max_image_pixels)
+                image = image_of(meme, self.config.max_image_pixels)
                 if image is None:
                     yield Notice(f"meme {meme_id}: none of its files still holds its image; not annotated")
                     continue
@@ -303,9 +303,7 @@ class Archive:
 
     def _meme_picture(self, meme_id: str):
         meme = self.catalog.get(meme_id)
-        if meme is None or meme.content_hash is None:
-            return None
-        return image_of([s.path for s in meme.sightings], meme.content_hash, self.config.max_image_pixels)
+        return image_of(meme, self.config.max_image_pixels) if meme is not None else None
 
     def similar_to_bytes(self, data: bytes, k: int) -> tuple[list[Result], list[str]]:
         """Memes like an image given as bytes (an upload); raises MemesError for a bad one."""
@@ -382,10 +380,7 @@ class Archive:
 
     def image_file(self, meme_id: str) -> tuple[str, bytes] | None:
         """The meme's image: the first of its files that still holds its bytes, and the bytes."""
-        meme = self.catalog.require(meme_id)
-        if meme.content_hash is None:
-            return None
-        return file_of([s.path for s in meme.sightings], meme.content_hash)
+        return file_of(self.catalog.require(meme_id))
 
     def thumbnail(self, meme_id: str) -> Path | None:
         """A small WebP of the meme, made once and kept in the archive."""
@@ -395,7 +390,7 @@ class Archive:
         target = self.directory / THUMBNAILS_DIR / meme.content_hash[:2] / f"{meme.content_hash}.webp"
         if target.exists():
             return target
-        image = image_of([s.path for s in meme.sightings], meme.content_hash, self.config.max_image_pixels)
+        image = image_of(meme, self.config.max_image_pixels)
         if image is None:
             return None
         image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
