@@ -271,19 +271,17 @@ class Catalog:
                                (limit, offset)).fetchall()
         return total, [r[0] for r in rows]
 
-    def ocr_texts(self) -> dict[str, str]:
-        """meme id -> its OCR text (every engine's, joined), for memes that have any."""
+    def ocr_texts(self, meme_ids: Sequence[str] | None = None) -> dict[str, str]:
+        """meme id -> its OCR text (every engine's, joined), for memes that have any: all of
+        them, or those of `meme_ids`."""
+        if meme_ids is None:
+            rows = self.db.execute("SELECT meme_id, body FROM sections WHERE type = 'ocr' ORDER BY id").fetchall()
+        else:
+            rows = [r for meme_id in meme_ids for r in self.db.execute(
+                "SELECT meme_id, body FROM sections WHERE meme_id = ? AND type = 'ocr' ORDER BY id", (meme_id,))]
         out: dict[str, str] = {}
-        for meme_id, body in self.db.execute("SELECT meme_id, body FROM sections WHERE type = 'ocr' ORDER BY id"):
+        for meme_id, body in rows:
             out[meme_id] = (out.get(meme_id, "") + "\n" + body).strip()
-        return out
-
-    def ocr_texts_of(self, meme_ids: list[str]) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for meme_id in meme_ids:
-            for (body,) in self.db.execute("SELECT body FROM sections WHERE meme_id = ? AND type = 'ocr' ORDER BY id",
-                                           (meme_id,)):
-                out[meme_id] = (out.get(meme_id, "") + "\n" + body).strip()
         return out
 
     def with_several_sightings(self) -> list[str]:
@@ -493,6 +491,10 @@ class Catalog:
 
     def embedding_models(self, space: str) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT DISTINCT model FROM embeddings WHERE space = ?", (space,))]
+
+    def embedding_dim(self, space: str) -> int | None:
+        row = self.db.execute("SELECT length(vector) FROM embeddings WHERE space = ? LIMIT 1", (space,)).fetchone()
+        return row[0] // 4 if row else None  # float32
 
     def embedding_count(self, space: str) -> int:
         return self.db.execute("SELECT count(*) FROM embeddings WHERE space = ?", (space,)).fetchone()[0]

@@ -71,15 +71,18 @@ class VectorSpace:
             self.collection.delete(ids=list(item_ids))
             self.catalog.drop_embeddings(self.name, item_ids=item_ids)
 
-    def item_ids(self) -> set[str]:
-        found: set[str] = set()
+    def _pages(self, include: list[str]):
+        """Every item of the collection, a batch at a time (Chroma's `get` result per batch)."""
         offset = 0
         while True:
-            page = self.collection.get(include=[], limit=self.max_batch, offset=offset)
-            found.update(page["ids"])
+            page = self.collection.get(include=include, limit=self.max_batch, offset=offset)
+            yield page
             if len(page["ids"]) < self.max_batch:
-                return found
+                return
             offset += self.max_batch
+
+    def item_ids(self) -> set[str]:
+        return {i for page in self._pages([]) for i in page["ids"]}
 
     def reconcile(self) -> dict[str, int]:
         """Make Chroma hold exactly the vectors the catalog keeps: vectors only Chroma has are
@@ -87,15 +90,19 @@ class VectorSpace:
         dropped; vectors Chroma lost are put back from the catalog. No model runs."""
         kept = self.catalog.embedding_items(self.name)
         indexed = self.item_ids()
+        known = set(self.catalog.ids())
+        unkept = sorted(indexed - kept.keys())
         adopted, dropped = [], []
-        for item in sorted(indexed - kept.keys()):
-            found = self.collection.get(ids=[item], include=["embeddings", "metadatas"])
-            meta = (found["metadatas"][0] or {}) if found["ids"] else {}
-            if found["ids"] and self.catalog.get(meta.get("meme_id", "")) is not None:
-                self.catalog.put_embeddings(self.name, self.model, [item], np.asarray(found["embeddings"], dtype=np.float32), [meta])
-                adopted.append(item)
-            else:
-                dropped.append(item)
+        for start in range(0, len(unkept), self.max_batch):
+            found = self.collection.get(ids=unkept[start:start + self.max_batch], include=["embeddings", "metadatas"])
+            take = [n for n, meta in enumerate(found["metadatas"]) if (meta or {}).get("meme_id") in known]
+            taken = set(take)
+            if take:
+                self.catalog.put_embeddings(self.name, self.model, [found["ids"][n] for n in take],
+                                            np.asarray(found["embeddings"], dtype=np.float32)[take],
+                                            [found["metadatas"][n] for n in take])
+            adopted += [found["ids"][n] for n in take]
+            dropped += [i for n, i in enumerate(found["ids"]) if n not in taken]
         if dropped:
             self.collection.delete(ids=dropped)
         missing = sorted(kept.keys() - indexed)
@@ -118,14 +125,8 @@ class VectorSpace:
 
     def meme_ids(self) -> set[str]:
         """Every meme that has at least one vector here."""
-        found: set[str] = set()
-        offset = 0
-        while True:
-            page = self.collection.get(include=["metadatas"], limit=self.max_batch, offset=offset)
-            found.update((m or {}).get("meme_id", i) for i, m in zip(page["ids"], page["metadatas"]))
-            if len(page["ids"]) < self.max_batch:
-                return found
-            offset += self.max_batch
+        return {(m or {}).get("meme_id", i) for page in self._pages(["metadatas"])
+                for i, m in zip(page["ids"], page["metadatas"])}
 
     def vector(self, item_id: str) -> np.ndarray | None:
         found = self.collection.get(ids=[item_id], include=["embeddings"])
@@ -168,9 +169,7 @@ class VectorStore:
     def _wrap(self, collection, name: str, model: str | None) -> VectorSpace:
         meta = collection.metadata or {}
         if model is not None and meta.get("model") != model:
-            raise ModelMismatch(
-                f"the {name} vectors were made by {meta.get('model')}, but the configured model is {model}; "
-                "run `memes reindex` to rebuild them")
+            raise _mismatch(name, str(meta.get("model")), model)
         return VectorSpace(collection, meta.get("model"), int(meta.get("dim", 0)), self.client.get_max_batch_size(),
                            self.catalog)
 
@@ -267,9 +266,7 @@ class CatalogVectors:
         if not models:
             return None
         if model is not None and models != [model]:
-            raise ModelMismatch(
-                f"the {name} vectors were made by {', '.join(models)}, but the configured model is {model}; "
-                "run `memes reindex` to rebuild them")
+            raise _mismatch(name, ", ".join(models), model)
         return CatalogSpace(self.catalog, name, models[0])
 
     def describe(self) -> dict[str, dict[str, Any]]:
@@ -277,6 +274,10 @@ class CatalogVectors:
         for name in SPACES:
             space = self.space(name)
             if space is not None:
-                ids, matrix, _ = self.catalog.embeddings(name, [next(iter(self.catalog.embedding_items(name)))])
-                out[name] = {"model": space.model, "dim": int(matrix.shape[1]), "vectors": space.count()}
+                out[name] = {"model": space.model, "dim": self.catalog.embedding_dim(name), "vectors": space.count()}
         return out
+
+
+def _mismatch(space: str, made_by: str, configured: str) -> ModelMismatch:
+    return ModelMismatch(f"the {space} vectors were made by {made_by}, but the configured model is {configured}; "
+                         "run `memes reindex` to rebuild them")
