@@ -38,6 +38,11 @@ def hamming(phash: str, others: np.ndarray) -> np.ndarray:
     return np.unpackbits(x.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1, dtype=np.int64)
 
 
+def nearest_distances(phashes: list[str], others: np.ndarray) -> np.ndarray:
+    """For each of `others`, its bit distance to the nearest of `phashes` (one picture's hashes)."""
+    return np.min([hamming(p, others) for p in phashes], axis=0)
+
+
 def hash_array(phashes: list[str]) -> np.ndarray:
     return np.array([int(h, 16) for h in phashes], dtype=np.uint64)
 
@@ -90,7 +95,7 @@ class Likeness:
         if not self.ids or not phashes:
             return []
         hashes = self._hashes[:len(self.ids)]
-        distance = np.min([hamming(p, hashes) for p in phashes], axis=0)
+        distance = nearest_distances(phashes, hashes)
         grams = trigrams(text)
         within = np.nonzero(distance <= MAX_DISTANCE)[0]
         scored = [(int(i), int(distance[i]), text_similarity(grams, self.grams[i])) for i in within]

@@ -9,7 +9,8 @@ from PIL import Image
 
 from archive.catalog import Catalog
 from archive.errors import ModelUnavailable
-from archive.likeness import MAX_PIXEL_DIFFERENCE_WITH_TEXT, hamming, text_similarity, trigrams
+from archive.likeness import (MAX_PIXEL_DIFFERENCE_WITH_TEXT, hash_array, nearest_distances, text_similarity,
+                              trigrams)
 from archive.vectors import ANNOTATION_TEXT, IMAGE, OCR_TEXT, VectorStore
 
 from . import signals
@@ -166,7 +167,7 @@ class Searcher:
         if len(query) < 6:
             return []
         candidates = dict.fromkeys(h.meme_id for hits in rankings.values() for h in hits)
-        texts = self.catalog.ocr_texts_of(list(candidates))
+        texts = self.catalog.ocr_texts(list(candidates))
         scored = [SignalHit(i, text_similarity(query, trigrams(texts.get(i, "")))) for i in candidates]
         return sorted((h for h in scored if h.score >= CAPTION_MIN_SIMILARITY), key=lambda h: -h.score)
 
@@ -186,8 +187,8 @@ class Searcher:
         if not pairs:
             return []
         ids = [i for i, _ in pairs]
-        hashes = np.array([int(h, 16) for _, h in pairs], dtype=np.uint64)
-        dist = np.min([hamming(p, hashes) for p in phashes], axis=0)
+        hashes = hash_array([h for _, h in pairs])
+        dist = nearest_distances(phashes, hashes)
         order = np.argsort(dist, kind="stable")[: self.depth + 1]
         return [SignalHit(ids[i], float(-dist[i])) for i in order if dist[i] <= PHASH_MAX_DISTANCE]
 

@@ -17,13 +17,12 @@ from archive.likeness import MAX_DISTANCE, hamming, hash_array, same_meme, trigr
 
 def lookalike_groups(catalog: Catalog) -> list[list[str]]:
     """Groups of two or more memes that look alike and say the same, oldest group first."""
-    pairs = catalog.phashes()
-    if len(pairs) < 2:
+    rows = catalog.likeness_rows()
+    if len(rows) < 2:
         return []
-    ids = [i for i, _ in pairs]
-    hashes = hash_array([h for _, h in pairs])
-    texts = catalog.ocr_texts()
-    grams = [trigrams(texts.get(i, "")) for i in ids]
+    ids = [i for i, _, _ in rows]
+    hashes = hash_array([h for _, h, _ in rows])
+    grams = [trigrams(text) for _, _, text in rows]
     parent = list(range(len(ids)))
 
     def root(i: int) -> int:
@@ -33,7 +32,7 @@ def lookalike_groups(catalog: Catalog) -> list[list[str]]:
         return i
 
     for i in range(len(ids) - 1):
-        dist = hamming(pairs[i][1], hashes[i + 1:])
+        dist = hamming(rows[i][1], hashes[i + 1:])
         for j in np.nonzero(dist <= MAX_DISTANCE)[0]:
             if same_meme(int(dist[j]), grams[i], grams[i + 1 + j]):
                 parent[root(int(i + 1 + j))] = root(i)

@@ -1,6 +1,6 @@
 import json
 
-from search.engine import hamming
+from archive.likeness import hamming
 from search.fusion import fuse
 from search.results import SignalHit
 from search.signals import trigram_expression, window
