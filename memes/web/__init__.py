@@ -27,6 +27,7 @@ from memes.app import Archive, meme_json, results_json
 
 HERE = Path(__file__).resolve().parent
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+TOO_BIG = f"uploads are limited to {MAX_UPLOAD_BYTES // (1024 * 1024)} MB"
 PER_PAGE = 48
 TOKEN_COOKIE = "memes_token"
 
@@ -74,7 +75,7 @@ async def read_upload(request: Request, upload: UploadFile) -> bytes:
     is refused before its body is read, by the middleware)."""
     data = await upload.read(MAX_UPLOAD_BYTES + 1)
     if len(data) > MAX_UPLOAD_BYTES:
-        raise HTTPException(413, f"uploads are limited to {MAX_UPLOAD_BYTES // (1024 * 1024)} MB")
+        raise HTTPException(413, TOO_BIG)
     if not data:
         raise HTTPException(422, "the upload is empty")
     return data
@@ -92,9 +93,8 @@ def create_app(archive: Archive, token: str | None = None) -> FastAPI:
     async def require_token(request: Request, call_next):
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES + 64 * 1024:  # before parsing a byte
-            message = f"uploads are limited to {MAX_UPLOAD_BYTES // (1024 * 1024)} MB"
-            return JSONResponse({"error": message}, status_code=413) if request.url.path.startswith("/api/") \
-                else HTMLResponse(f"<!doctype html><title>memes</title><p>{message}</p>", status_code=413)
+            return JSONResponse({"error": TOO_BIG}, status_code=413) if request.url.path.startswith("/api/") \
+                else HTMLResponse(f"<!doctype html><title>memes</title><p>{TOO_BIG}</p>", status_code=413)
         if request.url.path.startswith("/static/") or gallery.allowed(request):
             response = await call_next(request)
             if gallery.token and request.query_params.get("token") and gallery.allowed(request):
