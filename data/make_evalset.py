@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from make_samples import FONT, caption, font, photo  # noqa: E402
+from make_samples import caption, font, photo  # noqa: E402
 
 from search.evaluate import build_queries  # noqa: E402
 

@@ -39,6 +39,33 @@ def test_python_dash_m_works_too(env):
     assert result.returncode == 0 and "index" in result.stdout
 
 
+def _index_in_background(env, folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
+    """`memes index FOLDER` in small batches, as a subprocess; returns it and the catalog path."""
+    env = {**env, "MEMES_BATCH_SIZE": "2", "MEMES_WORKERS": "1"}
+    exe = Path(sys.executable).with_name("memes")
+    proc = subprocess.Popen([str(exe), "--quiet", "index", folder], env=env, stdout=stdout, stderr=stderr, text=True)
+    return proc, Path(env["MEMES_ARCHIVE"]) / "catalog.sqlite3"
+
+
+def _wait_for_memes(proc, catalog: Path, count: int, poll: float = 0.1) -> None:
+    """Until the catalog holds `count` memes, or the run ends (5 minutes at most)."""
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and _count(catalog) < count:
+        time.sleep(poll)
+
+
+def _distinct_memes(folder: Path, count: int) -> None:
+    """`count` images with distinct bytes and pictures: a sample with a coloured bar of its own."""
+    from PIL import Image, ImageDraw
+
+    folder.mkdir()
+    base = Image.open(SAMPLES / "coffee-code.jpg").convert("RGB")
+    for n in range(count):
+        img = base.copy()
+        ImageDraw.Draw(img).rectangle([0, 0, 40 + n * 20, 30], fill=(n * 10, 255 - n * 10, 90))
+        img.save(folder / f"meme-{n:02d}.jpg", quality=85)
+
+
 def test_ctrl_c_keeps_every_finished_batch(env, tmp_path):
     folder = tmp_path / "many"
     folder.mkdir()
@@ -46,17 +73,10 @@ def test_ctrl_c_keeps_every_finished_batch(env, tmp_path):
     for n in range(3):  # each distinct image thrice, under other names
         for f in images:
             shutil.copy(f, folder / f"{n}-{f.name}")
-    env = {**env, "MEMES_BATCH_SIZE": "2", "MEMES_WORKERS": "1"}
-    exe = Path(sys.executable).with_name("memes")
-    proc = subprocess.Popen([str(exe), "--quiet", "index", folder], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    archive = Path(env["MEMES_ARCHIVE"]) / "catalog.sqlite3"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        time.sleep(0.5)
-        if archive.exists() and _count(archive) >= 2:
-            proc.send_signal(signal.SIGINT)
-            break
+    proc, archive = _index_in_background(env, folder, subprocess.PIPE, subprocess.PIPE)
+    _wait_for_memes(proc, archive, 2, poll=0.5)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=300)
     assert "Traceback" not in stderr
     if proc.returncode != 0:
@@ -83,23 +103,10 @@ def _count(catalog: Path) -> int:
 
 
 def test_sigkill_at_any_moment_then_rerun_loses_and_doubles_nothing(env, tmp_path):
-    from PIL import Image, ImageDraw
-
     folder = tmp_path / "distinct"
-    folder.mkdir()
-    base = Image.open(SAMPLES / "coffee-code.jpg").convert("RGB")
-    for n in range(16):  # distinct bytes and pictures, each a caption with its own number
-        img = base.copy()
-        ImageDraw.Draw(img).rectangle([0, 0, 40 + n * 30, 30], fill=(n * 15, 255 - n * 15, 90))
-        img.save(folder / f"meme-{n:02d}.jpg", quality=85)
-    env = {**env, "MEMES_BATCH_SIZE": "2", "MEMES_WORKERS": "1"}
-    exe = Path(sys.executable).with_name("memes")
-    proc = subprocess.Popen([str(exe), "--quiet", "index", folder], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    catalog = Path(env["MEMES_ARCHIVE"]) / "catalog.sqlite3"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None and _count(catalog) < 4:
-        time.sleep(0.1)
+    _distinct_memes(folder, 16)
+    proc, catalog = _index_in_background(env, folder)
+    _wait_for_memes(proc, catalog, 4)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     kept = _count(catalog)
@@ -117,25 +124,12 @@ def test_sigkill_at_any_moment_then_rerun_loses_and_doubles_nothing(env, tmp_pat
 
 
 def test_a_search_during_an_index_run_answers_from_what_is_committed(env, tmp_path):
-    from PIL import Image, ImageDraw
-
     first = _memes(env, "--quiet", "index", SAMPLES)
     assert first.returncode == 0, first.stderr
     folder = tmp_path / "more"
-    folder.mkdir()
-    base = Image.open(SAMPLES / "coffee-code.jpg").convert("RGB")
-    for n in range(24):
-        img = base.copy()
-        ImageDraw.Draw(img).rectangle([0, 0, 40 + n * 20, 30], fill=(n * 10, 200, 90))
-        img.save(folder / f"more-{n:02d}.jpg", quality=85)
-    env = {**env, "MEMES_BATCH_SIZE": "2", "MEMES_WORKERS": "1"}
-    exe = Path(sys.executable).with_name("memes")
-    proc = subprocess.Popen([str(exe), "--quiet", "index", folder], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    catalog = Path(env["MEMES_ARCHIVE"]) / "catalog.sqlite3"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None and _count(catalog) < 12:
-        time.sleep(0.1)
+    _distinct_memes(folder, 24)
+    proc, catalog = _index_in_background(env, folder, stderr=subprocess.PIPE)
+    _wait_for_memes(proc, catalog, 12)
     assert proc.poll() is None, "the index run ended before the search could start"
     found = _memes(env, "search", "llama mistral chart", "--json", "-k", "3")
     similar = _memes(env, "similar", SAMPLES / "one-does-not-simply.jpg", "--json", "-k", "3")

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from archive.likeness import MAX_PIXEL_DIFFERENCE_WITH_TEXT, Likeness, same_meme, trigrams
-from tests.conftest import ROOT, SAMPLES
+from tests.conftest import ROOT
 
 
 def test_aligned_pixels_tell_a_copy_from_a_sibling():
