@@ -127,7 +127,7 @@ def test_a_search_during_an_index_run_answers_from_what_is_committed(env, tmp_pa
     first = _memes(env, "--quiet", "index", SAMPLES)
     assert first.returncode == 0, first.stderr
     folder = tmp_path / "more"
-    _distinct_memes(folder, 24)
+    _distinct_memes(folder, 60)  # long enough to outlast two CLI start-ups on a busy machine
     proc, catalog = _index_in_background(env, folder, stderr=subprocess.PIPE)
     _wait_for_memes(proc, catalog, 12)
     assert proc.poll() is None, "the index run ended before the search could start"
