@@ -47,6 +47,11 @@ class Config:
     batch_size: int = 16
     max_image_pixels: int = 64_000_000
     group_reposts: bool = True  # an altered copy of a meme becomes a sighting of it (archive.likeness)
+    # Servers, for archives bigger than one machine (README, "Bigger archives"); empty: embedded
+    records_url: str = ""  # postgresql://USER[:PASSWORD]@HOST:PORT/DB; empty: SQLite in the archive dir
+    chroma_url: str = ""  # http(s)://HOST:PORT of a `chroma run` server; empty: Chroma embedded
+    chroma_database: str = "memes"  # the database on the Chroma server (made when missing)
+    chroma_token: str = ""  # sent as `Authorization: Bearer TOKEN` (to a proxy in front of Chroma)
     # Vision-LLM annotation through Ollama
     annotate: bool = True
     ollama_host: str = "http://127.0.0.1:11434"  # several: comma-separated; env OLLAMA_HOST too
@@ -57,6 +62,12 @@ class Config:
     annotate_image_side: int = 1024
     keep_alive: str = "30m"
     annotators: tuple[tuple[str, str, str], ...] = ()  # (kind, model, prompt); empty: the defaults
+
+    @property
+    def servers_only(self) -> bool:
+        """Records and vectors both on servers: nothing shared lives in the archive directory,
+        so several processes (and machines) may write at once."""
+        return bool(self.records_url and self.chroma_url)
 
     @property
     def ollama_hosts(self) -> list[str]:

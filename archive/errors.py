@@ -27,3 +27,7 @@ class ModelUnavailable(MemesError):
 
 class ConfigError(MemesError):
     """The configuration file or a setting is invalid."""
+
+
+class StoreUnavailable(MemesError):
+    """The records server or the vector server cannot be reached."""

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .catalog import Catalog
-from .errors import ModelMismatch
+from .errors import ConfigError, ModelMismatch, StoreUnavailable
 
 SCHEMA_VERSION = 1
 IMAGE, OCR_TEXT, ANNOTATION_TEXT = "image", "ocr_text", "annotation_text"
@@ -136,12 +136,25 @@ class VectorSpace:
 
 
 class VectorStore:
-    """Chroma in embedded mode under the archive directory, with copies in the catalog."""
+    """Chroma, embedded under the archive directory or on a server (`chroma run`), with copies of
+    every vector in the catalog."""
 
-    def __init__(self, directory: Path, catalog: Catalog):
+    def __init__(self, directory: Path, catalog: Catalog, url: str = "", database: str = "memes",
+                 token: str = ""):
         self.directory = Path(directory)
         self.catalog = catalog
+        self.url = url
+        self.database = database
+        self.token = token
         self._client = None
+
+    @property
+    def on_server(self) -> bool:
+        return bool(self.url)
+
+    @property
+    def where(self) -> str:
+        return f"{self.url} (database {self.database})" if self.url else str(self.directory)
 
     @property
     def client(self):
@@ -149,10 +162,17 @@ class VectorStore:
             import chromadb
             from chromadb.config import Settings
 
-            self.directory.mkdir(parents=True, exist_ok=True)
-            self._client = chromadb.PersistentClient(
-                path=str(self.directory), settings=Settings(anonymized_telemetry=False))
+            if self.url:
+                self._client = _server_client(self.url, self.database, self.token)
+            else:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                self._client = chromadb.PersistentClient(
+                    path=str(self.directory), settings=Settings(anonymized_telemetry=False))
         return self._client
+
+    def exists(self) -> bool:
+        """Whether there may be vectors to read (an embedded store not yet made has none)."""
+        return self.on_server or self.directory.exists()
 
     def close(self) -> None:
         """Forget the open client (and Chroma's in-process cache of it): the next use reads
@@ -276,6 +296,40 @@ class CatalogVectors:
             if space is not None:
                 out[name] = {"model": space.model, "dim": self.catalog.embedding_dim(name), "vectors": space.count()}
         return out
+
+
+def _server_client(url: str, database: str, token: str):
+    """A client of the Chroma server at `url`, in `database` (made when missing). `chroma run`
+    itself checks no credentials: a token is for a proxy in front of it (README, "Bigger
+    archives")."""
+    import chromadb
+    from chromadb.config import Settings
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise ConfigError(f"chroma_url must look like http://HOST:PORT, got {url!r}")
+    port = parts.port or (443 if parts.scheme == "https" else 8000)
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+
+    def settings() -> Settings:
+        return Settings(anonymized_telemetry=False, chroma_server_host=parts.hostname,
+                        chroma_server_http_port=port, chroma_server_ssl_enabled=parts.scheme == "https",
+                        chroma_server_headers=headers, chroma_api_impl="chromadb.api.fastapi.FastAPI")
+
+    try:
+        admin = chromadb.AdminClient(settings())
+        try:
+            admin.get_database(database)
+        except Exception:  # Chroma says NotFoundError, or a plain error naming it, by version
+            admin.create_database(database)
+        return chromadb.HttpClient(host=parts.hostname, port=port, ssl=parts.scheme == "https", headers=headers,
+                                   settings=Settings(anonymized_telemetry=False), database=database)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise StoreUnavailable(f"cannot use the Chroma server at {url}: {first}") from None
 
 
 def _mismatch(space: str, made_by: str, configured: str) -> ModelMismatch:

@@ -58,7 +58,39 @@ class Notice:
     message: str
 
 
-Event = Indexed | Unchanged | Skipped | Notice
+@dataclass
+class OtherShard:
+    path: Path  # new bytes another shard's indexer takes
+
+
+Event = Indexed | Unchanged | Skipped | Notice | OtherShard
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Share `number` of `count` (1-based): the files whose bytes' hash falls to it. Every
+    indexer of a collection reads every new file to hash it, and takes only its share, so N
+    indexers together take each file exactly once, and copies of one file go to one of them."""
+
+    number: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> "Shard":
+        number, _, count = text.partition("/")
+        try:
+            shard = cls(int(number), int(count))
+        except ValueError:
+            raise ValueError(f"a shard is I/N, like 1/4; got {text!r}") from None
+        if not 1 <= shard.number <= shard.count:
+            raise ValueError(f"a shard is I/N with 1 <= I <= N; got {text!r}")
+        return shard
+
+    def takes(self, content_hash: str) -> bool:
+        return int(content_hash[:15], 16) % self.count == self.number - 1
+
+    def __str__(self) -> str:
+        return f"{self.number}/{self.count}"
 
 
 # --- work done on the thread pool -----------------------------------------------------------
@@ -123,8 +155,9 @@ class Indexer:
     def __init__(self, catalog: Catalog, embedder: Embedder, ocr: TesseractOcr, *, workers: int = 2,
                  batch_size: int = 16, max_pixels: int = 64_000_000, clock: Callable[[], datetime] = utc_now,
                  annotations: AnnotationRun | None = None, annotation_image_side: int = 1024,
-                 group_reposts: bool = True):
+                 group_reposts: bool = True, shard: Shard | None = None):
         self.catalog = catalog
+        self.shard = shard
         self.reposts = Reposts(catalog, max_pixels) if group_reposts else None
         self.annotations = annotations
         self.annotation_image_side = annotation_image_side
@@ -200,6 +233,8 @@ class Indexer:
             try:
                 data = item.path.read_bytes()
                 digest = content_hash(data)
+                if self.shard is not None and not self.shard.takes(digest):
+                    continue
                 with self._claims_lock:  # known before this run: annotated then, if ever
                     known = digest not in self._fresh and self.catalog.has_content(digest)
                 if digest in sent or known:
@@ -224,7 +259,7 @@ class Indexer:
         later: list[_Prepared] = []  # copies of bytes first met in this run, saved after the original
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             for result in self._prepared(pool, todo):
-                if isinstance(result, Skipped):
+                if isinstance(result, (Skipped, OtherShard)):
                     yield result
                 elif result.meme is None and self.catalog.id_for_content(result.content_hash) is None:
                     later.append(result)
@@ -277,12 +312,14 @@ class Indexer:
             self._fresh.add(digest)
             return True
 
-    def _prepare(self, item: Found, st: os.stat_result) -> _Prepared | Skipped:
+    def _prepare(self, item: Found, st: os.stat_result) -> _Prepared | Skipped | OtherShard:
         try:
             data = item.path.read_bytes()
         except OSError as exc:
             return Skipped(item.path, exc.strerror or str(exc))
         digest = content_hash(data)
+        if self.shard is not None and not self.shard.takes(digest):
+            return OtherShard(item.path)
         prepared = _Prepared(item, _sighting(item.path, st, self.clock()), digest)
         prepared.sighting.content_hash = digest
         if not self._claim(digest):

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from archive.catalog import Catalog
+from archive.database import without_password
 from archive.config import Config
 from archive.errors import MemesError, RecordFormatError
 from archive.lock import search_lock, writer_lock
@@ -27,7 +28,7 @@ from indexer.encoders import ClipEncoder, SentenceEncoder
 from indexer.imageio import (IMAGE_SUFFIXES, ImageLoadError, decode, file_of, image_of, load_image, model_input,
                              picture_hashes)
 from indexer.ocr import TesseractOcr
-from indexer.pipeline import Event, Indexed, Indexer, Notice, Skipped
+from indexer.pipeline import Event, Indexed, Indexer, Notice, Shard, Skipped
 from indexer.scan import Found, scan
 from search.engine import Searcher
 from search import evaluate
@@ -101,11 +102,13 @@ class Archive:
     @cached_property
     def catalog(self) -> Catalog:
         self.directory.mkdir(parents=True, exist_ok=True)
-        return Catalog(self.directory / CATALOG_FILE)
+        return Catalog(self.config.records_url or self.directory / CATALOG_FILE)
 
     @cached_property
     def store(self) -> VectorStore:
-        return VectorStore(self.directory / VECTORS_DIR, self.catalog)
+        c = self.config
+        return VectorStore(self.directory / VECTORS_DIR, self.catalog, url=c.chroma_url,
+                           database=c.chroma_database, token=c.chroma_token)
 
     @cached_property
     def text_encoder(self) -> SentenceEncoder:
@@ -119,9 +122,22 @@ class Archive:
         return ClipEncoder(arch, pretrained, batch_size=self.config.batch_size)
 
     def exists(self) -> bool:
-        return (self.directory / CATALOG_FILE).exists()
+        """Whether there is an archive to read (its records were ever written)."""
+        return Catalog.exists_at(self.config.records_url or self.directory / CATALOG_FILE)
+
+    @property
+    def where(self) -> str:
+        """Where the archive lives, in words for messages."""
+        if not (self.config.records_url or self.config.chroma_url):
+            return str(self.directory)
+        records = without_password(self.config.records_url) or str(self.directory / CATALOG_FILE)
+        return f"records at {records}, vectors at {self.store.where}"
 
     def lock(self, wait: bool = False, on_wait=None):
+        """The single-writer lock of the embedded default. With records and vectors both on
+        servers the servers take concurrent writers, and there is no lock."""
+        if self.config.servers_only:
+            return nullcontext()
         return writer_lock(self.directory, wait=wait, on_wait=on_wait)
 
     def _ocr(self) -> TesseractOcr:
@@ -135,6 +151,9 @@ class Archive:
     def reading(self) -> Iterator[tuple[VectorStore | CatalogVectors, list[str]]]:
         """The vectors to search, and notices: Chroma, or while another process writes the
         archive, the catalog's copies of what it has committed (see `archive.lock`)."""
+        if self.store.on_server:  # the server serves readers beside writers
+            yield self.store, []
+            return
         with search_lock(self.directory) as reading:
             if reading.writer is not None:
                 yield CatalogVectors(self.catalog), [
@@ -186,8 +205,9 @@ class Archive:
                                     backoff=c.annotate_backoff, keep_alive=c.keep_alive)
         return AnnotationRun(annotator, specs, c.annotate_concurrency * len(c.ollama_hosts))
 
-    def index(self, found: list[Found], annotate: bool | None = None) -> Iterator[Event]:
-        """Index files (call under `lock()`); yields one event per file, and notices."""
+    def index(self, found: list[Found], annotate: bool | None = None, shard: Shard | None = None) -> Iterator[Event]:
+        """Index files (call under `lock()`); yields one event per file, and notices. With a
+        shard, only the files whose bytes fall to it (the others as `OtherShard`)."""
         annotate = self.config.annotate if annotate is None else annotate
         specs = self.annotators() if annotate else []
         indexer = Indexer(self.catalog, self.embedder(), TesseractOcr(self.config.ocr_languages),
@@ -195,7 +215,7 @@ class Archive:
                           max_pixels=self.config.max_image_pixels,
                           annotations=self.annotation_run(specs) if specs else None,
                           annotation_image_side=self.config.annotate_image_side,
-                          group_reposts=self.config.group_reposts)
+                          group_reposts=self.config.group_reposts, shard=shard)
         return indexer.run(found)
 
     def annotation_jobs(self, kind: str | None, model: str | None, mode: str) -> int:
@@ -518,7 +538,7 @@ class Archive:
     def stats(self) -> dict:
         numbers = self.catalog.stats()
         with self.reading() as (store, _):
-            numbers["vectors"] = store.describe() if (self.directory / VECTORS_DIR).exists() else {}
+            numbers["vectors"] = store.describe() if self.store.exists() else {}
         models = {space: self.text_encoder.model_id for space in TEXT_SPACES}
         models[IMAGE] = self.image_encoder.model_id
         numbers["configured_models"] = models
@@ -526,7 +546,7 @@ class Archive:
                                       for space, model in models.items()}
         numbers["annotation_jobs"] = self.catalog.annotation_stats(
             {(s.kind, s.source): s.prompt_hash for s in self.annotators()})
-        numbers["archive"] = str(self.directory)
+        numbers["archive"] = self.where
         numbers["size_bytes"] = _tree_size(self.directory)
         return numbers
 

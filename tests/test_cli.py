@@ -2,10 +2,16 @@
 import json
 import shutil
 
+import pytest
 from PIL import Image
 
 from indexer.imageio import load_image, perceptual_hash
 from tests.conftest import SEED
+
+# Every command, on the embedded default and on the servers (PostgreSQL + a Chroma server).
+pytestmark = pytest.mark.usefixtures("backend")
+only_embedded = pytest.mark.parametrize(
+    "backend", ["embedded"], indirect=True)  # the single-writer lock is the embedded default's
 
 
 def test_help_lists_every_command_with_help_text(cli):
@@ -180,6 +186,7 @@ def test_errors_are_one_line_with_exit_codes(archive_dir, cli, tmp_path):
         assert "Traceback" not in r.output and len(r.stderr.strip().splitlines()) == 1
 
 
+@only_embedded
 def test_a_second_writer_is_told_who_holds_the_archive(archive_dir, samples, cli):
     from archive.lock import writer_lock
 
@@ -199,6 +206,7 @@ def test_similar_accepts_an_image_outside_the_archive(indexed, cli, tmp_path):
     assert result.exit_code == 0 and " 1. " in result.stdout
 
 
+@only_embedded
 def test_a_second_writer_can_wait_for_the_first(archive_dir, samples, cli):
     import threading
     import time
@@ -222,13 +230,12 @@ def test_a_second_writer_can_wait_for_the_first(archive_dir, samples, cli):
     assert "waiting for pid" in result.stderr and time.monotonic() - started >= 0.7
 
 
-def test_doctor_repairs_a_deleted_vector(indexed, cli, archive_dir):
+def test_doctor_repairs_a_deleted_vector(indexed, cli, archive_dir, backend):
     from archive.catalog import Catalog
-    from archive.vectors import VectorStore
 
     shown = cli("show", indexed[1] / "monday-flat.png").stdout
     meme_id = shown.split("Content Hash\n")[1][:16]
-    store = VectorStore(archive_dir / "vectors", Catalog(archive_dir / "catalog.sqlite3"))
+    store = backend.store(archive_dir, Catalog(backend.catalog_location(archive_dir)))
     store.space("image").collection.delete(ids=[meme_id])  # Chroma loses a vector the catalog keeps
     ocr = store.space("ocr_text")
     ocr.collection.upsert(ids=["ghost"], embeddings=[ocr.vector(meme_id)], metadatas=[{"meme_id": "ghost"}])

@@ -3,7 +3,8 @@ import json
 from archive.likeness import hamming
 from search.fusion import fuse
 from search.results import SignalHit
-from search.signals import trigram_expression, window
+from archive.catalog import trigram_expression
+from search.signals import window
 import numpy as np
 
 

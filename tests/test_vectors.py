@@ -7,11 +7,18 @@ from archive.model import Meme
 from archive.vectors import CatalogVectors, VectorStore
 
 
-def _store(tmp_path, memes=("m1", "m2", "x")) -> VectorStore:
-    catalog = Catalog(tmp_path / "catalog.sqlite3")
-    for meme_id in memes:
+@pytest.fixture
+def store(tmp_path, backend) -> VectorStore:
+    """A store on the embedded default or on the servers, with three memes in its catalog."""
+    catalog = Catalog(backend.catalog_location(tmp_path))
+    for meme_id in ("m1", "m2", "x"):
         catalog.save(Meme(id=meme_id))
-    return VectorStore(tmp_path / "vectors", catalog)
+    return backend.store(tmp_path, catalog)
+
+
+def _again(store: VectorStore) -> VectorStore:
+    """Another client of the same store, as another process would open it."""
+    return VectorStore(store.directory, store.catalog, url=store.url, database=store.database)
 
 
 def _unit(rows):
@@ -19,8 +26,7 @@ def _unit(rows):
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def test_upsert_query_and_replace(tmp_path):
-    store = _store(tmp_path)
+def test_upsert_query_and_replace(store):
     space = store.create_space("ocr_text", "model-a", 3)
     space.upsert(["m1", "m2"], _unit([[1, 0, 0], [0, 1, 0]]), [{"meme_id": "m1"}, {"meme_id": "m2"}])
     space.upsert(["m1"], _unit([[0, 0, 1]]), [{"meme_id": "m1"}])  # upsert replaces, add would not
@@ -30,18 +36,16 @@ def test_upsert_query_and_replace(tmp_path):
     assert space.count() == 2
 
 
-def test_a_space_refuses_another_model_and_wrong_dimensions(tmp_path):
-    store = _store(tmp_path)
+def test_a_space_refuses_another_model_and_wrong_dimensions(store):
     space = store.create_space("image", "clip-a", 3)
     with pytest.raises(ModelMismatch, match="memes reindex"):
-        VectorStore(tmp_path / "vectors", store.catalog).create_space("image", "clip-b", 3)
+        _again(store).create_space("image", "clip-b", 3)
     with pytest.raises(ModelMismatch, match="4-d vectors"):
         space.upsert(["x"], _unit([[1, 2, 3, 4]]), [{"meme_id": "x"}])
     assert store.describe()["image"] == {"model": "clip-a", "dim": 3, "vectors": 0}
 
 
-def test_rebuild_swaps_in_only_when_finished(tmp_path):
-    store = _store(tmp_path)
+def test_rebuild_swaps_in_only_when_finished(store):
     old = store.create_space("image", "clip-a", 2)
     old.upsert(["m1"], _unit([[1, 0]]), [{"meme_id": "m1"}])
     new = store.begin_rebuild("image", "clip-b", 3)
@@ -49,12 +53,11 @@ def test_rebuild_swaps_in_only_when_finished(tmp_path):
     assert store.space("image").model == "clip-a"  # still serving the old vectors
     assert "image.next" not in store.describe()
     store.finish_rebuild("image")
-    rebuilt = VectorStore(tmp_path / "vectors", store.catalog).space("image", "clip-b")
+    rebuilt = _again(store).space("image", "clip-b")
     assert rebuilt.dim == 3 and rebuilt.count() == 1
 
 
-def test_delete_by_meme_and_empty_query(tmp_path):
-    store = _store(tmp_path)
+def test_delete_by_meme_and_empty_query(store):
     space = store.create_space("annotation_text", "m", 2)
     assert space.query(_unit([[1, 0]])[0], 3) == []
     space.upsert(["m1/a/0", "m1/a/1", "m2/a/0"], _unit([[1, 0], [1, 1], [0, 1]]),
@@ -63,8 +66,7 @@ def test_delete_by_meme_and_empty_query(tmp_path):
     assert [h.id for h in space.query(_unit([[1, 0]])[0], 3)] == ["m2/a/0"]
 
 
-def test_the_catalog_keeps_every_vector_and_answers_like_chroma(tmp_path):
-    store = _store(tmp_path)
+def test_the_catalog_keeps_every_vector_and_answers_like_chroma(store):
     space = store.create_space("annotation_text", "m", 3)
     rnd = np.random.default_rng(0)
     vectors = _unit(rnd.normal(size=(3, 3)))
@@ -85,8 +87,7 @@ def test_the_catalog_keeps_every_vector_and_answers_like_chroma(tmp_path):
     assert store.catalog.embedding_count("annotation_text") == 0
 
 
-def test_a_rebuild_swaps_the_kept_vectors_too(tmp_path):
-    store = _store(tmp_path)
+def test_a_rebuild_swaps_the_kept_vectors_too(store):
     store.create_space("image", "clip-a", 2).upsert(["m1"], _unit([[1, 0]]), [{"meme_id": "m1"}])
     store.begin_rebuild("image", "clip-b", 3).upsert(["m1"], _unit([[0, 1, 0]]), [{"meme_id": "m1"}])
     assert CatalogVectors(store.catalog).space("image").model == "clip-a"
@@ -94,8 +95,7 @@ def test_a_rebuild_swaps_the_kept_vectors_too(tmp_path):
     assert CatalogVectors(store.catalog).describe()["image"] == {"model": "clip-b", "dim": 3, "vectors": 1}
 
 
-def test_reconcile_restores_adopts_and_drops_without_a_model(tmp_path):
-    store = _store(tmp_path)
+def test_reconcile_restores_adopts_and_drops_without_a_model(store):
     space = store.create_space("image", "clip", 2)
     space.upsert(["m1", "m2"], _unit([[1, 0], [0, 1]]), [{"meme_id": "m1"}, {"meme_id": "m2"}])
     space.collection.delete(ids=["m1"])  # Chroma lost one

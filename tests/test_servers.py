@@ -1,0 +1,70 @@
+"""Several indexers at once against the servers (PostgreSQL for records, `chroma run` for vectors)."""
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SAMPLES
+from tests.test_e2e import _distinct_memes, _memes
+
+pytestmark = [pytest.mark.slow, pytest.mark.parametrize("backend", ["servers"], indirect=True)]
+
+
+def test_two_sharded_indexers_at_once_take_every_file_exactly_once(backend, archive_dir, tmp_path):
+    from archive.catalog import Catalog
+
+    folder = tmp_path / "collection"
+    _distinct_memes(folder, 12)
+    for sample in SAMPLES.iterdir():
+        if sample.is_file():
+            shutil.copy(sample, folder / sample.name)
+    shutil.copy(folder / "meme-00.jpg", folder / "meme-00-again.jpg")  # the same bytes twice: one shard takes both
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    contents = {hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+    env = {**os.environ, "MEMES_BATCH_SIZE": "2", "MEMES_WORKERS": "1"}
+    exe = Path(sys.executable).with_name("memes")
+    runs = [subprocess.Popen([str(exe), "--quiet", "index", str(folder), "--shard", f"{n}/2", "--json"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in (1, 2)]
+    outputs = [run.communicate(timeout=600) for run in runs]
+    for run, (_, stderr) in zip(runs, outputs):
+        assert run.returncode == 0, stderr
+        assert "Traceback" not in stderr
+    reports = [json.loads(stdout) for stdout, _ in outputs]
+
+    taken = [r["new_memes"] + r["new_sightings"] for r in reports]
+    assert all(t > 0 for t in taken)  # both did a share
+    assert sum(taken) == len(files)
+    assert [r["other_shards"] for r in reports] == [taken[1], taken[0]]
+    assert all(r["skipped"] == 0 for r in reports)
+
+    catalog = Catalog(backend.records_url)
+    assert sorted(catalog.sighting_paths()) == [str(p) for p in files]  # every file, once
+    memes = [catalog.require(i) for i in catalog.ids()]
+    assert sorted(m.content_hash for m in memes) == sorted(contents)  # every picture, once
+    for meme in memes:
+        for sighting in meme.sightings:
+            assert hashlib.sha256(Path(sighting.path).read_bytes()).hexdigest() == meme.content_hash
+    assert len(catalog.require(catalog.resolve(str(folder / "meme-00.jpg"))).sightings) == 2
+
+    stats = json.loads(_memes(env, "stats", "--json").stdout)
+    assert stats["vectors"]["image"]["vectors"] == len(contents)
+    assert stats["pending_vectors"]["image"] == 0
+    check = _memes(env, "doctor", "--check", "--json")
+    assert check.returncode == 0, check.stdout + check.stderr
+    found = json.loads(_memes(env, "search", "llama mistral chart", "--json", "-k", "3").stdout)
+    assert found["results"][0]["path"].endswith("llama-mistral-chart.png")
+
+
+def test_shards_need_servers_and_a_valid_share(backend, cli, samples, monkeypatch):
+    bad = cli("index", samples, "--shard", "3/2")
+    assert bad.exit_code == 2 and "1 <= I <= N" in bad.output
+    for name in ("MEMES_RECORDS_URL", "MEMES_CHROMA_URL"):
+        monkeypatch.delenv(name)
+    embedded = cli("index", samples, "--shard", "1/2")
+    assert embedded.exit_code == 1 and "--shard needs records and vectors on servers" in embedded.stderr
