@@ -100,7 +100,9 @@ class SentenceEncoder:
         if self._model is None:
             try:
                 from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as transformers_logging
 
+                transformers_logging.disable_progress_bar()  # its "Loading weights" bar; callers draw their own
                 location = self._location()
                 self._model = _shared(("st", location), lambda: SentenceTransformer(location, device="cpu"))
             except Exception as exc:  # any loader failure means: no text model

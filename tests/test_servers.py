@@ -68,3 +68,76 @@ def test_shards_need_servers_and_a_valid_share(backend, cli, samples, monkeypatc
         monkeypatch.delenv(name)
     embedded = cli("index", samples, "--shard", "1/2")
     assert embedded.exit_code == 1 and "--shard needs records and vectors on servers" in embedded.stderr
+
+
+class _TokenProxy:
+    """What the README suggests in front of `chroma run`: a proxy that wants a bearer token and
+    forwards what carries it. Counts the requests it let through."""
+
+    def __init__(self, upstream: str, token: str):
+        import http.client
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import urlsplit
+
+        target = urlsplit(upstream)
+        proxy = self
+        self.passed = self.refused = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def forward(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.headers.get("Authorization") != f"Bearer {token}":
+                    proxy.refused += 1
+                    return self.reply(401, [("Content-Type", "application/json")], b'{"error": "Unauthorized"}')
+                proxy.passed += 1
+                upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=120)
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("host", "connection", "authorization", "content-length")}
+                upstream.request(self.command, self.path, body=body or None, headers=headers)
+                answer = upstream.getresponse()
+                self.reply(answer.status, answer.getheaders(), answer.read())
+                upstream.close()
+
+            def reply(self, status, headers, data):
+                self.send_response(status)
+                for key, value in headers:
+                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = forward
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self):
+        import threading
+
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_token_reaches_a_proxy_in_front_of_chroma(backend, cli, samples, monkeypatch):
+    with _TokenProxy(backend.chroma_url, "s3cret") as proxy:
+        monkeypatch.setenv("MEMES_CHROMA_URL", proxy.url)
+        refused = cli("index", samples)
+        assert refused.exit_code == 1 and proxy.passed == 0 and proxy.refused > 0
+        assert refused.stderr.startswith(f"Error: cannot use the Chroma server at {proxy.url}")
+        assert len(refused.stderr.strip().splitlines()) == 1
+        monkeypatch.setenv("MEMES_CHROMA_TOKEN", "s3cret")
+        indexed = cli("index", samples)
+        assert indexed.exit_code == 0, indexed.output
+        found = cli("search", "llama mistral chart", "--json", "-k", "3")
+        assert json.loads(found.stdout)["results"][0]["path"].endswith("llama-mistral-chart.png")
+        assert proxy.passed > 0
