@@ -205,7 +205,9 @@ class VectorStore:
         existing = self.space(name, model)
         if existing is not None:
             return existing
-        collection = self.client.create_collection(
+        # get_or_create: indexers on a server may start together; the one that loses the race
+        # gets the winner's collection, checked against its model like any other
+        collection = self.client.get_or_create_collection(
             name=name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}},
             metadata={"model": model, "dim": dim, "schema": SCHEMA_VERSION})
         return self._wrap(collection, name, model)
@@ -322,7 +324,10 @@ def _server_client(url: str, database: str, token: str):
         try:
             admin.get_database(database)
         except Exception:  # Chroma says NotFoundError, or a plain error naming it, by version
-            admin.create_database(database)
+            try:
+                admin.create_database(database)
+            except Exception:  # another indexer made it a moment ago
+                admin.get_database(database)
         return chromadb.HttpClient(host=parts.hostname, port=port, ssl=parts.scheme == "https", headers=headers,
                                    settings=Settings(anonymized_telemetry=False), database=database)
     except ConfigError:

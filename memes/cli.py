@@ -78,10 +78,21 @@ def translated(command: Callable) -> Callable:
         except Exception as exc:  # the last line of defence: no traceback reaches a user
             if os.environ.get("MEMES_DEBUG"):
                 raise
-            err(f"Error: unexpected {type(exc).__name__}: {exc} (set MEMES_DEBUG=1 to see where)")
+            err(f"Error: {_unexpected(exc)}")
             raise typer.Exit(1)
 
     return run
+
+
+def _unexpected(exc: Exception) -> str:
+    """An error no layer translated, in one line: a store that failed mid-run says which."""
+    module, name = type(exc).__module__, type(exc).__name__
+    first = (str(exc).strip().splitlines() or [""])[0]
+    if module.startswith("psycopg"):
+        return f"the records server failed ({name}: {first}); everything committed before it is kept"
+    if module.startswith(("httpx", "chromadb")):
+        return f"the vector store failed ({name}: {first}); everything committed before it is kept"
+    return f"unexpected {name}: {exc} (set MEMES_DEBUG=1 to see where)"
 
 
 def _state(ctx: typer.Context) -> State:

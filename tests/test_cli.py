@@ -280,3 +280,25 @@ def test_prune_forgets_gone_files_and_keeps_or_removes_orphans(indexed, cli):
     assert stats["memes"] == 9 and stats["vectors"]["image"]["vectors"] == 9
     found = json.loads(cli("search", "monday again nobody asked", "--json").stdout)["results"]
     assert not any("monday" in (r["path"] or "") for r in found)
+
+
+@only_embedded
+def test_servers_that_do_not_answer_are_one_line(archive_dir, samples, cli, monkeypatch):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("MEMES_RECORDS_URL", f"postgresql://memes:secret@127.0.0.1:{port}/memes")
+    result = cli("search", "anything")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: cannot reach the records server postgresql://memes:***@127.0.0.1:{port}")
+    assert "secret" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    monkeypatch.delenv("MEMES_RECORDS_URL")
+    monkeypatch.setenv("MEMES_CHROMA_URL", f"http://127.0.0.1:{port}")
+    result = cli("index", samples / "monday-flat.png")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: cannot use the Chroma server at http://127.0.0.1:{port}")
+    assert len(result.stderr.strip().splitlines()) == 1
+    monkeypatch.setenv("MEMES_CHROMA_URL", "ftp://nowhere")
+    assert cli("index", samples / "monday-flat.png").stderr.startswith("Error: chroma_url must look like http://HOST:PORT")
