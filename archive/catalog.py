@@ -261,7 +261,6 @@ class Catalog:
     def __init__(self, location: str | Path):
         """`location`: the SQLite file, or a `postgresql://` URL."""
         self.db: Database = open_database(location)
-        self.location = location
         self._migrate()
 
     @staticmethod

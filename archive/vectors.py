@@ -1,10 +1,11 @@
-"""The vector store: Chroma, one collection per vector space, linked to memes by id.
+"""The vector store: Chroma, one collection per vector space, linked to memes by id; embedded
+in the archive directory (the default) or on a Chroma server (`chroma_url`).
 
 Every collection records the model and dimension that made its vectors, and the store refuses
 to mix models. Vectors are derived data: `memes reindex` rebuilds them from the catalog.
 
-Every vector written to Chroma is also kept in the catalog (SQLite). Chroma's embedded mode is
-not safe for a second process while one writes, so a search made during an index run reads
+Every vector written to Chroma is also kept in the catalog. Chroma's embedded mode is not safe
+for a second process while one writes, so a search made during an index run reads
 those copies instead (`CatalogVectors`: an exact scan of what is committed), and `memes doctor`
 puts back into Chroma whatever it lost without running any model.
 """

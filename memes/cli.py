@@ -536,7 +536,7 @@ def serve(ctx: typer.Context,
         err(f"warning: {notice}")
     shown = f"[{host}]" if ":" in host else host
     err(f"memes gallery on http://{shown}:{port}/" + (f"?token={token}" if token else "")
-        + f" for {archive.directory} (Ctrl-C stops it)")
+        + f" for {archive.where} (Ctrl-C stops it)")
     uvicorn.run(create_app(archive, token), host=host, port=port, log_level="warning")
 
 
