@@ -471,7 +471,9 @@ class Archive:
         if incoming.content_hash:
             target = self.catalog.id_for_content(incoming.content_hash)
         if target is None and incoming.phash:
-            candidates = self.catalog.ids_for_phash(incoming.phash)
+            # a record of an image goes with a record of the same picture that has no image yet,
+            # never with another image: memes of one template share perceptual hashes
+            candidates = self.catalog.ids_for_phash(incoming.phash, without_image=bool(incoming.content_hash))
             target = candidates[0] if candidates else None
         with self.catalog.transaction():
             if target is not None:

@@ -112,6 +112,19 @@ def test_import_then_index_links_the_record_to_its_image(archive_dir, samples, c
     assert stats["memes"] == 1 and stats["records_without_image"] == 0
 
 
+def test_records_of_two_images_with_one_perceptual_hash_stay_two_memes(archive_dir, cli, tmp_path):
+    """Memes of one template often share a perceptual hash; their records are not merged."""
+    for n, caption in enumerate(["WHEN THE CODE COMPILES", "WHEN THE TESTS PASS"]):
+        (tmp_path / f"00{n}_ffff0000ffff0000.txt").write_text(
+            f"First Seen\n2021-03-0{n + 1}T00:00:00+00:00\ntesseract-ocr\n{caption}\n"
+            f"Content Hash\n{str(n) * 64}\nPerceptual Hash\nffff0000ffff0000")
+    result = cli("import", *sorted(tmp_path.glob("*.txt")))
+    assert result.exit_code == 0, result.output
+    assert json.loads(cli("stats", "--json").stdout)["memes"] == 2
+    found = json.loads(cli("search", "tests pass", "--json", "-k", "1").stdout)["results"]
+    assert found[0]["id"] == "1" * 16
+
+
 def test_export_names_files_by_sequence_and_phash_and_reimports(indexed, cli, tmp_path):
     out = tmp_path / "export"
     result = cli("export", out)
