@@ -4,7 +4,7 @@ on a PostgreSQL server (see `archive.database`: one code path, SQL written once)
 Memes, their sightings and their text sections (annotations and OCR) live here; Chroma holds
 only vectors, which can always be rebuilt from this. Ranked keyword search still matches glued
 or misread words: SQLite's FTS5 with the trigram tokenizer (BM25 over character trigrams), or
-PostgreSQL's pg_trgm (trigram word similarity, GIN-indexed).
+PostgreSQL's pg_trgm (nearest by trigram word similarity, GiST-indexed).
 """
 from __future__ import annotations
 
@@ -119,7 +119,11 @@ MIGRATIONS = [
 
 
 # The same schema on PostgreSQL, as SQLite's migrations 1-4 leave it: keyword search by pg_trgm
-# (a GIN index of every section's trigrams) instead of FTS5, BYTEA for BLOB, DOUBLE PRECISION
+# instead of FTS5: the sections nearest the query by trigram word similarity, found through a
+# GiST index (256-byte signatures: the default 12 saturate on long annotations). On 1,007
+# rendered memes it ranks nearly as well as FTS5's BM25 (known item R@1 0.836 / R@10 0.931 against
+# 0.838 / 0.944); on 50,350 sections a search takes 115 ms median (FTS5: 57 ms), where a GIN
+# index with a similarity threshold took 307 ms (p95 1.6 s). Then BYTEA for BLOB, DOUBLE PRECISION
 # where SQLite's REAL is a float64 already. A later migration is added to both lists.
 POSTGRES_MIGRATIONS = {
     len(MIGRATIONS): """
@@ -154,7 +158,7 @@ POSTGRES_MIGRATIONS = {
         body TEXT NOT NULL,
         UNIQUE (meme_id, type, kind, source)
     );
-    CREATE INDEX sections_trigrams ON sections USING gin (body gin_trgm_ops);
+    CREATE INDEX sections_trigrams ON sections USING gist (body gist_trgm_ops(siglen=256));
     CREATE TABLE vectors(
         meme_id TEXT NOT NULL REFERENCES memes(id) ON DELETE CASCADE,
         space TEXT NOT NULL,
@@ -194,9 +198,6 @@ POSTGRES_MIGRATIONS = {
     CREATE INDEX embeddings_meme ON embeddings(space, meme_id);
     """,
 }
-# A section matches a query when their trigrams' word similarity reaches this (pg_trgm's
-# default, 0.6, drops misspelt and misread queries); ranking does the rest.
-POSTGRES_WORD_SIMILARITY = 0.3
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
@@ -303,7 +304,6 @@ class Catalog:
                 if number > version:
                     self.db.script(script)
                     self.db.execute("INSERT INTO schema_version VALUES (?)", (number,))
-        self.db.execute(f"SET pg_trgm.word_similarity_threshold = {POSTGRES_WORD_SIMILARITY}")
 
     def transaction(self):
         """Commit everything inside, or nothing. Nested use joins the outer transaction."""
@@ -418,12 +418,16 @@ class Catalog:
             spaced, glued = " ".join(words), "".join(words)
             if len(glued) < 3:
                 return []
-            return self.db.execute(
-                """SELECT s.meme_id, s.type, s.kind, s.source, s.body,
-                          greatest(word_similarity(:spaced, s.body), word_similarity(:glued, s.body)) AS score
-                   FROM sections s WHERE :spaced <% s.body OR :glued <% s.body
-                   ORDER BY score DESC, s.id LIMIT :limit""",
-                {"spaced": spaced, "glued": glued, "limit": limit}).fetchall()
+            best: dict[int, Row] = {}
+            for form in dict.fromkeys((spaced, glued)):  # nearest by trigram word similarity (GiST)
+                for row in self.db.execute(
+                        """SELECT s.id, s.meme_id, s.type, s.kind, s.source, s.body,
+                                  1 - (:form <<-> s.body) AS score
+                           FROM sections s ORDER BY :form <<-> s.body LIMIT :limit""",
+                        {"form": form, "limit": limit}):
+                    if row["score"] > 0 and (row["id"] not in best or row["score"] > best[row["id"]]["score"]):
+                        best[row["id"]] = row
+            return sorted(best.values(), key=lambda r: (-r["score"], r["id"]))[:limit]
         expression = trigram_expression(query)
         if expression is None:
             return []
