@@ -43,6 +43,7 @@ class Config:
     clip_checkpoint: Path | None = None
     text_model: str = DEFAULT_TEXT_MODEL
     ocr_languages: str = "eng"
+    ocr_engines: str = "rapidocr,tesseract"  # comma-separated, each reading kept (indexer.ocr)
     workers: int = max(1, os.cpu_count() or 1)
     batch_size: int = 16
     max_image_pixels: int = 64_000_000
@@ -62,6 +63,10 @@ class Config:
     annotate_image_side: int = 1024
     keep_alive: str = "30m"
     annotators: tuple[tuple[str, str, str], ...] = ()  # (kind, model, prompt); empty: the defaults
+
+    @property
+    def ocr_engine_names(self) -> list[str]:
+        return [e.strip() for e in self.ocr_engines.split(",") if e.strip()]
 
     @property
     def servers_only(self) -> bool:

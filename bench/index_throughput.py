@@ -26,7 +26,7 @@ from archive.model import Meme, OcrText  # noqa: E402
 from archive.vectors import VectorStore  # noqa: E402
 from indexer.encoders import ClipEncoder, SentenceEncoder  # noqa: E402
 from indexer.imageio import load_image, model_input  # noqa: E402
-from indexer.ocr import TesseractOcr  # noqa: E402
+from indexer.ocr import MemeOcr  # noqa: E402
 from indexer.scan import scan  # noqa: E402
 
 
@@ -58,7 +58,7 @@ def main() -> None:
     report["decode_per_s"] = rate(n, t)
     pictures = [model_input(x.rgb) for x in loaded]
 
-    ocr = TesseractOcr()
+    ocr = MemeOcr()
     with ThreadPoolExecutor(args.workers) as pool:
         texts, t = timed(lambda: list(pool.map(lambda x: ocr.read(x.rgb), loaded)))
     report["ocr_per_s"] = rate(n, t)

@@ -29,7 +29,7 @@ from .annotate import AnnotationRecorder, AnnotationRun, image_for_prompt
 from .embedder import Embedder
 from .alignment import FeatureCache, difference, features
 from .imageio import ImageLoadError, content_hash, decode, image_of, model_input, picture_hashes
-from .ocr import TesseractOcr
+from .ocr import MemeOcr
 from .scan import Found
 
 
@@ -152,7 +152,7 @@ class Reposts:
 class Indexer:
     """Indexes image files into an archive. Build one per run; not thread-safe itself."""
 
-    def __init__(self, catalog: Catalog, embedder: Embedder, ocr: TesseractOcr, *, workers: int = 2,
+    def __init__(self, catalog: Catalog, embedder: Embedder, ocr: MemeOcr, *, workers: int = 2,
                  batch_size: int = 16, max_pixels: int = 64_000_000, clock: Callable[[], datetime] = utc_now,
                  annotations: AnnotationRun | None = None, annotation_image_side: int = 1024,
                  group_reposts: bool = True, shard: Shard | None = None):
@@ -326,13 +326,13 @@ class Indexer:
             return prepared
         try:
             loaded = decode(data, self.max_pixels)
-            text = self.ocr.read(loaded.rgb)
+            readings = self.ocr.read_all(loaded.rgb)
         except (ImageLoadError, ModelUnavailable) as exc:
             return Skipped(item.path, str(exc))
         prepared.phashes = picture_hashes(loaded.rgb)
         prepared.meme = Meme(id=digest[:16], content_hash=digest, phash=prepared.phashes[0],
                              width=loaded.width, height=loaded.height,
-                             sections=[OcrText(self.ocr.engine, text)])
+                             sections=[OcrText(engine, text) for engine, text in readings])
         prepared.picture = model_input(loaded.rgb)
         return prepared
 

@@ -27,7 +27,7 @@ from indexer.embedder import TEXT_SPACES, Embedder
 from indexer.encoders import ClipEncoder, SentenceEncoder
 from indexer.imageio import (IMAGE_SUFFIXES, ImageLoadError, decode, file_of, image_of, load_image, model_input,
                              picture_hashes)
-from indexer.ocr import TesseractOcr
+from indexer.ocr import MemeOcr
 from indexer.pipeline import Event, Indexed, Indexer, Notice, Shard, Skipped
 from indexer.scan import Found, scan
 from search.engine import Searcher
@@ -140,8 +140,8 @@ class Archive:
             return nullcontext()
         return writer_lock(self.directory, wait=wait, on_wait=on_wait)
 
-    def _ocr(self) -> TesseractOcr:
-        return TesseractOcr(self.config.ocr_languages)
+    def _ocr(self) -> MemeOcr:
+        return MemeOcr(self.config.ocr_languages, self.config.ocr_engine_names)
 
     def embedder(self) -> Embedder:
         return Embedder(self.catalog, self.store, self.text_encoder, self.image_encoder,
@@ -210,7 +210,7 @@ class Archive:
         shard, only the files whose bytes fall to it (the others as `OtherShard`)."""
         annotate = self.config.annotate if annotate is None else annotate
         specs = self.annotators() if annotate else []
-        indexer = Indexer(self.catalog, self.embedder(), TesseractOcr(self.config.ocr_languages),
+        indexer = Indexer(self.catalog, self.embedder(), self._ocr(),
                           workers=self.config.workers, batch_size=self.config.batch_size,
                           max_pixels=self.config.max_image_pixels,
                           annotations=self.annotation_run(specs) if specs else None,

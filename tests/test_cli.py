@@ -44,7 +44,7 @@ def test_rerun_on_unchanged_files_does_no_model_work(indexed, cli, monkeypatch):
     def no_ocr(*args, **kwargs):
         raise AssertionError("OCR ran on an unchanged file")
 
-    monkeypatch.setattr(ocr.TesseractOcr, "read", no_ocr)
+    monkeypatch.setattr(ocr.MemeOcr, "read_all", no_ocr)
     result = cli("index", samples, "--json")
     assert json.loads(result.stdout)["unchanged"] == 10
 
@@ -138,7 +138,7 @@ def test_export_names_files_by_sequence_and_phash_and_reimports(indexed, cli, tm
 def test_reindex_rebuilds_vectors_without_ocr(indexed, cli, monkeypatch):
     from indexer import ocr
 
-    monkeypatch.setattr(ocr.TesseractOcr, "read", lambda *a: (_ for _ in ()).throw(AssertionError("OCR ran")))
+    monkeypatch.setattr(ocr.MemeOcr, "read_all", lambda *a: (_ for _ in ()).throw(AssertionError("OCR ran")))
     before = json.loads(cli("stats", "--json").stdout)["vectors"]
     result = cli("reindex")
     assert result.exit_code == 0, result.output

@@ -3,7 +3,7 @@ from collections import Counter
 import pytest
 
 from indexer.imageio import load_image
-from indexer.ocr import TesseractOcr, merge_readings, words
+from indexer.ocr import MemeOcr, TesseractOcr, merge_readings, restore_word_breaks, words
 from tests.conftest import SAMPLES
 
 CAPTIONS = {
@@ -17,8 +17,8 @@ CAPTIONS = {
 }
 
 
-def test_reads_outlined_captions_over_photos_and_flat_colours():
-    ocr = TesseractOcr()
+@pytest.mark.parametrize("ocr", [TesseractOcr(), MemeOcr()], ids=["tesseract", "rapidocr+tesseract"])
+def test_reads_outlined_captions_over_photos_and_flat_colours(ocr):
     hit = total = 0
     for name, truth in CAPTIONS.items():
         found = Counter(words(ocr.read(load_image(SAMPLES / name).rgb)))
@@ -28,8 +28,9 @@ def test_reads_outlined_captions_over_photos_and_flat_colours():
     assert hit / total >= 0.85, f"word recall {hit / total:.2f}"
 
 
-def test_reads_dark_text_on_a_chart():
-    text = TesseractOcr().read(load_image(SAMPLES / "llama-mistral-chart.png").rgb)
+@pytest.mark.parametrize("ocr", [TesseractOcr(), MemeOcr()], ids=["tesseract", "rapidocr+tesseract"])
+def test_reads_dark_text_on_a_chart(ocr):
+    text = ocr.read(load_image(SAMPLES / "llama-mistral-chart.png").rgb)
     found = set(words(text))
     assert {"mistral", "model", "size", "billion", "parameters", "effective"} <= found
 
@@ -44,3 +45,22 @@ def test_missing_tesseract_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(ModelUnavailable, match="apt-get install tesseract-ocr"):
         TesseractOcr().check()
+
+
+def test_word_breaks_are_restored_beside_the_glued_form():
+    assert restore_word_breaks("THEDABISDEAD, really") == "THEDABISDEAD, the dab is dead really"
+    assert restore_word_breaks("WHEN THE CODE") == "WHEN THE CODE"  # words stay as they are
+
+
+def test_each_engine_keeps_its_own_reading():
+    readings = MemeOcr().read_all(load_image(SAMPLES / "monday-flat.png").rgb)
+    assert [engine for engine, _ in readings] == ["rapidocr", "tesseract"]
+    for _, text in readings:
+        assert {"monday", "again"} <= set(words(text))
+
+
+def test_unknown_engines_are_a_clear_error():
+    from archive.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="choose from rapidocr, tesseract"):
+        MemeOcr(engines=["easyocr"])
