@@ -142,21 +142,28 @@ class PaddleOcr:
         import numpy as np
 
         found, _ = self._engine()(np.asarray(img.convert("RGB")))
-        return restore_word_breaks(" ".join(line[1] for line in (found or [])))
+        return restore_word_breaks([line[1] for line in (found or [])])
 
 
-def restore_word_breaks(text: str) -> str:
-    """Each token that is no English word followed by the words it splits into (wordninja),
-    so both "IAMDEPRESSED" and "i am depressed" are found."""
+def restore_word_breaks(lines: Sequence[str]) -> str:
+    """The lines read, each token that is no English word followed by the words it splits into
+    (wordninja), so both "THEDABISDEAD" and "the dab is dead" are found. A word a caption broke
+    across two lines ("HALLOWEE" / "N IS BS") is looked for in the two ends joined."""
     import wordninja
 
     known = wordninja.DEFAULT_LANGUAGE_MODEL._wordcost  # the words wordninja knows (it has no public accessor)
-    out = []
-    for token in text.split():
-        out.append(token)
-        joined = "".join(words(token))
-        if len(joined) > 3 and joined not in known:
-            out += wordninja.split(joined)
+    out: list[str] = []
+    lines = [line.split() for line in lines if line.split()]
+    for n, tokens in enumerate(lines):
+        for token in tokens:
+            out.append(token)
+            joined = "".join(words(token))
+            if len(joined) > 3 and joined not in known:
+                out += wordninja.split(joined)
+        if n + 1 < len(lines):
+            end, start = "".join(words(tokens[-1])), "".join(words(lines[n + 1][0]))
+            if end and start and (end not in known or start not in known):
+                out += wordninja.split(end + start)
     return " ".join(out)
 
 

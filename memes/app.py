@@ -140,7 +140,9 @@ class Archive:
             return nullcontext()
         return writer_lock(self.directory, wait=wait, on_wait=on_wait)
 
-    def _ocr(self) -> MemeOcr:
+    @cached_property
+    def ocr(self) -> MemeOcr:
+        """The configured OCR engines; PP-OCR's models load once per thread and stay."""
         return MemeOcr(self.config.ocr_languages, self.config.ocr_engine_names)
 
     def embedder(self) -> Embedder:
@@ -210,7 +212,7 @@ class Archive:
         shard, only the files whose bytes fall to it (the others as `OtherShard`)."""
         annotate = self.config.annotate if annotate is None else annotate
         specs = self.annotators() if annotate else []
-        indexer = Indexer(self.catalog, self.embedder(), self._ocr(),
+        indexer = Indexer(self.catalog, self.embedder(), self.ocr,
                           workers=self.config.workers, batch_size=self.config.batch_size,
                           max_pixels=self.config.max_image_pixels,
                           annotations=self.annotation_run(specs) if specs else None,
@@ -301,7 +303,7 @@ class Archive:
     def _looked_up(self, rgb) -> dict:
         """What a search by picture needs of the query picture: a small copy for the image model,
         its perceptual hashes, the text OCR reads on it, and a pixel comparison with memes."""
-        return {"picture": model_input(rgb), "phashes": picture_hashes(rgb), "text": self._ocr().read(rgb),
+        return {"picture": model_input(rgb), "phashes": picture_hashes(rgb), "text": self.ocr.read(rgb),
                 "pixels": self._pixels_against(rgb)}
 
     def _pixels_of(self, meme_id: str):

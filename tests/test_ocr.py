@@ -48,8 +48,9 @@ def test_missing_tesseract_is_a_clear_error(monkeypatch):
 
 
 def test_word_breaks_are_restored_beside_the_glued_form():
-    assert restore_word_breaks("THEDABISDEAD, really") == "THEDABISDEAD, the dab is dead really"
-    assert restore_word_breaks("WHEN THE CODE") == "WHEN THE CODE"  # words stay as they are
+    assert restore_word_breaks(["THEDABISDEAD, really"]) == "THEDABISDEAD, the dab is dead really"
+    assert restore_word_breaks(["WHEN THE", "CODE"]) == "WHEN THE CODE"  # words stay as they are
+    assert "halloween" in restore_word_breaks(["HALLOWEE", "N IS BS"]).split()  # broken across lines
 
 
 def test_each_engine_keeps_its_own_reading():
