@@ -11,8 +11,8 @@
 Chosen on 72 rendered real memes (bench/ocr_recall.py): word recall 0.932 at 0.655 CPU-s per
 image median, against 0.796 at 0.640 s for tesseract alone (both of its readings) and 0.880 at
 0.40 s for PP-OCR with word breaks restored alone; tesseract's plain reading added nothing beside
-PP-OCR. Joining words broken across lines then gave 0.942 on 144 others (0.56 s). See README,
-"Measured here".
+PP-OCR. With words broken across lines joined: 0.935 and 0.933 on two other sets of 144
+(0.62-0.64 s). See README, "Measured here".
 
 `TesseractOcr` alone (config `ocr_engines = "tesseract"`):
 
@@ -154,18 +154,25 @@ def restore_word_breaks(lines: Sequence[str]) -> str:
     import wordninja
 
     known = wordninja.DEFAULT_LANGUAGE_MODEL._wordcost  # the words wordninja knows (it has no public accessor)
+
+    def split(text: str) -> list[str]:
+        """The words of glued text."""
+        if len(text) <= 3 or text in known:
+            return []
+        return wordninja.split(text)
+
     out: list[str] = []
     lines = [line.split() for line in lines if line.split()]
     for n, tokens in enumerate(lines):
         for token in tokens:
-            out.append(token)
-            joined = "".join(words(token))
-            if len(joined) > 3 and joined not in known:
-                out += wordninja.split(joined)
+            out += [token, *split("".join(words(token)))]
         if n + 1 < len(lines):
             end, start = "".join(words(tokens[-1])), "".join(words(lines[n + 1][0]))
             if end and start and (end not in known or start not in known):
-                out += wordninja.split(end + start)
+                pieces = set(split(end) or [end]) | set(split(start) or [start])
+                joined = end + start
+                found = split(joined) or ([joined] if joined in known else [])
+                out += [w for w in found if w not in pieces]  # only what joining found
     return " ".join(out)
 
 
