@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from .errors import ConfigError, StoreUnavailable
+from .errors import ConfigError, StoreUnavailable, first_line
 
 SQLITE, POSTGRESQL = "sqlite", "postgresql"
 
@@ -39,6 +39,9 @@ class Database:
     """One connection to the records, shared by the threads of one process."""
 
     dialect: str
+
+    def __init__(self):
+        self._readers = threading.local()
 
     def execute(self, sql: str, params: Sequence | dict = ()):
         raise NotImplementedError
@@ -73,6 +76,12 @@ class Database:
 
     def reader(self) -> "Database":
         """A connection of this thread's own, for reads made beside the main thread's writes."""
+        reader = getattr(self._readers, "db", None)
+        if reader is None:
+            reader = self._readers.db = self._open_reader()
+        return reader
+
+    def _open_reader(self) -> "Database":
         raise NotImplementedError
 
     def close(self) -> None:
@@ -83,6 +92,7 @@ class SqliteDatabase(Database):
     dialect = SQLITE
 
     def __init__(self, path: Path, read_only: bool = False):
+        super().__init__()
         self.path = path
         if read_only:
             self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=30)
@@ -92,7 +102,6 @@ class SqliteDatabase(Database):
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
         self.db.row_factory = sqlite3.Row
-        self._readers = threading.local()
 
     def execute(self, sql, params=()):
         return self.db.execute(sql, params)
@@ -111,11 +120,8 @@ class SqliteDatabase(Database):
     def _begin(self):
         self.db.execute("BEGIN IMMEDIATE")
 
-    def reader(self):
-        reader = getattr(self._readers, "db", None)
-        if reader is None:
-            reader = self._readers.db = SqliteDatabase(self.path, read_only=True)
-        return reader
+    def _open_reader(self):
+        return SqliteDatabase(self.path, read_only=True)
 
     def close(self):
         self.db.close()
@@ -181,13 +187,13 @@ class PostgresDatabase(Database):
             import psycopg
         except ImportError:  # pragma: no cover - a dependency of the project
             raise ConfigError("records on PostgreSQL need the psycopg package (pip install 'psycopg[binary]')") from None
+        super().__init__()
         self.url = url
         self._psycopg = psycopg
         try:
             self.db = psycopg.connect(url, autocommit=True, row_factory=_row_factory, connect_timeout=10)
         except psycopg.OperationalError as exc:
-            raise StoreUnavailable(f"cannot reach the records server {without_password(url)}: {_first_line(exc)}") from None
-        self._readers = threading.local()
+            raise StoreUnavailable(f"cannot reach the records server {without_password(url)}: {first_line(exc)}") from None
 
     def execute(self, sql, params=()):
         if not params:  # no parameters: psycopg sends the text as it is
@@ -210,18 +216,11 @@ class PostgresDatabase(Database):
     def _begin(self):
         self.db.execute("BEGIN")
 
-    def reader(self):
-        reader = getattr(self._readers, "db", None)
-        if reader is None:
-            reader = self._readers.db = PostgresDatabase(self.url)
-        return reader
+    def _open_reader(self):
+        return PostgresDatabase(self.url)
 
     def close(self):
         self.db.close()
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def without_password(url: str) -> str:

@@ -1,6 +1,11 @@
 """Domain errors. The CLI turns each into one line and an exit code."""
 
 
+def first_line(exc: BaseException) -> str:
+    """What a library's exception says, in one line (its name when it says nothing)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 class MemesError(Exception):
     """Base of every error this tool reports to a user."""
 

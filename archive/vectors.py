@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .catalog import Catalog
-from .errors import ConfigError, ModelMismatch, StoreUnavailable
+from .errors import ConfigError, ModelMismatch, StoreUnavailable, first_line
 
 SCHEMA_VERSION = 1
 IMAGE, OCR_TEXT, ANNOTATION_TEXT = "image", "ocr_text", "annotation_text"
@@ -334,8 +334,7 @@ def _server_client(url: str, database: str, token: str):
     except ConfigError:
         raise
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise StoreUnavailable(f"cannot use the Chroma server at {url}: {first}") from None
+        raise StoreUnavailable(f"cannot use the Chroma server at {url}: {first_line(exc)}") from None
 
 
 def _mismatch(space: str, made_by: str, configured: str) -> ModelMismatch:
