@@ -8,7 +8,8 @@ it is copied, never changed. Prints one JSON object:
 - siblings: the originals indexed one after another as `memes index` would (hashes, OCR text
   from the archive, pixels aligned against the memes before them), how many were wrongly joined
   to another meme of their template, out of all pairs of originals of one template (the aim:
-  under 1 in 100);
+  under 1 in 100); and `joined_in_archive`, the pairs of originals with different captions that
+  ARCHIVE's own indexing made one meme (those count as one meme above);
 - copies: COPIES altered copies of each kind indexed into the copy of the archive, and the share
   that became a sighting of their original's meme (at least 0.95 is the aim).
 """
@@ -54,6 +55,11 @@ def main() -> None:
             if not row["variant_of"] and row["file"] in meme_of:
                 by_template.setdefault(row["template"], []).append(meme_of[row["file"]])
         pairs = sum(len(set(m)) * (len(set(m)) - 1) // 2 for m in by_template.values())
+        captions: dict[str, set[str]] = {}  # originals already one meme in ARCHIVE, by caption
+        for row in truth:
+            if not row["variant_of"] and row["file"] in meme_of:
+                captions.setdefault(meme_of[row["file"]], set()).add(row["text"])
+        joined_in_archive = sum(len(c) * (len(c) - 1) // 2 for c in captions.values())
         reposts = Reposts(archive.catalog, archive.config.max_image_pixels, Likeness([]))
         texts = archive.catalog.ocr_texts()
         joined = 0
@@ -88,7 +94,7 @@ def main() -> None:
         every = [x for v in outcome.values() for x in v]
         print(json.dumps({
             "siblings": {"pairs": pairs, "wrongly_joined": joined, "share": round(joined / max(1, pairs), 4),
-                         "examples": examples[:5]},
+                         "examples": examples[:5], "joined_in_archive": joined_in_archive},
             "copies": {"indexed": len(every), "joined_share": round(sum(every) / max(1, len(every)), 4),
                        "by_kind": {k: round(sum(v) / len(v), 4) for k, v in outcome.items()}},
         }, indent=1))

@@ -311,7 +311,7 @@ class Archive:
         return self._pixels_against(picture) if picture is not None else None
 
     def _pixels_against(self, picture):
-        """meme id -> the share of pixels that differ between `picture` and the meme's, aligned."""
+        """meme id -> how much `picture` and the meme's differ once aligned (`indexer.alignment.difference`)."""
         query: list = []
         cache = FeatureCache(64)
 

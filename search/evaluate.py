@@ -178,15 +178,16 @@ def misspell(word: str, rnd: random.Random) -> str:
     return word[:i] + rnd.choice("aeiourstnl") + word[i + 1:]
 
 
-def remembered_words(caption: str, rnd: random.Random, slip: bool) -> str:
-    """3-6 consecutive words of a caption, lower case, as a person recalls them; with `slip`,
-    one word left out or misspelt."""
+def recollection(caption: str, rnd: random.Random, slip: bool) -> tuple[str, str]:
+    """3-6 consecutive words of a caption, lower case, as a person recalls them (with `slip`,
+    one word left out or misspelt), and the caption's words they were taken from."""
     words = [w.lower() for w in _WORD.findall(caption)]
     if len(words) <= 3:
-        return " ".join(words)
+        return " ".join(words), " ".join(words)
     size = rnd.randint(3, min(6, len(words)))
     start = rnd.randint(0, len(words) - size)
     picked = words[start:start + size]
+    exact = " ".join(picked)
     if slip:
         i = rnd.randrange(len(picked))
         if rnd.random() < 0.5 and len(picked) > 3:
@@ -195,20 +196,30 @@ def remembered_words(caption: str, rnd: random.Random, slip: bool) -> str:
             candidates = [j for j, w in enumerate(picked) if len(w) >= 4] or [i]
             j = rnd.choice(candidates)
             picked[j] = misspell(picked[j], rnd)
-    return " ".join(picked)
+    return " ".join(picked), exact
+
+
+def carries(caption: str, words: str) -> bool:
+    """Whether a caption has these words one after another (case and punctuation aside)."""
+    return f" {words} " in " " + " ".join(w.lower() for w in _WORD.findall(caption)) + " "
 
 
 def build_queries(truth: list[dict], variants_dir: str = "images", seed: int = 11,
                   same_template_per_template: int = 2) -> list[dict]:
     """Queries from a truth file: one known-item query per original (half with a slip), one
-    repost query per altered copy, and a few same-template queries per template."""
+    repost query per altered copy, and a few same-template queries per template.
+
+    A known-item query's relevant memes are its original and every other original whose caption
+    carries the same remembered words: "so hot right now" is on every meme of its template, and
+    whichever of them comes first is a right answer to someone who remembers only that."""
     rnd = random.Random(seed)
     originals = [row for row in truth if not row.get("variant_of")]
     queries: list[dict] = []
     for n, row in enumerate(originals):
-        words = remembered_words(row["text"], rnd, slip=n % 2 == 1)
+        words, exact = recollection(row["text"], rnd, slip=n % 2 == 1)
         if len(words.split()) >= 2:
-            queries.append({"id": f"k-{row['id']}", "type": KNOWN_ITEM, "text": words, "relevant": [row["id"]]})
+            also = [other["id"] for other in originals if other is not row and carries(other["text"], exact)]
+            queries.append({"id": f"k-{row['id']}", "type": KNOWN_ITEM, "text": words, "relevant": [row["id"], *also]})
     for row in truth:
         if row.get("variant_of"):
             alteration = row.get("variant") or row["id"].removeprefix(row["variant_of"]).strip("-_") or "copy"

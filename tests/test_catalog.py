@@ -94,3 +94,16 @@ def test_reopening_keeps_everything(tmp_path, backend):
     first.close()
     again = Catalog(backend.catalog_location(tmp_path))
     assert again.ids() == ["aaaa000011112222"]
+
+
+def test_keyword_search_prefers_the_words_in_their_order(catalog):
+    from search.signals import keyword, phrase_closeness
+
+    catalog.save(_meme("aaaa000000000001", "BORN WAS I? WAS I BORN? I WAS, BORN WAS", "/m/1.jpg"))
+    catalog.save(_meme("aaaa000000000002", "JUST FOUND OUT MY BIRTHDAY IS THE DAY I WAS BORN", "/m/2.jpg"))
+    catalog.save(_meme("aaaa000000000003", "JUSTFOUNDOUTMYBIRTHDAYISTHEDAYIWASBORN", "/m/3.jpg"))
+    # the word soup repeats the query's trigrams most; the captions that say it come first
+    assert {h.meme_id for h in keyword(catalog, "i was brn", 5)[:2]} == {"aaaa000000000002", "aaaa000000000003"}
+    assert phrase_closeness(["i", "was", "born"], "the day\nI WAS BORN!") == 1.0
+    assert phrase_closeness(["i", "was", "born"], "THEDAYIWASBORN") == 1.0  # glued by OCR
+    assert phrase_closeness(["i", "was", "brn"], "the day I WAS BORN") > phrase_closeness(["i", "was", "brn"], "BORN WAS I")
