@@ -210,8 +210,8 @@ def build_queries(truth: list[dict], variants_dir: str = "images", seed: int = 1
     repost query per altered copy, and a few same-template queries per template.
 
     A known-item query's relevant memes are its original and every other original whose caption
-    carries the same remembered words: "so hot right now" is on every meme of its template, and
-    whichever of them comes first is a right answer to someone who remembers only that."""
+    carries the same remembered words: a template's fixed phrase is on every meme of the template,
+    and whichever of them comes first is a right answer to someone who remembers only that."""
     rnd = random.Random(seed)
     originals = [row for row in truth if not row.get("variant_of")]
     queries: list[dict] = []
