@@ -2,8 +2,8 @@
 
 A repost is its original re-encoded, resized, cropped or framed: once aligned (ORB keypoints
 matched, a similarity transform fitted with RANSAC and, where some difference is left, refined
-to a fraction of a pixel by OpenCV's ECC), nearly every pixel agrees. Another meme of the same template aligns just as well
-on the template, but its caption's letters differ. Measured on 1,007 rendered real memes (see
+to a fraction of a pixel by OpenCV's ECC), nearly every pixel agrees. Another meme of the same
+template aligns just as well on the template, but its caption's letters differ. Measured on 1,007 rendered real memes (see
 archive.likeness for the figures): every one of 4,032 altered copies measured 0, and pairs of
 one template with other captions at least 0.196. Two earlier measures let the two overlap: the
 share of all pixels that differ (a word changed in a small caption is a small share of the

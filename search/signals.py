@@ -30,7 +30,8 @@ def keyword(catalog: Catalog, query: str, depth: int) -> list[SignalHit]:
     """Ranked keyword search over OCR text and annotations, best section per meme: the sections
     that share most character trigrams with the query (see `Catalog.match_sections`), re-ranked
     by how closely a stretch of each reads as the query's words in their order
-    (`phrase_closeness`), the trigram score breaking ties."""
+    (`phrase_closeness`) plus PHRASE_TRIGRAM_SHARE times the section's trigram score relative to
+    the best one."""
     words = query_words(query)
     rows = catalog.match_sections(query, depth * 4)
     if not rows:
