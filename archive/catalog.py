@@ -369,10 +369,14 @@ class Catalog:
         row = self.db.execute(_BY_CONTENT, (content_hash, content_hash)).fetchone()
         return row[0] if row else None
 
-    def likeness_rows(self) -> list[tuple[str, str, str]]:
-        """(id, perceptual hash, OCR text) of every meme with a picture: what `archive.likeness` compares."""
-        texts = self.ocr_texts()
-        return [(i, h, texts.get(i, "")) for i, h in self.phashes()]
+    def likeness_rows(self) -> list[tuple[str, str, list[str]]]:
+        """(id, perceptual hash, OCR readings, one per engine) of every meme with a picture: what
+        `archive.likeness` compares."""
+        readings: dict[str, list[str]] = {}
+        for meme_id, body in self.db.execute(
+                "SELECT meme_id, body FROM sections WHERE type = 'ocr' AND kind = 'ocr' ORDER BY position, id"):
+            readings.setdefault(meme_id, []).append(body)
+        return [(i, h, readings.get(i, [])) for i, h in self.phashes()]
 
     def ids_for_phash(self, phash: str, without_image: bool = False) -> list[str]:
         sql = "SELECT id FROM memes WHERE phash = ?" + (" AND content_hash IS NULL" if without_image else "")

@@ -61,7 +61,7 @@ def main() -> None:
                 captions.setdefault(meme_of[row["file"]], set()).add(row["text"])
         joined_in_archive = sum(len(c) * (len(c) - 1) // 2 for c in captions.values())
         reposts = Reposts(archive.catalog, archive.config.max_image_pixels, Likeness([]))
-        texts = archive.catalog.ocr_texts()
+        readings = {i: r for i, _, r in archive.catalog.likeness_rows()}
         joined = 0
         examples = []
         for row in truth:
@@ -69,7 +69,7 @@ def main() -> None:
                 continue
             meme = archive.catalog.require(meme_of[row["file"]])
             picture = load_image(args.images / row["file"]).rgb
-            found = reposts.find(picture_hashes(picture), texts.get(meme.id, ""), model_input(picture))
+            found = reposts.find(picture_hashes(picture), readings.get(meme.id, []), model_input(picture))
             if found is not None and found != meme.id:  # (a caption rendered twice is one meme)
                 joined += 1
                 examples.append((meme.id, found))

@@ -21,9 +21,20 @@ import numpy as np
 from PIL import Image
 
 SIDE = 800  # pixels at most on the longer side, for both images (small captions need the detail)
+MIN_SIDE = 640  # smaller pictures are enlarged to this: keypoints need it, and 1-px strokes survive
 PIXEL_DIFFERENCE = 50  # grey levels between aligned pixels that count as different
 PATCH = 24  # pixels: about a word of a small caption at SIDE
 CERTAIN = 0.6  # a difference this large before refining the alignment is never a copy's
+# A site's mark (imgflip.com and the like) is pasted into a corner of a repost: differences in
+# these corners (shares of the width and height) are left out where they are all there is, and
+# OCR's words still decide (`archive.likeness.Caption.disagrees`).
+CORNER = (0.3, 0.15)
+COLOUR_CELL = 8  # grid pixels per cell of the colour comparison
+# Grey levels (0-255, the largest of the three channels' differences) by which the median cell
+# of two aligned pictures may differ: another background colour is another meme. JPEG at
+# quality 30 moves a cell by a few levels.
+MAX_COLOUR_SHIFT = 24
+DIFFERENT = 1.0  # what `difference` answers for pictures whose colours differ
 
 
 @dataclass
@@ -31,32 +42,50 @@ class Features:
     grey: np.ndarray
     keypoints: tuple
     descriptors: np.ndarray | None
+    colour: np.ndarray | None = None  # the picture at 1/COLOUR_CELL of the grid, RGB
+    detail: float = 1.0  # the picture's own pixels per grid pixel (under 1: enlarged)
+
+
+def _resized(image: np.ndarray, scale: float, interpolation=None) -> np.ndarray:
+    """`image` scaled by `scale` (area averaging when shrinking, as a smaller copy is made)."""
+    import cv2
+
+    if interpolation is None:
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return cv2.resize(image, size, interpolation=interpolation)
 
 
 def features(img: Image.Image) -> Features:
     import cv2
 
-    grey = np.asarray(img.convert("L"))
-    scale = SIDE / max(grey.shape)
-    if scale < 1:
-        grey = cv2.resize(grey, (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale))),
-                          interpolation=cv2.INTER_AREA)
+    rgb = np.asarray(img.convert("RGB"))
+    longest = max(rgb.shape[:2])
+    scale = SIDE / longest if longest > SIDE else max(1.0, MIN_SIDE / longest)
+    if scale != 1:
+        rgb = _resized(rgb, scale)
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     keypoints, descriptors = cv2.ORB_create(800).detectAndCompute(grey, None)
-    return Features(grey, tuple(keypoints), descriptors)
+    if len(keypoints) < 200:  # a soft picture (small, enlarged): look for fainter corners too
+        keypoints, descriptors = cv2.ORB_create(800, fastThreshold=4).detectAndCompute(grey, None)
+    colour = _resized(rgb, 1 / COLOUR_CELL).astype(np.int16)
+    return Features(grey, tuple(keypoints), descriptors, colour, min(1.0, 1 / scale))
 
 
 def difference(a: Features, b: Features) -> float | None:
     """How much a and b differ once aligned: the share of differing pixels in the PATCH x PATCH
-    square where most differ (0 to 1); None when the two cannot be aligned (too few matching
-    keypoints, or too little overlap).
+    square where most differ (0 to 1; DIFFERENT where their colours differ); None when the two
+    cannot be aligned (too few matching keypoints, or too little overlap).
 
     The larger picture is brought onto the smaller one's grid (shrunk by area averaging first,
-    as a smaller copy was made), and differing pixels count only where they form strokes at
-    least 3 pixels wide (a morphological opening): resampling and JPEG leave thin seams along
-    edges, another word leaves letters. One patch, not the whole picture, is what is measured:
-    a word changed in a small caption is a small share of the picture but fills its patch.
-    Keypoints sit on a coarse pyramid, so where the first alignment leaves a difference that a
-    copy could show, it is refined (ECC) and measured again."""
+    as a smaller copy was made), and the sharper of the two is blurred to the detail of the
+    other (a small picture is enlarged to MIN_SIDE, so its letters are soft). A pixel differs
+    where neither picture has a value like the other's within a pixel of it: resampling and JPEG
+    move edges by a fraction of a pixel, another word puts letters where there were none, however
+    thin their strokes. One patch, not the whole picture, is what is measured: a word changed in
+    a small caption is a small share of the picture but fills its patch. Keypoints sit on a
+    coarse pyramid, so where the first alignment leaves a difference that a copy could show, it
+    is refined (ECC) and measured again."""
     import cv2
 
     if a.descriptors is None or b.descriptors is None or len(a.keypoints) < 10 or len(b.keypoints) < 10:
@@ -69,37 +98,86 @@ def difference(a: Features, b: Features) -> float | None:
     transform, inliers = cv2.estimateAffinePartial2D(source, target, method=cv2.RANSAC, ransacReprojThreshold=3.0)
     if transform is None or inliers is None or int(inliers.sum()) < 8:
         return None
-    moving, fixed = a.grey, b.grey
+    moving, fixed = a, b
     if abs(np.linalg.det(transform[:, :2])) > 1:  # a is the smaller picture: bring b onto it
-        transform, moving, fixed = cv2.invertAffineTransform(transform), b.grey, a.grey
+        transform, moving, fixed = cv2.invertAffineTransform(transform), b, a
     scale = float(np.sqrt(abs(np.linalg.det(transform[:, :2]))))
+    moving_grey, moving_detail = moving.grey, min(1.0, moving.detail / scale)
     if scale < 0.9:  # shrink with area averaging first, as a smaller copy was made, then align
-        moving = cv2.resize(moving, (max(1, round(moving.shape[1] * scale)), max(1, round(moving.shape[0] * scale))),
-                            interpolation=cv2.INTER_AREA)
+        moving_grey = _resized(moving_grey, scale)
         transform = transform @ np.diag([1 / scale, 1 / scale, 1.0])
-    h, w = fixed.shape
-    covered = cv2.warpAffine(np.full_like(moving, 255), transform, (w, h), flags=cv2.INTER_NEAREST)
+    fixed_grey = fixed.grey
+    h, w = fixed_grey.shape
+    covered = cv2.warpAffine(np.full_like(moving_grey, 255), transform, (w, h), flags=cv2.INTER_NEAREST)
     covered = cv2.erode(covered, np.ones((5, 5), np.uint8)) > 0
     if covered.mean() < 0.5:
         return None
-    rough = _patch_difference(moving, fixed, transform, covered)
+    if _colour_shift(moving, fixed, transform, covered) > MAX_COLOUR_SHIFT:
+        return DIFFERENT
+    detail, patch = min(moving_detail, fixed.detail), PATCH
+    if detail < 0.9:  # compare at the coarser picture's own resolution, where neither is enlarged
+        to_coarse = np.diag([detail, detail, 1.0])
+        transform = (to_coarse @ np.vstack([transform, [0, 0, 1]]) @ np.linalg.inv(to_coarse))[:2]
+        moving_grey, fixed_grey = _resized(moving_grey, detail), _resized(fixed_grey, detail)
+        covered = cv2.erode(_resized(covered.astype(np.uint8), detail, cv2.INTER_NEAREST),
+                            np.ones((5, 5), np.uint8)) > 0  # the edge of the picture, as above
+        patch = max(8, round(PATCH * detail))
+    rough = _patch_difference(moving_grey, fixed_grey, transform, covered, patch)
     if rough == 0 or rough > CERTAIN:
         return rough
-    return min(rough, _patch_difference(moving, fixed, _refined(transform, moving, fixed), covered))
+    return min(rough, _patch_difference(moving_grey, fixed_grey, _refined(transform, moving_grey, fixed_grey),
+                                        covered, patch))
 
 
-def _patch_difference(moving: np.ndarray, fixed: np.ndarray, transform: np.ndarray, covered: np.ndarray) -> float:
-    """`moving` brought onto `fixed` by `transform`: the share of differing pixels, in strokes,
-    in the PATCH x PATCH square where most differ, over the `covered` part of `fixed`."""
+def _colour_shift(moving: Features, fixed: Features, transform: np.ndarray, covered: np.ndarray) -> float:
+    """How far apart the colours of the two aligned pictures are: the median, over the cells
+    both cover, of the largest channel difference (grey levels). A caption or a mark changes a
+    few cells; another background colour or another photo changes most of them."""
+    import cv2
+
+    if moving.colour is None or fixed.colour is None:
+        return 0.0
+    to_cells = np.diag([1 / COLOUR_CELL, 1 / COLOUR_CELL, 1.0])
+    h, w = fixed.colour.shape[:2]
+    # moving's cells are of its own grid; the transform maps (possibly shrunk) grid to grid
+    shrink = moving.grey.shape[1] / max(1, moving.colour.shape[1])
+    cell_transform = to_cells @ np.vstack([transform, [0, 0, 1]]) @ np.diag([shrink, shrink, 1.0])
+    warped = cv2.warpAffine(moving.colour.astype(np.float32), cell_transform[:2], (w, h)).astype(np.int16)
+    inside = cv2.resize(covered.astype(np.uint8), (w, h), interpolation=cv2.INTER_AREA) > 0
+    inside &= cv2.erode(inside.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    if not inside.any():
+        return 0.0
+    shift = np.abs(warped - fixed.colour).max(axis=2)
+    return float(np.median(shift[inside]))
+
+
+def _patch_difference(moving: np.ndarray, fixed: np.ndarray, transform: np.ndarray, covered: np.ndarray,
+                      patch: int = PATCH, reach: int = 1) -> float:
+    """`moving` brought onto `fixed` by `transform`: the share of differing pixels in the
+    `patch` x `patch` square where most differ, over the `covered` part of `fixed`. Each patch may
+    be shifted by up to `reach` pixels to fit best (what is left of an alignment's error is a
+    shift of the whole neighbourhood; a changed letter cannot be shifted away). The picture's
+    CORNERs, where sites paste their marks, are not measured."""
     import cv2
 
     h, w = fixed.shape
-    warped = cv2.warpAffine(cv2.GaussianBlur(moving, (3, 3), 0), transform, (w, h))
-    differs = (np.abs(warped.astype(np.int16) - cv2.GaussianBlur(fixed, (3, 3), 0).astype(np.int16))
-               > PIXEL_DIFFERENCE) & covered
-    strokes = cv2.morphologyEx(differs.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    density = cv2.blur(strokes.astype(np.float32), (PATCH, PATCH), borderType=cv2.BORDER_CONSTANT)
-    return float(density.max())
+    if patch == PATCH:  # at full resolution JPEG and resampling leave pixel-sized noise: blur it
+        moving, fixed = cv2.GaussianBlur(moving, (3, 3), 0), cv2.GaussianBlur(fixed, (3, 3), 0)
+    warped = cv2.warpAffine(moving, transform, (w, h)).astype(np.int16)
+    still = fixed.astype(np.int16)
+    padded = cv2.copyMakeBorder(warped, reach, reach, reach, reach, cv2.BORDER_REPLICATE)
+    best = None
+    for dy in range(2 * reach + 1):
+        for dx in range(2 * reach + 1):
+            differs = (np.abs(padded[dy:dy + h, dx:dx + w] - still) > PIXEL_DIFFERENCE) & covered
+            density = cv2.blur(differs.astype(np.float32), (patch, patch), borderType=cv2.BORDER_CONSTANT)
+            best = density if best is None else np.minimum(best, density)
+    corners = np.zeros_like(covered)
+    cw, ch = round(w * CORNER[0]), round(h * CORNER[1])
+    for ys in (slice(0, ch), slice(h - ch, h)):
+        for xs in (slice(0, cw), slice(w - cw, w)):
+            corners[ys, xs] = True
+    return float(best[~corners].max())
 
 
 def _refined(transform: np.ndarray, moving: np.ndarray, fixed: np.ndarray) -> np.ndarray:

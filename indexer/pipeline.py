@@ -126,26 +126,39 @@ class Reposts:
             self._likeness = Likeness(self.catalog.likeness_rows())
         return self._likeness
 
-    def find(self, phashes: list[str], text: str, picture: Image.Image | None) -> str | None:
+    def find(self, phashes: list[str], readings: list[str], picture: Image.Image | None) -> str | None:
         new: list = []
 
-        def pixels(meme_id: str) -> float | None:
+        def pixels(key: str) -> float | None:
             if picture is None:
                 return None
             if not new:
                 new.append(features(picture))
-            other = self._features.get(meme_id, lambda: self._picture(meme_id))
+            other = self._features.get(key, lambda: self._picture(key))
             return difference(new[0], other) if other is not None else None
 
-        return self.likeness.find(phashes, text, pixels)
+        return self.likeness.find(phashes, readings, pixels)
 
     def remember(self, meme: Meme, picture: Image.Image | None) -> None:
-        self.likeness.add(meme.id, meme.phash, meme.ocr_text)
+        self.likeness.add(meme.id, meme.phash, [o.text for o in meme.ocr_texts])
         if picture is not None:
             self._features.get(meme.id, lambda: picture)
 
-    def _picture(self, meme_id: str) -> Image.Image | None:
-        meme = self.catalog.get(meme_id)
+    def remember_copy(self, meme: Meme, copy: "_Prepared") -> None:
+        """A copy just joined to `meme`: where it has more pixels than the meme's own picture
+        (the original came after its smaller copy), later images are compared with it too (this
+        run). A smaller copy would only blur the comparison: at low resolution, captions a word
+        apart can look alike."""
+        if copy.meme is None or copy.picture is None:
+            return
+        if (copy.meme.width or 0) * (copy.meme.height or 0) <= (meme.width or 0) * (meme.height or 0):
+            return
+        meme_id = meme.id
+        self.likeness.add(meme_id, copy.meme.phash, [o.text for o in copy.meme.ocr_texts], copy.content_hash)
+        self._features.get(copy.content_hash, lambda: copy.picture)
+
+    def _picture(self, key: str) -> Image.Image | None:
+        meme = self.catalog.get(key)  # a copy's picture evicted from the cache is not looked for again
         return image_of(meme, self.max_pixels) if meme is not None else None
 
 
@@ -367,9 +380,10 @@ class Indexer:
             return None, False
         meme = item.meme
         if self.reposts is not None:
-            repeated = self.reposts.find(item.phashes or [meme.phash], meme.ocr_text, item.picture)
+            repeated = self.reposts.find(item.phashes or [meme.phash], [o.text for o in meme.ocr_texts], item.picture)
             if repeated is not None:  # an altered copy of a meme: one more sighting of it
                 self.catalog.add_sighting(repeated, item.sighting)
+                self.reposts.remember_copy(self.catalog.require(repeated), item)
                 return repeated, False
         imported = self.catalog.ids_for_phash(meme.phash, without_image=True)
         if imported:  # an imported record of this very picture: it gains its image

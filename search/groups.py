@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from archive.catalog import Catalog
-from archive.likeness import MAX_DISTANCE, hamming, hash_array, same_meme, trigrams
+from archive.likeness import MAX_DISTANCE, Caption, hamming, hash_array, same_meme
 
 
 def lookalike_groups(catalog: Catalog) -> list[list[str]]:
@@ -22,7 +22,7 @@ def lookalike_groups(catalog: Catalog) -> list[list[str]]:
         return []
     ids = [i for i, _, _ in rows]
     hashes = hash_array([h for _, h, _ in rows])
-    grams = [trigrams(text) for _, _, text in rows]
+    captions = [Caption.of(readings) for _, _, readings in rows]
     parent = list(range(len(ids)))
 
     def root(i: int) -> int:
@@ -34,7 +34,7 @@ def lookalike_groups(catalog: Catalog) -> list[list[str]]:
     for i in range(len(ids) - 1):
         dist = hamming(rows[i][1], hashes[i + 1:])
         for j in np.nonzero(dist <= MAX_DISTANCE)[0]:
-            if same_meme(int(dist[j]), grams[i], grams[i + 1 + j]):
+            if same_meme(int(dist[j]), captions[i], captions[i + 1 + j]):
                 parent[root(int(i + 1 + j))] = root(i)
     groups: dict[int, list[str]] = {}
     for i, meme_id in enumerate(ids):

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from archive.likeness import MAX_PIXEL_DIFFERENCE, Likeness, same_meme, trigrams
+from archive.likeness import MAX_PIXEL_DIFFERENCE, Caption, Likeness, same_meme
 from tests.conftest import ROOT
 
 
@@ -52,13 +52,14 @@ def test_one_other_word_is_another_meme_and_a_copy_is_not():
 
 
 def test_the_rule_wants_the_picture_and_the_words_to_agree():
-    words = trigrams("ONE DOES NOT SIMPLY INDEX FIFTY THOUSAND MEMES")
-    misread = trigrams("ONE DOES NOT SIMPIY INDEX FIFTY THOUSAND MEMFS")
-    other = trigrams("ONE DOES NOT SIMPLY WALK INTO MORDOR")
+    words = Caption.of("ONE DOES NOT SIMPLY INDEX FIFTY THOUSAND MEMES")
+    misread = Caption.of("ONE DOES NOT SIMPIY INDEX FIFTY THOUSAND MEMFS")
+    other = Caption.of("ONE DOES NOT SIMPLY WALK INTO MORDOR")
+    nothing = Caption.of([])
     assert same_meme(14, words, misread)  # a crop moves the hash; the words still agree
     assert not same_meme(0, words, other)  # the same template, another caption
     assert not same_meme(30, words, words)  # the same words on another picture
-    assert same_meme(2, frozenset(), frozenset()) and not same_meme(9, frozenset(), frozenset())
+    assert same_meme(2, nothing, nothing) and not same_meme(9, nothing, nothing)
     likeness = Likeness([("a", "ffff0000ffff0000", "one does not simply index fifty thousand memes")])
     assert likeness.find(["ffff0000ffff0001"], "ONE DOES NOT SIMPLY INDEX FIFTY THOUSAND MEMES") == "a"
     assert likeness.find(["ffff0000ffff0001"], "BRACE YOURSELVES THE MEMES ARE COMING") is None
@@ -89,6 +90,47 @@ def test_the_sample_repost_becomes_a_sighting_of_its_meme(grouping, samples, cli
     assert "one-does-not-simply-small.jpg" in record.split("Sightings")[1]
     rerun = json.loads(cli("index", samples, "--json").stdout)
     assert rerun["unchanged"] == 10 and rerun["memes_in_archive"] == 9
+
+
+def test_a_word_or_a_number_either_caption_lacks_is_another_meme_whatever_the_pixels_say():
+    number_17 = Caption.of(["GOOD MEME NUMBER 17 SAYS HELLO 3", "g00d meme nunber says"])
+    number_18 = Caption.of(["GOOD MEME NUMBER 18 SAYS HELLO 3"])
+    slip = Caption.of(["GOOD MEME NUMBER 17 SAYS HELL0 3"])
+    watermarked = Caption.of(["GOOD MEME NUMBER 17 SAYS HELLO 3 imgflip.com memes"])
+    assert number_17.disagrees(number_18) and not same_meme(0, number_17, number_18, pixels=0.0)
+    assert not number_17.disagrees(slip) and same_meme(0, number_17, slip, pixels=0.0)  # an OCR slip
+    assert not watermarked.disagrees(number_17)  # words on one side only: a mark, a border line
+    assert Caption.of(["tiny wizard hears taxes"]).disagrees(Caption.of(["tiny teapot hears taxes"]))
+    # the second engine's reading of texture ("sees", "ice") is not trusted to tell memes apart
+    assert not Caption.of(["calm dragon breaks the keys", "sees ice"]).disagrees(
+        Caption.of(["calm dragon breaks the keys", "eras"]))
+
+
+def _flat_memes(folder, count: int) -> None:
+    """The case a user met: each image a flat colour with one line of Pillow's bitmap font."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    loader = getattr(ImageFont, "load_default_imagefont", None)
+    font = loader() if loader else ImageFont.load_default()
+    rnd = random.Random(7)
+    for i in range(count):
+        img = Image.new("RGB", (320, 240), tuple(rnd.randint(0, 255) for _ in range(3)))
+        ink = (0, 0, 0) if sum(img.getpixel((0, 0))) > 380 else (255, 255, 255)
+        ImageDraw.Draw(img).text((40, 110), f"GOOD MEME NUMBER {i} SAYS HELLO {rnd.randint(1, 9)}", font=font,
+                                 fill=ink)
+        img.save(folder / f"good{i:02d}.jpg", quality=90)
+
+
+def test_small_text_on_flat_colours_is_never_folded(grouping, tmp_path, cli):
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    _flat_memes(folder, 16)
+    result = cli("index", folder, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["new_memes"] == 16 and summary["memes_in_archive"] == 16, summary
+    found = json.loads(cli("search", "number 11 says hello", "--json").stdout)["results"]
+    assert os.path.basename(found[0]["path"]) == "good11.jpg"
 
 
 def _evalset_module():
