@@ -369,14 +369,15 @@ class Catalog:
         row = self.db.execute(_BY_CONTENT, (content_hash, content_hash)).fetchone()
         return row[0] if row else None
 
-    def likeness_rows(self) -> list[tuple[str, str, list[str]]]:
-        """(id, perceptual hash, OCR readings, one per engine) of every meme with a picture: what
-        `archive.likeness` compares."""
+    def likeness_rows(self) -> list[tuple[str, str, list[str], int]]:
+        """(id, perceptual hash, OCR readings (one per engine), pixel count) of every meme with a
+        picture: what `archive.likeness` compares."""
         readings: dict[str, list[str]] = {}
         for meme_id, body in self.db.execute(
                 "SELECT meme_id, body FROM sections WHERE type = 'ocr' AND kind = 'ocr' ORDER BY position, id"):
             readings.setdefault(meme_id, []).append(body)
-        return [(i, h, readings.get(i, [])) for i, h in self.phashes()]
+        return [(r[0], r[1], readings.get(r[0], []), (r[2] or 0) * (r[3] or 0)) for r in self.db.execute(
+            "SELECT id, phash, width, height FROM memes WHERE phash IS NOT NULL")]
 
     def ids_for_phash(self, phash: str, without_image: bool = False) -> list[str]:
         sql = "SELECT id FROM memes WHERE phash = ?" + (" AND content_hash IS NULL" if without_image else "")

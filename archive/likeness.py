@@ -43,7 +43,7 @@ WORD_LETTERS = 4  # shorter words are too easily made by OCR out of texture
 WORD_RANK = 50_000  # a word must be among this many of the commonest English words to be trusted
 
 _WORD = re.compile(r"[a-z0-9]+")
-_TOKEN = re.compile(r"[a-z]+|[0-9]+")
+_TOKEN = re.compile(r"[a-z0-9]+")  # "HELL0" stays one (misread) word, not a word and a number
 
 
 def hamming(phash: str, others: np.ndarray) -> np.ndarray:
@@ -86,13 +86,14 @@ def _common_words() -> frozenset[str]:
 @dataclass(frozen=True)
 class Caption:
     """What OCR read on an image, as the rule compares it: trigrams of every reading, and the
-    words of the first (the primary engine's) that can be trusted: common English words of
-    WORD_LETTERS or more, and numbers. A second engine's reading of texture adds noise words."""
+    words of the first (the primary engine's) that can be trusted, in reading order: common
+    English words of WORD_LETTERS or more, and numbers. A second engine's reading of texture
+    adds noise words."""
 
     grams: frozenset[str]
-    words: frozenset[str]
+    words: tuple[str, ...]
     letters: str  # every reading's letters and digits run together
-    tokens: frozenset[str]
+    tokens: tuple[str, ...] = ()  # every word of the primary reading, trusted or not
 
     @classmethod
     def of(cls, readings: str | Sequence[str]) -> "Caption":
@@ -100,23 +101,37 @@ class Caption:
         text = "\n".join(r for r in readings if r)
         primary = _TOKEN.findall(readings[0].lower()) if readings else []
         common = _common_words()
-        words = frozenset(w for w in primary if w.isdigit() or (len(w) >= WORD_LETTERS and w in common))
-        return cls(trigrams(text), words, "".join(_WORD.findall(text.lower())),
-                   frozenset(_TOKEN.findall(text.lower())))
+        words = tuple(w for w in primary if w.isdigit() or (len(w) >= WORD_LETTERS and w in common))
+        return cls(trigrams(text), words, "".join(_WORD.findall(text.lower())), tuple(primary))
 
     def lacks(self, word: str) -> bool:
-        """Whether this caption does not say `word` (a number must be read as it is)."""
-        if word.isdigit():
-            return word not in self.tokens
+        """Whether this caption does not say `word`: nowhere in its letters run together (so
+        glued and split readings agree) for a number, nothing 70% alike there for a word."""
+        if word.isdigit() or len(word) < WORD_LETTERS:
+            return word not in self.letters
         from rapidfuzz import fuzz
 
         return fuzz.partial_ratio(word, self.letters) < WORD_FOUND
 
-    def disagrees(self, other: "Caption") -> bool:
-        """Whether each caption says a word the other lacks: two memes, however alike their
-        pictures (one word changed, a number). Words on one side only are a repost's
-        watermark or border line, or a word the other reading missed."""
-        return any(other.lacks(w) for w in self.words) and any(self.lacks(w) for w in other.words)
+    def disagrees(self, other: "Caption", every_word: bool = False) -> bool:
+        """Whether the two say different things: each says a word the other lacks (a number,
+        "wizard" for "teapot"), or one puts a word the other lacks where the other has another
+        word, between words both say ("hides" for "finds" where "finds" is said later too).
+        Words added before or after all the others (a watermark, a border's line) or a word the
+        other reading missed do not make another meme. Only trusted words count, unless
+        `every_word` (where the pictures cannot tell: "at" for "cat")."""
+        ours, theirs = (self.tokens, other.tokens) if every_word else (self.words, other.words)
+        mine = {w for w in ours if other.lacks(w)}
+        yours = {w for w in theirs if self.lacks(w)}
+        if not every_word and mine and yours:
+            return True
+        if not (mine or yours):
+            return False
+        from difflib import SequenceMatcher
+
+        blocks = SequenceMatcher(None, ours, theirs, autojunk=False).get_opcodes()
+        return any(op == "replace" and 0 < n < len(blocks) - 1 and (mine & set(ours[i1:i2]) or yours & set(theirs[j1:j2]))
+                   for n, (op, i1, i2, j1, j2) in enumerate(blocks))
 
 
 def same_meme(distance: int, a: Caption, b: Caption, pixels: float | None = None) -> bool:
@@ -124,6 +139,8 @@ def same_meme(distance: int, a: Caption, b: Caption, pixels: float | None = None
     could be aligned) this difference of their pixels (`indexer.alignment.difference`) are one meme."""
     if distance > MAX_DISTANCE or a.disagrees(b):
         return False
+    if pixels is not None and getattr(pixels, "corner", False) and a.disagrees(b, every_word=True):
+        return False  # what differs is in a corner, where a site's mark goes, but so does a word
     if pixels is not None:
         return pixels < MAX_PIXEL_DIFFERENCE
     if len(a.grams) < MIN_TRIGRAMS or len(b.grams) < MIN_TRIGRAMS:
@@ -135,13 +152,16 @@ class Likeness:
     """The memes of an archive as the rule sees them (id, hash, trigrams); finds the one a new
     image repeats. Memes are added as they are saved, so copies within one run join too."""
 
-    def __init__(self, memes: list[tuple[str, str, str | Sequence[str]]]):
+    def __init__(self, memes: list[tuple]):
+        """`memes`: (id, perceptual hash, OCR readings[, pixel count of the picture])."""
         self.ids = [m[0] for m in memes]
         self.pictures = list(self.ids)  # which picture each row is: a meme's own, or a copy's
         self._hashes = hash_array([m[1] for m in memes] + ["0"] * max(16, len(memes)))
         self.captions = [Caption.of(m[2]) for m in memes]
+        self.areas = [(m[3] if len(m) > 3 else None) or 0 for m in memes]
 
-    def add(self, meme_id: str, phash: str, readings: str | Sequence[str], picture: str | None = None) -> None:
+    def add(self, meme_id: str, phash: str, readings: str | Sequence[str], picture: str | None = None,
+            area: int = 0) -> None:
         """A meme's picture, or (`picture` naming it) another picture of it: a copy joined to it
         is compared with later images too, so that a copy of a copy still finds its meme."""
         if len(self.ids) == len(self._hashes):  # room for as many again: adding stays cheap
@@ -150,32 +170,44 @@ class Likeness:
         self.ids.append(meme_id)
         self.pictures.append(picture or meme_id)
         self.captions.append(Caption.of(readings))
+        self.areas.append(area)
 
-    def candidates(self, phashes: list[str], caption: Caption) -> list[tuple[int, int, float]]:
-        """Memes worth comparing with an image: (index, hash distance, text similarity), the nearest
-        pictures and the farther ones whose captions overlap, at most CANDIDATES of each."""
+    def candidates(self, phashes: list[str], caption: Caption, area: int = 0) -> list[tuple[int, int, float]]:
+        """Pictures worth comparing with an image: (row, hash distance, text similarity), the
+        nearest and the farther ones whose captions overlap, at most CANDIDATES of each, among
+        those whose words do not already tell them apart (siblings of one template are as near
+        as copies, and would crowd the copies out)."""
         if not self.ids or not phashes:
             return []
         hashes = self._hashes[:len(self.ids)]
         distance = nearest_distances(phashes, hashes)
-        within = np.nonzero(distance <= MAX_DISTANCE)[0]
-        scored = [(int(i), int(distance[i]), text_similarity(caption.grams, self.captions[i].grams)) for i in within]
+        scored = [(int(i), int(distance[i]), text_similarity(caption.grams, self.captions[i].grams))
+                  for i in np.nonzero(distance <= MAX_DISTANCE)[0] if self._may_be(caption, area, int(i))]
         near = sorted((c for c in scored if c[1] <= NEAR_DISTANCE), key=lambda c: (c[1], -c[2]))[:CANDIDATES]
         worded = sorted((c for c in scored if c[2] >= CANDIDATE_SIMILARITY), key=lambda c: -c[2])[:CANDIDATES]
-        return list({c[0]: c for c in near + worded}.values())  # (a meme may have several rows)
+        return list({c[0]: c for c in near + worded}.values())
 
-    def find(self, phashes: list[str], readings: str | Sequence[str], pixels=None) -> str | None:
-        """The meme an image with these hashes (whole, unframed) and OCR readings repeats, if any.
-        `pixels(picture)` gives how much the pictures differ once aligned, or None."""
+    def _may_be(self, caption: Caption, area: int, row: int) -> bool:
+        """Whether the words allow the image to be the picture of `row` (the pixels decide)."""
+        other = self.captions[row]
+        if caption.disagrees(other):
+            return False
+        # A smaller picture whose words OCR could not read cannot vouch for a larger one whose
+        # words it did: at that size, captions a word apart look alike.
+        return not (caption.words and not other.words and 0 < self.areas[row] < area)
+
+    def find(self, phashes: list[str], readings: str | Sequence[str], pixels=None, area: int = 0) -> str | None:
+        """The meme an image with these hashes (whole, unframed), OCR readings and pixel count
+        repeats, if any. `pixels(picture)` gives how much the pictures differ once aligned, or None."""
         caption = Caption.of(readings)
         best: tuple[tuple, str] | None = None
-        for i, distance, similarity in self.candidates(phashes, caption):
+        for i, distance, similarity in self.candidates(phashes, caption, area):
             meme_id = self.ids[i]
-            if caption.disagrees(self.captions[i]):
-                continue  # no need to compare the pixels
             difference = pixels(self.pictures[i]) if pixels is not None else None
             if same_meme(distance, caption, self.captions[i], difference):
-                rank = (difference if difference is not None else 1.0, -similarity, distance)
+                # the closest picture wins; one that needed its corners left out comes after
+                rank = (bool(getattr(difference, "corner", False)),
+                        difference if difference is not None else 1.0, -similarity, distance)
                 if best is None or rank < best[0]:
                     best = (rank, meme_id)
         return best[1] if best else None

@@ -10,7 +10,8 @@ grouping on, no annotations. Then, per style:
 - `false_joins`: originals that ended up in a meme together with another original (each meme
   holding files of n distinct originals counts n - 1): the aim is 0;
 - `copies_joined`, per kind of copy: the share of copies that became a sighting of the meme
-  their original is in (aim: at least 0.95 of each kind).
+  their original is in (aim: at least 0.95 of each kind);
+- `copies_in_another_meme`: copies that ended up in a meme holding another original (aim: 0).
 
 `--ocr-cache FILE` keeps what OCR read of each picture in FILE, so that a second run over the
 same set spends its time on grouping only (the cache is keyed by the decoded pixels).
@@ -104,6 +105,11 @@ def report(truth: list[dict], meme_of: dict[str, str], seconds: float, notices: 
         kinds = style.setdefault("copies_joined", {})
         joined = r["id"] in meme_of and meme_of.get(r["id"]) == meme_of.get(r["variant_of"])
         kinds.setdefault(r["variant"], []).append(int(joined))
+        if any(meme_of.get(r["id"]) == meme_of.get(o) for o in members.get(meme_of.get(r["id"]), ())
+               if o != r["variant_of"]):  # a copy in another original's meme: folded too
+            style["copies_in_another_meme"] = style.get("copies_in_another_meme", 0) + 1
+    missed = [sorted(i for i, m in meme_of.items() if m == meme_of.get(r["id"]))
+              for r in truth if r["variant_of"] and meme_of.get(r["id"]) != meme_of.get(r["variant_of"])]
     by_kind: dict[str, list[int]] = {}
     for style in styles.values():
         for kind, outcomes in style.get("copies_joined", {}).items():
@@ -112,9 +118,11 @@ def report(truth: list[dict], meme_of: dict[str, str], seconds: float, notices: 
     return {
         "images": len(truth), "seconds": round(seconds, 1),
         "false_joins": sum(s["false_joins"] for s in styles.values()),
+        "copies_in_another_meme": sum(s.get("copies_in_another_meme", 0) for s in styles.values()),
         "copies_joined": {k: round(sum(v) / len(v), 3) for k, v in sorted(by_kind.items())},
         "styles": dict(sorted(styles.items())),
         "false_join_examples": examples[:10],
+        "missed_examples": missed[:40],
         "notices": notices[:10],
     }
 

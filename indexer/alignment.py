@@ -37,6 +37,18 @@ MAX_COLOUR_SHIFT = 24
 DIFFERENT = 1.0  # what `difference` answers for pictures whose colours differ
 
 
+class Difference(float):
+    """What `difference` measures, and whether it leaves out a corner that differs more."""
+
+    corner: bool = False
+
+    @classmethod
+    def of(cls, value: float, corner: bool) -> "Difference":
+        found = cls(value)
+        found.corner = corner
+        return found
+
+
 @dataclass
 class Features:
     grey: np.ndarray
@@ -72,7 +84,7 @@ def features(img: Image.Image) -> Features:
     return Features(grey, tuple(keypoints), descriptors, colour, min(1.0, 1 / scale))
 
 
-def difference(a: Features, b: Features) -> float | None:
+def difference(a: Features, b: Features) -> Difference | None:
     """How much a and b differ once aligned: the share of differing pixels in the PATCH x PATCH
     square where most differ (0 to 1; DIFFERENT where their colours differ); None when the two
     cannot be aligned (too few matching keypoints, or too little overlap).
@@ -113,7 +125,7 @@ def difference(a: Features, b: Features) -> float | None:
     if covered.mean() < 0.5:
         return None
     if _colour_shift(moving, fixed, transform, covered) > MAX_COLOUR_SHIFT:
-        return DIFFERENT
+        return Difference(DIFFERENT)
     detail, patch = min(moving_detail, fixed.detail), PATCH
     if detail < 0.9:  # compare at the coarser picture's own resolution, where neither is enlarged
         to_coarse = np.diag([detail, detail, 1.0])
@@ -123,7 +135,7 @@ def difference(a: Features, b: Features) -> float | None:
                             np.ones((5, 5), np.uint8)) > 0  # the edge of the picture, as above
         patch = max(8, round(PATCH * detail))
     rough = _patch_difference(moving_grey, fixed_grey, transform, covered, patch)
-    if rough == 0 or rough > CERTAIN:
+    if (rough == 0 and not rough.corner) or rough > CERTAIN:
         return rough
     return min(rough, _patch_difference(moving_grey, fixed_grey, _refined(transform, moving_grey, fixed_grey),
                                         covered, patch))
@@ -177,7 +189,8 @@ def _patch_difference(moving: np.ndarray, fixed: np.ndarray, transform: np.ndarr
     for ys in (slice(0, ch), slice(h - ch, h)):
         for xs in (slice(0, cw), slice(w - cw, w)):
             corners[ys, xs] = True
-    return float(best[~corners].max())
+    elsewhere = float(best[~corners].max())
+    return Difference.of(elsewhere, bool(corners.any()) and float(best[corners].max()) > elsewhere)
 
 
 def _refined(transform: np.ndarray, moving: np.ndarray, fixed: np.ndarray) -> np.ndarray:

@@ -110,6 +110,10 @@ def _sighting(path: Path, st: os.stat_result, now: datetime) -> Sighting:
     return Sighting(path=str(path), seen_at=min(modified, now), size=st.st_size, mtime=st.st_mtime)
 
 
+def _area(meme: Meme) -> int:
+    return (meme.width or 0) * (meme.height or 0)
+
+
 class Reposts:
     """Finds the meme a new image repeats (the rule in `archive.likeness`, pixels compared by
     `indexer.alignment`); the archive's hashes and texts are loaded on first use."""
@@ -126,7 +130,7 @@ class Reposts:
             self._likeness = Likeness(self.catalog.likeness_rows())
         return self._likeness
 
-    def find(self, phashes: list[str], readings: list[str], picture: Image.Image | None) -> str | None:
+    def find(self, phashes: list[str], readings: list[str], picture: Image.Image | None, area: int = 0) -> str | None:
         new: list = []
 
         def pixels(key: str) -> float | None:
@@ -137,10 +141,13 @@ class Reposts:
             other = self._features.get(key, lambda: self._picture(key))
             return difference(new[0], other) if other is not None else None
 
-        return self.likeness.find(phashes, readings, pixels)
+        return self.likeness.find(phashes, readings, pixels, area)
 
-    def remember(self, meme: Meme, picture: Image.Image | None) -> None:
-        self.likeness.add(meme.id, meme.phash, [o.text for o in meme.ocr_texts])
+    def remember(self, meme: Meme, picture: Image.Image | None, phashes: list[str] | None = None) -> None:
+        """A meme saved this run: its picture is compared with the images after it, by every
+        hash of it (whole, and without a frame: a framed repost met first still finds its original)."""
+        for phash in dict.fromkeys(phashes or [meme.phash]):
+            self.likeness.add(meme.id, phash, [o.text for o in meme.ocr_texts], area=_area(meme))
         if picture is not None:
             self._features.get(meme.id, lambda: picture)
 
@@ -151,15 +158,15 @@ class Reposts:
         apart can look alike."""
         if copy.meme is None or copy.picture is None:
             return
-        if (copy.meme.width or 0) * (copy.meme.height or 0) <= (meme.width or 0) * (meme.height or 0):
-            return
-        meme_id = meme.id
-        self.likeness.add(meme_id, copy.meme.phash, [o.text for o in copy.meme.ocr_texts], copy.content_hash)
+        for phash in dict.fromkeys(copy.phashes or [copy.meme.phash]):
+            self.likeness.add(meme.id, phash, [o.text for o in copy.meme.ocr_texts], copy.content_hash,
+                              _area(copy.meme))
         self._features.get(copy.content_hash, lambda: copy.picture)
 
     def _picture(self, key: str) -> Image.Image | None:
         meme = self.catalog.get(key)  # a copy's picture evicted from the cache is not looked for again
-        return image_of(meme, self.max_pixels) if meme is not None else None
+        image = image_of(meme, self.max_pixels) if meme is not None else None
+        return model_input(image) if image is not None else None  # as this run's pictures are
 
 
 class Indexer:
@@ -380,7 +387,8 @@ class Indexer:
             return None, False
         meme = item.meme
         if self.reposts is not None:
-            repeated = self.reposts.find(item.phashes or [meme.phash], [o.text for o in meme.ocr_texts], item.picture)
+            repeated = self.reposts.find(item.phashes or [meme.phash], [o.text for o in meme.ocr_texts], item.picture,
+                                         _area(meme))
             if repeated is not None:  # an altered copy of a meme: one more sighting of it
                 self.catalog.add_sighting(repeated, item.sighting)
                 self.reposts.remember_copy(self.catalog.require(repeated), item)
@@ -397,7 +405,7 @@ class Indexer:
         meme.sightings = [item.sighting]
         self.catalog.save(meme)
         if self.reposts is not None:
-            self.reposts.remember(meme, item.picture)
+            self.reposts.remember(meme, item.picture, item.phashes)
         return meme.id, True
 
     def _embed_pending(self) -> Iterator[Event]:

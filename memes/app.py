@@ -303,8 +303,9 @@ class Archive:
     def _looked_up(self, rgb) -> dict:
         """What a search by picture needs of the query picture: a small copy for the image model,
         its perceptual hashes, the text OCR reads on it, and a pixel comparison with memes."""
-        return {"picture": model_input(rgb), "phashes": picture_hashes(rgb), "text": self.ocr.read(rgb),
-                "pixels": self._pixels_against(rgb)}
+        picture = model_input(rgb)  # pictures are compared at the size indexing compares them
+        return {"picture": picture, "phashes": picture_hashes(rgb), "text": self.ocr.read(rgb),
+                "pixels": self._pixels_against(picture)}
 
     def _pixels_of(self, meme_id: str):
         picture = self._meme_picture(meme_id)
@@ -325,7 +326,8 @@ class Archive:
 
     def _meme_picture(self, meme_id: str):
         meme = self.catalog.get(meme_id)
-        return image_of(meme, self.config.max_image_pixels) if meme is not None else None
+        image = image_of(meme, self.config.max_image_pixels) if meme is not None else None
+        return model_input(image) if image is not None else None
 
     def similar_to_bytes(self, data: bytes, k: int) -> tuple[list[Result], list[str]]:
         """Memes like an image given as bytes (an upload); raises MemesError for a bad one."""
