@@ -115,6 +115,18 @@ MIGRATIONS = [
     CREATE INDEX sightings_content ON sightings(content_hash);
     UPDATE sightings SET content_hash = (SELECT content_hash FROM memes WHERE memes.id = sightings.meme_id);
     """,
+    # What the user said about meme identity (`memes split`, `memes join`), by the images' bytes,
+    # so that no later grouping undoes it: 'apart' (an image is never joined to the meme whose
+    # bytes are `other`) and 'with' (an image belongs to the meme whose bytes are `other`).
+    """
+    CREATE TABLE identity_rules(
+        content_hash TEXT NOT NULL,
+        rule TEXT NOT NULL CHECK (rule IN ('apart', 'with')),
+        other TEXT NOT NULL,
+        PRIMARY KEY (content_hash, rule, other)
+    );
+    CREATE INDEX identity_rules_other ON identity_rules(other);
+    """,
 ]
 
 
@@ -126,7 +138,7 @@ MIGRATIONS = [
 # index with a similarity threshold took 307 ms (p95 1.6 s). Then BYTEA for BLOB, DOUBLE PRECISION
 # where SQLite's REAL is a float64 already. A later migration is added to both lists.
 POSTGRES_MIGRATIONS = {
-    len(MIGRATIONS): """
+    4: """
     CREATE EXTENSION IF NOT EXISTS pg_trgm;
     CREATE TABLE memes(
         id TEXT PRIMARY KEY,
@@ -197,6 +209,7 @@ POSTGRES_MIGRATIONS = {
     );
     CREATE INDEX embeddings_meme ON embeddings(space, meme_id);
     """,
+    5: MIGRATIONS[4],
 }
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
@@ -249,9 +262,12 @@ def path_from_db(text: str) -> str:
     return os.fsdecode(bytes.fromhex(text[len(_RAW):])) if text.startswith(_RAW) else text
 
 
+COPY_KIND = "copy:"  # an OCR section read from an altered copy: kind "copy:<16 hex digits of its bytes>"
+
+
 def _section_key(section: Section) -> tuple[str, str, str]:
     if isinstance(section, OcrText):
-        return ("ocr", "ocr", section.engine)
+        return ("ocr", COPY_KIND + section.copy if section.copy else "ocr", section.engine)
     return ("annotation", section.kind, section.source)
 
 
@@ -319,9 +335,17 @@ class Catalog:
                     phash=row["phash"], width=row["width"], height=row["height"])
         for s in self.db.execute("SELECT * FROM sections WHERE meme_id = ? ORDER BY position, id", (meme_id,)):
             if s["type"] == "ocr":
-                meme.sections.append(OcrText(engine=s["source"], text=s["body"]))
+                copy = s["kind"][len(COPY_KIND):] if s["kind"].startswith(COPY_KIND) else None
+                meme.sections.append(OcrText(engine=s["source"], text=s["body"], copy=copy))
             else:
                 meme.sections.append(Annotation(kind=s["kind"], source=s["source"], text=s["body"]))
+        if meme.content_hash:
+            meme.kept_apart = [r[0] for r in self.db.execute(
+                "SELECT other FROM identity_rules WHERE content_hash = ? AND rule = 'apart' ORDER BY other",
+                (meme.content_hash,))]
+            meme.joined_by_hand = [r[0] for r in self.db.execute(
+                "SELECT content_hash FROM identity_rules WHERE other = ? AND rule = 'with' ORDER BY content_hash",
+                (meme.content_hash,))]
         meme.sightings = [Sighting(path=path_from_db(s["path"]), seen_at=_moment(s["seen_at"]), size=s["size"],
                                    mtime=s["mtime"], content_hash=s["content_hash"])
                           for s in self.db.execute(
@@ -464,6 +488,47 @@ class Catalog:
                     (meme.id, position, *_section_key(section), section.text))
             for sighting in meme.sightings:
                 self.add_sighting(meme.id, sighting)
+            if meme.content_hash:
+                for other in meme.kept_apart:
+                    self.put_identity_rule(meme.content_hash, "apart", other)
+                for copy in meme.joined_by_hand:
+                    self.put_identity_rule(copy, "with", meme.content_hash)
+
+    def put_identity_rule(self, content_hash: str, rule: str, other: str) -> None:
+        """Remember that the image with these bytes is kept `apart` from, or joined `with`, the
+        meme whose bytes are `other`; a rule the other way round is dropped."""
+        opposite = {"apart": "with", "with": "apart"}[rule]
+        self.db.execute("DELETE FROM identity_rules WHERE content_hash = ? AND rule = ? AND other = ?",
+                        (content_hash, opposite, other))
+        self.db.execute("""INSERT INTO identity_rules(content_hash, rule, other) VALUES (?, ?, ?)
+                           ON CONFLICT DO NOTHING""", (content_hash, rule, other))
+
+    def identity_rules(self, content_hash: str) -> list[tuple[str, str]]:
+        """(rule, other bytes) the user set for the image with these bytes."""
+        return [(r[0], r[1]) for r in self.db.execute(
+            "SELECT rule, other FROM identity_rules WHERE content_hash = ? ORDER BY rule, other", (content_hash,))]
+
+    def set_first_seen(self, meme_id: str, moment: datetime) -> None:
+        self.db.execute("UPDATE memes SET first_seen = ? WHERE id = ?", (_iso(moment), meme_id))
+
+    def move_sightings(self, content_hash: str, to_meme: str) -> None:
+        """Every sighting of these bytes becomes a sighting of `to_meme`."""
+        self.db.execute("UPDATE sightings SET meme_id = ? WHERE content_hash = ?", (to_meme, content_hash))
+
+    def drop_sections(self, meme_id: str, sections: Sequence[Section]) -> None:
+        for section in sections:
+            self.db.execute("DELETE FROM sections WHERE meme_id = ? AND type = ? AND kind = ? AND source = ?",
+                            (meme_id, *_section_key(section)))
+
+    def add_sections(self, meme_id: str, sections: Sequence[Section]) -> None:
+        """Add sections after a meme's others (one of the same kind and source is replaced)."""
+        last = self.db.execute("SELECT coalesce(max(position), -1) FROM sections WHERE meme_id = ?",
+                               (meme_id,)).fetchone()[0]
+        for position, section in enumerate(sections, start=last + 1):
+            self.db.execute(
+                """INSERT INTO sections(meme_id, position, type, kind, source, body) VALUES (?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(meme_id, type, kind, source) DO UPDATE SET body = excluded.body""",
+                (meme_id, position, *_section_key(section), section.text))
 
     def add_sighting(self, meme_id: str, sighting: Sighting) -> None:
         """Record where a meme was seen; a path seen before now points at this meme."""

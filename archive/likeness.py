@@ -196,13 +196,17 @@ class Likeness:
         # words it did: at that size, captions a word apart look alike.
         return not (caption.words and not other.words and 0 < self.areas[row] < area)
 
-    def find(self, phashes: list[str], readings: str | Sequence[str], pixels=None, area: int = 0) -> str | None:
+    def find(self, phashes: list[str], readings: str | Sequence[str], pixels=None, area: int = 0,
+             exclude: set | frozenset = frozenset()) -> str | None:
         """The meme an image with these hashes (whole, unframed), OCR readings and pixel count
-        repeats, if any. `pixels(picture)` gives how much the pictures differ once aligned, or None."""
+        repeats, if any, other than those in `exclude`. `pixels(picture)` gives how much the
+        pictures differ once aligned, or None."""
         caption = Caption.of(readings)
         best: tuple[tuple, str] | None = None
         for i, distance, similarity in self.candidates(phashes, caption, area):
             meme_id = self.ids[i]
+            if meme_id in exclude:
+                continue
             difference = pixels(self.pictures[i]) if pixels is not None else None
             if same_meme(distance, caption, self.captions[i], difference):
                 # the closest picture wins; one that needed its corners left out comes after

@@ -27,10 +27,13 @@ class Annotation:
 
 @dataclass
 class OcrText:
-    """Text an OCR engine read from the image; `engine` is e.g. `tesseract`."""
+    """Text an OCR engine read from the image; `engine` is e.g. `tesseract`. `copy` names the
+    altered copy it was read from (the first 16 hex digits of that file's SHA-256) where a
+    repost joined to this meme carries words of its own: every file stays findable by its words."""
 
     engine: str
     text: str
+    copy: str | None = None
 
 
 Section = Annotation | OcrText
@@ -59,6 +62,8 @@ class Meme:
     sightings: list[Sighting] = field(default_factory=list)
     width: int | None = None
     height: int | None = None
+    kept_apart: list[str] = field(default_factory=list)  # bytes of memes the user split it from
+    joined_by_hand: list[str] = field(default_factory=list)  # bytes of images the user joined to it
 
     @property
     def annotations(self) -> list[Annotation]:
@@ -66,11 +71,21 @@ class Meme:
 
     @property
     def ocr_texts(self) -> list[OcrText]:
-        return [s for s in self.sections if isinstance(s, OcrText)]
+        """What OCR read on the meme's own picture."""
+        return [s for s in self.sections if isinstance(s, OcrText) and s.copy is None]
+
+    @property
+    def copy_texts(self) -> list[OcrText]:
+        """What OCR read on altered copies joined to the meme."""
+        return [s for s in self.sections if isinstance(s, OcrText) and s.copy is not None]
 
     @property
     def ocr_text(self) -> str:
         return "\n".join(o.text for o in self.ocr_texts if o.text)
+
+    def copy_path(self, copy: str) -> str | None:
+        """The path of the sighting whose bytes are the copy `copy` (16 hex digits)."""
+        return next((s.path for s in self.sightings if s.content_hash and s.content_hash.startswith(copy)), None)
 
     @property
     def path(self) -> str | None:
@@ -80,9 +95,9 @@ class Meme:
         return max(self.sightings, key=lambda s: s.seen_at).path
 
 
-def _section_key(section: Section) -> tuple[str, str]:
+def _section_key(section: Section) -> tuple[str, ...]:
     if isinstance(section, OcrText):
-        return ("ocr", section.engine)
+        return ("ocr", section.engine, section.copy or "")
     return (section.kind, section.source)
 
 
@@ -103,6 +118,8 @@ def merge_record(into: Meme, incoming: Meme) -> Meme:
     into.first_seen = min(filter(None, [into.first_seen, incoming.first_seen]), default=None)
     into.content_hash = into.content_hash or incoming.content_hash
     into.phash = into.phash or incoming.phash
+    into.kept_apart += [h for h in incoming.kept_apart if h not in into.kept_apart]
+    into.joined_by_hand += [h for h in incoming.joined_by_hand if h not in into.joined_by_hand]
     known_paths = {s.path for s in into.sightings}
     into.sightings += [s for s in incoming.sightings if s.path not in known_paths]
     return into

@@ -6,7 +6,10 @@ header:
     First Seen                               an ISO-8601 timestamp on the next line
     <kind> (<source>)                        an annotation, e.g. `simple-description (llama3.2-vision_11b)`
     <engine>-ocr                             OCR text, e.g. `tesseract-ocr`
-    Content Hash / Perceptual Hash / Sightings   extras this tool adds for indexed images
+    <engine>-ocr (copy <16 hex>)             OCR text of an altered copy joined to the meme (its
+                                             bytes' hash; `Copies` names its file)
+    Content Hash / Perceptual Hash / Sightings / Copies / Kept Apart / Joined By Hand
+                                             extras this tool adds for indexed images
 
 Parsing then formatting a record gives back the same text, byte for byte, for records in the
 canonical form (no trailing newline, as the seed has none).
@@ -24,9 +27,13 @@ FIRST_SEEN = "First Seen"
 CONTENT_HASH = "Content Hash"
 PERCEPTUAL_HASH = "Perceptual Hash"
 SIGHTINGS = "Sightings"
-_FIXED = (FIRST_SEEN, CONTENT_HASH, PERCEPTUAL_HASH, SIGHTINGS)
+COPIES = "Copies"  # `<16 hex> <path>`: the sightings whose bytes are an altered copy of the meme's
+KEPT_APART = "Kept Apart"  # content hashes of memes the user split this image from (`memes split`)
+JOINED = "Joined By Hand"  # content hashes of images the user joined to this meme (`memes join`)
+_FIXED = (FIRST_SEEN, CONTENT_HASH, PERCEPTUAL_HASH, SIGHTINGS, COPIES, KEPT_APART, JOINED)
 _ANNOTATION = re.compile(r"([a-z][a-z0-9]*(?:-[a-z0-9]+)*) \(([^\s()]+)\)")
 _OCR = re.compile(r"([a-z][a-z0-9]*)-ocr")
+_COPY_OCR = re.compile(r"([a-z][a-z0-9]*)-ocr \(copy ([0-9a-f]{16})\)")
 _FILE_NAME = re.compile(r"(\d+)_([0-9a-f]{16})\.txt")
 
 
@@ -37,6 +44,8 @@ def _header(line: str) -> tuple[str, ...] | None:
         return (line,)
     if m := _OCR.fullmatch(line):
         return ("ocr", m.group(1))
+    if m := _COPY_OCR.fullmatch(line):
+        return ("ocr", m.group(1), m.group(2))
     if m := _ANNOTATION.fullmatch(line):
         return ("annotation", m.group(1), m.group(2))
     return None
@@ -85,8 +94,16 @@ def parse_record(text: str, meme_id: str = "", phash: str | None = None) -> Meme
                 meme.phash = body.strip() or None
             case (name,) if name == SIGHTINGS:
                 meme.sightings = _sightings(body)
+            case (name,) if name == KEPT_APART:
+                meme.kept_apart = body.split()
+            case (name,) if name == JOINED:
+                meme.joined_by_hand = body.split()
+            case (name,) if name == COPIES:
+                pass  # which file each copy is: known again from the sightings' bytes when indexed
             case ("ocr", engine):
                 meme.sections.append(OcrText(engine=engine, text=body))
+            case ("ocr", engine, copy):
+                meme.sections.append(OcrText(engine=engine, text=body, copy=copy))
             case ("annotation", kind, source):
                 meme.sections.append(Annotation(kind=kind, source=source, text=body))
     return meme
@@ -110,6 +127,8 @@ def format_record(meme: Meme, extras: bool = True) -> str:
     for section in meme.sections:
         if isinstance(section, Annotation):
             lines += _section(f"{section.kind} ({section.source})", section.text)
+        elif isinstance(section, OcrText) and section.copy:
+            lines += _section(f"{section.engine}-ocr (copy {section.copy})", section.text)
         elif isinstance(section, OcrText):
             lines += _section(f"{section.engine}-ocr", section.text)
     if extras:
@@ -119,6 +138,13 @@ def format_record(meme: Meme, extras: bool = True) -> str:
     if extras and meme.sightings:
         body = "\n".join(f"{s.seen_at.isoformat(timespec='seconds')} {s.path}" for s in meme.sightings)
         lines += _section(SIGHTINGS, body)
+    copies = {o.copy: meme.copy_path(o.copy) for o in meme.copy_texts}
+    if extras and copies:
+        lines += _section(COPIES, "\n".join(f"{copy} {path or '(file gone)'}" for copy, path in copies.items()))
+    if extras and meme.kept_apart:
+        lines += _section(KEPT_APART, "\n".join(meme.kept_apart))
+    if extras and meme.joined_by_hand:
+        lines += _section(JOINED, "\n".join(meme.joined_by_hand))
     return "\n".join(lines)
 
 

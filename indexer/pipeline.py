@@ -40,6 +40,7 @@ class Indexed:
     path: Path
     meme_id: str
     new_meme: bool  # False: a new sighting of a meme already in the archive
+    joined: bool = False  # a new sighting because it is an altered copy (other bytes) of the meme
 
 
 @dataclass
@@ -130,7 +131,8 @@ class Reposts:
             self._likeness = Likeness(self.catalog.likeness_rows())
         return self._likeness
 
-    def find(self, phashes: list[str], readings: list[str], picture: Image.Image | None, area: int = 0) -> str | None:
+    def find(self, phashes: list[str], readings: list[str], picture: Image.Image | None, area: int = 0,
+             exclude: set | frozenset = frozenset()) -> str | None:
         new: list = []
 
         def pixels(key: str) -> float | None:
@@ -141,7 +143,7 @@ class Reposts:
             other = self._features.get(key, lambda: self._picture(key))
             return difference(new[0], other) if other is not None else None
 
-        return self.likeness.find(phashes, readings, pixels, area)
+        return self.likeness.find(phashes, readings, pixels, area, exclude)
 
     def remember(self, meme: Meme, picture: Image.Image | None, phashes: list[str] | None = None) -> None:
         """A meme saved this run: its picture is compared with the images after it, by every
@@ -364,11 +366,11 @@ class Indexer:
         pictures: dict[str, Image.Image] = {}
         with self.catalog.transaction():
             for item in batch:
-                meme_id, new_meme = self._save(item)
+                meme_id, new_meme, joined = self._save(item)
                 if meme_id is None:
                     events.append(Skipped(item.found.path, "its copy in this run could not be read"))
                     continue
-                events.append(Indexed(item.found.path, meme_id, new_meme))
+                events.append(Indexed(item.found.path, meme_id, new_meme, joined))
                 if new_meme:
                     to_embed[meme_id] = self.catalog.require(meme_id)
                     if item.picture is not None:
@@ -377,22 +379,30 @@ class Indexer:
             self.embedder.embed(list(to_embed.values()), pictures)
         yield from events
 
-    def _save(self, item: _Prepared) -> tuple[str | None, bool]:
-        """Write one file's outcome; returns (meme id, whether its record is new or changed)."""
+    def _save(self, item: _Prepared) -> tuple[str | None, bool, bool]:
+        """Write one file's outcome; returns (meme id, whether its record is new or changed,
+        whether it joined a meme as an altered copy)."""
         known = self.catalog.id_for_content(item.content_hash)
         if known is not None:
             self.catalog.add_sighting(known, item.sighting)
-            return known, False
+            return known, False, False
         if item.meme is None:
-            return None, False
+            return None, False, False
         meme = item.meme
-        if self.reposts is not None:
+        rules = self.catalog.identity_rules(item.content_hash)  # what the user said of these bytes
+        repeated = next(filter(None, (self.catalog.id_for_content(o) for r, o in rules if r == "with")), None)
+        if repeated is None and self.reposts is not None:
+            apart = {self.catalog.id_for_content(o) for r, o in rules if r == "apart"}
             repeated = self.reposts.find(item.phashes or [meme.phash], [o.text for o in meme.ocr_texts], item.picture,
-                                         _area(meme))
-            if repeated is not None:  # an altered copy of a meme: one more sighting of it
-                self.catalog.add_sighting(repeated, item.sighting)
+                                         _area(meme), exclude=apart)
+        if repeated is not None:  # an altered copy of a meme: one more sighting of it
+            self.catalog.add_sighting(repeated, item.sighting)
+            # its words stay findable, even where the join was wrong
+            self.catalog.add_sections(repeated, [OcrText(o.engine, o.text, copy=item.content_hash[:16])
+                                                 for o in meme.ocr_texts if o.text.strip()])
+            if self.reposts is not None:
                 self.reposts.remember_copy(self.catalog.require(repeated), item)
-                return repeated, False
+            return repeated, False, True
         imported = self.catalog.ids_for_phash(meme.phash, without_image=True)
         if imported:  # an imported record of this very picture: it gains its image
             record = self.catalog.require(imported[0])
@@ -406,7 +416,7 @@ class Indexer:
         self.catalog.save(meme)
         if self.reposts is not None:
             self.reposts.remember(meme, item.picture, item.phashes)
-        return meme.id, True
+        return meme.id, True, False
 
     def _embed_pending(self) -> Iterator[Event]:
         """Vectors a crash, an import or a missing model left unmade."""

@@ -54,10 +54,18 @@ def meme_json(meme: Meme) -> dict:
         "width": meme.width,
         "height": meme.height,
         "annotations": [{"kind": a.kind, "source": a.source, "text": a.text} for a in meme.annotations],
-        "ocr": [{"engine": o.engine, "text": o.text} for o in meme.sections if isinstance(o, OcrText)],
+        "ocr": [_ocr_json(meme, o) for o in meme.sections if isinstance(o, OcrText)],
         "sightings": [{"path": s.path, "seen_at": s.seen_at.isoformat() if s.seen_at else None}
                       for s in meme.sightings],
     }
+
+
+def _ocr_json(meme: Meme, ocr: OcrText) -> dict:
+    """An OCR section as JSON; one read from an altered copy names the copy and its file."""
+    found = {"engine": ocr.engine, "text": ocr.text}
+    if ocr.copy:
+        found["copy"] = {"id": ocr.copy, "path": meme.copy_path(ocr.copy)}
+    return found
 
 
 def results_json(query: str, results: list[Result], notices: list[str]) -> dict:
@@ -488,6 +496,64 @@ class Archive:
                 meme.id = _new_record_id(incoming, path)
             self.catalog.save(meme)
         return meme.id, target is not None
+
+    def split(self, meme_ref: str, path: str) -> Meme:
+        """Make the file at `path`, an altered copy joined to a meme, a meme of its own (call
+        under `lock()`): its sightings, and the words OCR read on it, move to the new meme, and
+        no later indexing joins it to that meme again. Returns the new meme."""
+        meme = self.meme(meme_ref)
+        where = os.path.abspath(os.path.expanduser(path))
+        sighting = next((s for s in meme.sightings if s.path in (where, os.path.realpath(where))), None)
+        if sighting is None:
+            raise MemesError(f"{path} is not a file of meme {meme.id}")
+        digest = sighting.content_hash
+        if not digest or digest == meme.content_hash:
+            raise MemesError(f"{path} holds meme {meme.id}'s own bytes: there is nothing to split from it")
+        copy = digest[:16]
+        texts = [OcrText(o.engine, o.text) for o in meme.copy_texts if o.copy == copy]
+        try:
+            loaded = load_image(Path(sighting.path), self.config.max_image_pixels)
+        except ImageLoadError as exc:
+            raise MemesError(f"{path}: {exc}") from None
+        if loaded.content_hash != digest:
+            raise MemesError(f"{path} has changed since it was indexed; run `memes index` on it first")
+        if not texts:  # joined before copies' words were kept
+            texts = [OcrText(engine, text) for engine, text in self.ocr.read_all(loaded.rgb)]
+        moved = [s for s in meme.sightings if s.content_hash == digest]
+        new = Meme(id=copy, content_hash=digest, phash=picture_hashes(loaded.rgb)[0], width=loaded.width,
+                   height=loaded.height, sections=texts, first_seen=min(s.seen_at for s in moved),
+                   kept_apart=[meme.content_hash])
+        with self.catalog.transaction():
+            self.catalog.save(new)
+            self.catalog.move_sightings(digest, new.id)
+            self.catalog.drop_sections(meme.id, [o for o in meme.copy_texts if o.copy == copy])
+            kept = [s.seen_at for s in meme.sightings if s.content_hash != digest]
+            if kept and meme.first_seen == new.first_seen:  # it was first seen as that copy
+                self.catalog.set_first_seen(meme.id, min(kept))
+        self._embed_texts([new.id])
+        return self.catalog.require(new.id)
+
+    def join(self, meme_ref: str, other_ref: str) -> Meme:
+        """Make meme `other_ref` one more sighting of meme `meme_ref` (call under `lock()`): its
+        files become the meme's sightings, the words OCR read on them stay searchable as the
+        copy's, its vision-model annotations are dropped (the meme keeps its own), and no later
+        indexing separates them. Returns the meme."""
+        meme, other = self.meme(meme_ref), self.meme(other_ref)
+        if meme.id == other.id:
+            raise MemesError(f"{meme_ref} and {other_ref} are one meme already")
+        if not meme.content_hash or not other.content_hash:
+            raise MemesError("only memes indexed from images can be joined (a record without one is imported)")
+        sections = [OcrText(o.engine, o.text, copy=o.copy or other.content_hash[:16]) for o in other.sections
+                    if isinstance(o, OcrText) and o.text.strip()]
+        with self.catalog.transaction():
+            for sighting in other.sightings:
+                self.catalog.add_sighting(meme.id, sighting)
+            self.catalog.add_sections(meme.id, sections)
+            self.catalog.put_identity_rule(other.content_hash, "with", meme.content_hash)
+            self.catalog.delete(other.id)
+        for space in self.store.describe():
+            self.store.space(space).delete_memes([other.id])
+        return self.catalog.require(meme.id)
 
     def export(self, directory: Path) -> ExportOutcome:
         """Write every meme as a record file named `NNN_<perceptual hash>.txt`, oldest first."""

@@ -199,8 +199,10 @@ def index(
     if share is not None and not archive.config.servers_only:
         raise MemesError("--shard needs records and vectors on servers (--records-url and --chroma-url): "
                          "the embedded archive takes one writer at a time")
-    counts = {"new_memes": 0, "new_sightings": 0, "unchanged": 0, "skipped": 0, "other_shards": 0}
+    counts = {"new_memes": 0, "new_sightings": 0, "joined_copies": 0, "unchanged": 0, "skipped": 0,
+              "other_shards": 0}
     skipped: list[dict] = []
+    joined: list[dict] = []
     with archive.lock(wait=wait, on_wait=err):
         found = archive.scan(paths)
         progress = _progress(state, "indexing")
@@ -220,6 +222,9 @@ def index(
                     counts["other_shards"] += 1
                 elif isinstance(event, Indexed):
                     counts["new_memes" if event.new_meme else "new_sightings"] += 1
+                    if event.joined:
+                        counts["joined_copies"] += 1
+                        joined.append({"path": str(event.path), "meme": event.meme_id})
                 progress.advance(task)
         if prune:
             forgotten, orphans, dropped = archive.prune(paths, prune_orphans)
@@ -229,11 +234,14 @@ def index(
             err(f"pruned {forgotten} files that are gone; {len(orphans)} memes have no file left: {what}")
         total = archive.catalog.stats()["memes"]
     if as_json:
-        typer.echo(json.dumps({**counts, "skipped_files": skipped, "memes_in_archive": total}))
+        typer.echo(json.dumps({**counts, "skipped_files": skipped, "joined_files": joined,
+                               "memes_in_archive": total}))
     else:
         others = f", {counts['other_shards']} left to other shards" if share else ""
+        copies = (f" ({counts['joined_copies']} of them altered copies joined to the meme they repeat: "
+                  "`memes split MEME PATH` undoes one)") if counts["joined_copies"] else ""
         err(f"indexed {len(found)} files: {counts['new_memes']} new memes, {counts['new_sightings']} new "
-            f"sightings, {counts['unchanged']} unchanged, {counts['skipped']} skipped{others}; "
+            f"sightings{copies}, {counts['unchanged']} unchanged, {counts['skipped']} skipped{others}; "
             f"{total} memes in {archive.where}")
     if strict and counts["skipped"]:
         raise typer.Exit(1)
@@ -317,6 +325,47 @@ def show(ctx: typer.Context, ref: str = typer.Argument(..., metavar="ID_OR_PATH"
         return
     text = archive.show(ref)
     sys.stdout.write(text + ("\n" if sys.stdout.isatty() else ""))
+
+
+@app.command()
+@translated
+def split(ctx: typer.Context,
+          meme: str = typer.Argument(..., metavar="MEME", help="The meme (id, hash or one of its paths)."),
+          path: Path = typer.Argument(..., metavar="PATH", help="The file, an altered copy joined to MEME."),
+          as_json: bool = typer.Option(False, "--json", help="The new meme as JSON (as `memes show --json`).")):
+    """Make a file that indexing joined to a meme (an altered copy) a meme of its own; no later
+    index, reindex or doctor joins them again."""
+    archive = _state(ctx).archive
+    if not archive.exists():
+        raise MemesError(f"no archive at {archive.where}")
+    with archive.lock():
+        new = archive.split(meme, str(path))
+    _print_identity_change(new, as_json, f"{path} is now meme {new.id}")
+
+
+@app.command()
+@translated
+def join(ctx: typer.Context,
+         meme: str = typer.Argument(..., metavar="MEME", help="The meme that stays (id, hash or path)."),
+         other: str = typer.Argument(..., metavar="OTHER", help="The meme that becomes its sighting."),
+         as_json: bool = typer.Option(False, "--json", help="The meme as JSON (as `memes show --json`).")):
+    """Join meme OTHER to MEME: OTHER's files become MEME's sightings, their words stay searchable,
+    OTHER's annotations are dropped (MEME keeps its own); no later index separates them."""
+    archive = _state(ctx).archive
+    if not archive.exists():
+        raise MemesError(f"no archive at {archive.where}")
+    with archive.lock():
+        joined = archive.join(meme, other)
+    _print_identity_change(joined, as_json, f"meme {joined.id} now has {len(joined.sightings)} sightings")
+
+
+def _print_identity_change(meme, as_json: bool, message: str) -> None:
+    if as_json:
+        from memes.app import meme_json
+
+        typer.echo(json.dumps(meme_json(meme), ensure_ascii=False))
+    else:
+        err(message)
 
 
 @app.command("import")

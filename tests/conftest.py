@@ -124,6 +124,25 @@ def backend(request, archive_dir, monkeypatch):
         pass
 
 
+def flat_colour_memes(folder: Path, count: int) -> None:
+    """The case a user met (each image folded into one meme): a flat colour each, one line of
+    Pillow's bitmap font (1-pixel strokes), `GOOD MEME NUMBER <i> SAYS HELLO <n>`."""
+    import random
+
+    from PIL import Image, ImageDraw, ImageFont
+
+    loader = getattr(ImageFont, "load_default_imagefont", None)
+    font = loader() if loader else ImageFont.load_default()
+    rnd = random.Random(7)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        img = Image.new("RGB", (320, 240), tuple(rnd.randint(0, 255) for _ in range(3)))
+        ink = (0, 0, 0) if sum(img.getpixel((0, 0))) > 380 else (255, 255, 255)
+        ImageDraw.Draw(img).text((40, 110), f"GOOD MEME NUMBER {i} SAYS HELLO {rnd.randint(1, 9)}", font=font,
+                                 fill=ink)
+        img.save(folder / f"good{i:02d}.jpg", quality=90)
+
+
 @pytest.fixture
 def samples(tmp_path) -> Path:
     """A private copy of the bundled sample memes (tests may add or break files in it)."""

@@ -146,3 +146,22 @@ def test_a_search_during_an_index_run_answers_from_what_is_committed(env, tmp_pa
     after = _memes(env, "search", "llama mistral chart", "--json", "-k", "3")
     assert "committed so far" not in after.stderr
     assert json.loads(after.stdout)["results"][0]["path"].endswith("llama-mistral-chart.png")
+
+
+def test_sigkill_while_indexing_look_alike_memes_then_rerun_keeps_each_apart(env, tmp_path):
+    """The flat-colour memes a word apart, killed mid-run and indexed again: one meme each."""
+    from tests.conftest import flat_colour_memes
+
+    folder = tmp_path / "flat"
+    flat_colour_memes(folder, 12)
+    proc, catalog = _index_in_background(env, folder)
+    _wait_for_memes(proc, catalog, 3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    rerun = _memes(env, "--quiet", "index", folder, "--json")
+    assert rerun.returncode == 0, rerun.stderr
+    summary = json.loads(rerun.stdout)
+    assert summary["memes_in_archive"] == 12 and summary["joined_copies"] == 0, summary
+    stats = json.loads(_memes(env, "stats", "--json").stdout)
+    assert stats["sightings"] == 12
+

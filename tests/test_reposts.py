@@ -11,7 +11,7 @@ import time
 import pytest
 
 from archive.likeness import MAX_PIXEL_DIFFERENCE, Caption, Likeness, same_meme
-from tests.conftest import ROOT
+from tests.conftest import ROOT, flat_colour_memes
 
 
 def test_aligned_pixels_tell_a_copy_from_a_sibling():
@@ -106,25 +106,10 @@ def test_a_word_or_a_number_either_caption_lacks_is_another_meme_whatever_the_pi
         Caption.of(["calm dragon breaks the keys", "eras"]))
 
 
-def _flat_memes(folder, count: int) -> None:
-    """The case a user met: each image a flat colour with one line of Pillow's bitmap font."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    loader = getattr(ImageFont, "load_default_imagefont", None)
-    font = loader() if loader else ImageFont.load_default()
-    rnd = random.Random(7)
-    for i in range(count):
-        img = Image.new("RGB", (320, 240), tuple(rnd.randint(0, 255) for _ in range(3)))
-        ink = (0, 0, 0) if sum(img.getpixel((0, 0))) > 380 else (255, 255, 255)
-        ImageDraw.Draw(img).text((40, 110), f"GOOD MEME NUMBER {i} SAYS HELLO {rnd.randint(1, 9)}", font=font,
-                                 fill=ink)
-        img.save(folder / f"good{i:02d}.jpg", quality=90)
-
-
 def test_small_text_on_flat_colours_is_never_folded(grouping, tmp_path, cli):
     folder = tmp_path / "flat"
     folder.mkdir()
-    _flat_memes(folder, 16)
+    flat_colour_memes(folder, 16)
     result = cli("index", folder, "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)

@@ -155,6 +155,20 @@ def create_app(archive: Archive, token: str | None = None) -> FastAPI:
         with gallery.using() as a:
             return meme_json(a.catalog.require(meme_id))
 
+    @app.post("/api/memes/{meme_id}/split", tags=["memes"],
+              summary="Make one of a meme's files (an altered copy joined to it) a meme of its own")
+    def api_split(meme_id: str, path: str = Form(...)):
+        with gallery.using() as a:
+            with a.lock():
+                return meme_json(a.split(meme_id, path))
+
+    @app.post("/api/memes/{meme_id}/join", tags=["memes"],
+              summary="Make another meme (its files) sightings of this one")
+    def api_join(meme_id: str, other: str = Form(...)):
+        with gallery.using() as a:
+            with a.lock():
+                return meme_json(a.join(meme_id, other))
+
     @app.get("/api/memes/{meme_id}/image", tags=["memes"], summary="The meme's image file")
     def api_image(meme_id: str):
         with gallery.using() as a:
@@ -216,6 +230,20 @@ def create_app(archive: Archive, token: str | None = None) -> FastAPI:
             meme = a.catalog.require(meme_id)
         earliest = min((s for s in meme.sightings if s.seen_at), key=lambda s: s.seen_at, default=None)
         return page(request, "meme.html", meme=meme, earliest=earliest)
+
+    @app.post("/meme/{meme_id}/split", include_in_schema=False)
+    def split_page(meme_id: str, path: str = Form(...)):
+        with gallery.using() as a:
+            with a.lock():
+                new = a.split(meme_id, path)
+        return RedirectResponse(f"/meme/{new.id}", status_code=303)
+
+    @app.post("/meme/{meme_id}/join", include_in_schema=False)
+    def join_page(meme_id: str, other: str = Form(...)):
+        with gallery.using() as a:
+            with a.lock():
+                meme = a.join(meme_id, other)
+        return RedirectResponse(f"/meme/{meme.id}", status_code=303)
 
     @app.get("/similar/{meme_id}", response_class=HTMLResponse, include_in_schema=False)
     def similar_page(request: Request, meme_id: str):
