@@ -508,6 +508,16 @@ class Catalog:
         return [(r[0], r[1]) for r in self.db.execute(
             "SELECT rule, other FROM identity_rules WHERE content_hash = ? ORDER BY rule, other", (content_hash,))]
 
+    def merge_into(self, meme_id: str, other: Meme) -> None:
+        """Meme `other` becomes sightings of meme `meme_id`: its files move, what OCR read on its
+        pictures stays as a copy's text, the rest of its record goes."""
+        with self.transaction():
+            for sighting in other.sightings:
+                self.add_sighting(meme_id, sighting)
+            self.add_sections(meme_id, [OcrText(o.engine, o.text, copy=o.copy or (other.content_hash or other.id)[:16])
+                                        for o in other.sections if isinstance(o, OcrText) and o.text.strip()])
+            self.delete(other.id)
+
     def set_first_seen(self, meme_id: str, moment: datetime) -> None:
         self.db.execute("UPDATE memes SET first_seen = ? WHERE id = ?", (_iso(moment), meme_id))
 

@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from archive.config import resolve_config  # noqa: E402
-from indexer.pipeline import Indexed, Notice, Skipped  # noqa: E402
+from indexer.pipeline import Indexed, Notice, Regrouped, Skipped  # noqa: E402
 from memes.app import Archive  # noqa: E402
 
 
@@ -73,7 +73,7 @@ def run(set_dir: Path, ocr_cache: Path | None, order: str, seed: int = 1) -> dic
         notices = []
         with archive.lock():
             for event in archive.index(archive.scan([files[r["id"]] for r in rows]), annotate=False):
-                if isinstance(event, Indexed):
+                if isinstance(event, (Indexed, Regrouped)):
                     meme_of[path_to_id[str(event.path.resolve())]] = event.meme_id
                 elif isinstance(event, (Notice, Skipped)):
                     notices.append(str(event))

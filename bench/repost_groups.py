@@ -61,7 +61,7 @@ def main() -> None:
                 captions.setdefault(meme_of[row["file"]], set()).add(row["text"])
         joined_in_archive = sum(len(c) * (len(c) - 1) // 2 for c in captions.values())
         reposts = Reposts(archive.catalog, archive.config.max_image_pixels, Likeness([]))
-        readings = {i: r for i, _, r in archive.catalog.likeness_rows()}
+        readings = {row[0]: row[2] for row in archive.catalog.likeness_rows()}
         joined = 0
         examples = []
         for row in truth:

@@ -100,16 +100,9 @@ def difference(a: Features, b: Features) -> Difference | None:
     is refined (ECC) and measured again."""
     import cv2
 
-    if a.descriptors is None or b.descriptors is None or len(a.keypoints) < 10 or len(b.keypoints) < 10:
-        return None
-    matches = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(a.descriptors, b.descriptors)
-    if len(matches) < 10:
-        return None
-    source = np.float32([a.keypoints[m.queryIdx].pt for m in matches])
-    target = np.float32([b.keypoints[m.trainIdx].pt for m in matches])
-    transform, inliers = cv2.estimateAffinePartial2D(source, target, method=cv2.RANSAC, ransacReprojThreshold=3.0)
-    if transform is None or inliers is None or int(inliers.sum()) < 8:
-        return None
+    transform = _alignment(a, b)
+    if transform is None:  # no alignment: only pictures of other colours can still be told apart
+        return Difference(DIFFERENT) if _colours_apart(a, b) else None
     moving, fixed = a, b
     if abs(np.linalg.det(transform[:, :2])) > 1:  # a is the smaller picture: bring b onto it
         transform, moving, fixed = cv2.invertAffineTransform(transform), b, a
@@ -139,6 +132,33 @@ def difference(a: Features, b: Features) -> Difference | None:
         return rough
     return min(rough, _patch_difference(moving_grey, fixed_grey, _refined(transform, moving_grey, fixed_grey),
                                         covered, patch))
+
+
+def _alignment(a: Features, b: Features) -> np.ndarray | None:
+    """The similarity transform taking a's grid onto b's, from matched keypoints; None when too
+    few match."""
+    import cv2
+
+    if a.descriptors is None or b.descriptors is None or len(a.keypoints) < 10 or len(b.keypoints) < 10:
+        return None
+    matches = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(a.descriptors, b.descriptors)
+    if len(matches) < 10:
+        return None
+    source = np.float32([a.keypoints[m.queryIdx].pt for m in matches])
+    target = np.float32([b.keypoints[m.trainIdx].pt for m in matches])
+    transform, inliers = cv2.estimateAffinePartial2D(source, target, method=cv2.RANSAC, ransacReprojThreshold=3.0)
+    if transform is None or inliers is None or int(inliers.sum()) < 8:
+        return None
+    return transform
+
+
+def _colours_apart(a: Features, b: Features) -> bool:
+    """Whether two pictures' commonest colours (the median cell, channel by channel) are further
+    apart than any copy's: the same words on another background colour."""
+    if a.colour is None or b.colour is None:
+        return False
+    median = [np.median(f.colour.reshape(-1, 3), axis=0) for f in (a, b)]
+    return float(np.abs(median[0] - median[1]).max()) > 2 * MAX_COLOUR_SHIFT
 
 
 def _colour_shift(moving: Features, fixed: Features, transform: np.ndarray, covered: np.ndarray) -> float:

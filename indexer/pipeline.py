@@ -13,7 +13,7 @@ import os
 import stat
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -22,7 +22,7 @@ from PIL import Image
 
 from archive.catalog import Catalog
 from archive.errors import ModelUnavailable
-from archive.likeness import Likeness
+from archive.likeness import Caption, Likeness
 from archive.model import Meme, OcrText, Sighting, utc_now
 
 from .annotate import AnnotationRecorder, AnnotationRun, image_for_prompt
@@ -41,6 +41,12 @@ class Indexed:
     meme_id: str
     new_meme: bool  # False: a new sighting of a meme already in the archive
     joined: bool = False  # a new sighting because it is an altered copy (other bytes) of the meme
+
+
+@dataclass
+class Regrouped:
+    path: Path
+    meme_id: str  # the file, indexed as a new meme earlier in the run, is an altered copy of this one
 
 
 @dataclass
@@ -64,7 +70,7 @@ class OtherShard:
     path: Path  # new bytes another shard's indexer takes
 
 
-Event = Indexed | Unchanged | Skipped | Notice | OtherShard
+Event = Indexed | Regrouped | Unchanged | Skipped | Notice | OtherShard
 
 
 @dataclass(frozen=True)
@@ -124,6 +130,9 @@ class Reposts:
         self.max_pixels = max_pixels
         self._likeness = likeness
         self._features = FeatureCache()  # memes saved this run go in as they are saved
+        self._copies: dict[str, str] = {}  # a copy joined this run (its bytes' hash) -> its meme
+        # memes saved this run whose words OCR could not read: (hashes, readings, pixel count, picture)
+        self._unvouched: dict[str, tuple] = {}
 
     @property
     def likeness(self) -> Likeness:
@@ -148,25 +157,41 @@ class Reposts:
     def remember(self, meme: Meme, picture: Image.Image | None, phashes: list[str] | None = None) -> None:
         """A meme saved this run: its picture is compared with the images after it, by every
         hash of it (whole, and without a frame: a framed repost met first still finds its original)."""
+        readings = [o.text for o in meme.ocr_texts]
         for phash in dict.fromkeys(phashes or [meme.phash]):
-            self.likeness.add(meme.id, phash, [o.text for o in meme.ocr_texts], area=_area(meme))
+            self.likeness.add(meme.id, phash, readings, area=_area(meme))
         if picture is not None:
             self._features.get(meme.id, lambda: picture)
+            if not Caption.of(readings).words and len(self._unvouched) < 1024:
+                self._unvouched[meme.id] = (phashes or [meme.phash], readings, _area(meme), picture)
+
+    def second_look(self) -> Iterator[tuple[str, str]]:
+        """(meme, meme it repeats) for memes saved this run that no larger picture could join
+        when they came first: a small copy whose words OCR could not read cannot vouch for the
+        original that came after it, but can join it now that both are known."""
+        gone: set[str] = set()
+        for meme_id, (phashes, readings, area, picture) in self._unvouched.items():
+            found = self.find(phashes, readings, picture, area, exclude={meme_id} | gone)
+            if found is not None:
+                gone.add(meme_id)
+                yield meme_id, found
 
     def remember_copy(self, meme: Meme, copy: "_Prepared") -> None:
-        """A copy just joined to `meme`: where it has more pixels than the meme's own picture
-        (the original came after its smaller copy), later images are compared with it too (this
-        run). A smaller copy would only blur the comparison: at low resolution, captions a word
-        apart can look alike."""
+        """A copy just joined to `meme`: later images are compared with it too (this run), so
+        that the original met after a copy, or a copy of a copy, still finds its meme."""
         if copy.meme is None or copy.picture is None:
             return
+        self._copies[copy.content_hash] = meme.id
         for phash in dict.fromkeys(copy.phashes or [copy.meme.phash]):
             self.likeness.add(meme.id, phash, [o.text for o in copy.meme.ocr_texts], copy.content_hash,
                               _area(copy.meme))
         self._features.get(copy.content_hash, lambda: copy.picture)
 
     def _picture(self, key: str) -> Image.Image | None:
-        meme = self.catalog.get(key)  # a copy's picture evicted from the cache is not looked for again
+        """The picture of a meme (by id), or of a copy joined to one (by its bytes' hash)."""
+        meme = self.catalog.get(self._copies.get(key, key))
+        if meme is not None and key in self._copies:
+            meme = replace(meme, content_hash=key)  # the sighting with the copy's bytes
         image = image_of(meme, self.max_pixels) if meme is not None else None
         return model_input(image) if image is not None else None  # as this run's pictures are
 
@@ -212,12 +237,26 @@ class Indexer:
         try:
             yield from self._index(todo)
             yield from self._collect_annotations(wait=True)
+            yield from self._second_look()
         finally:
             if self.annotations is not None:
                 self.annotations.close()
         yield from self._embed_pending()
         if summary := self.recorder.summary():
             yield Notice(summary)
+
+    def _second_look(self) -> Iterator[Event]:
+        """Join the run's unreadable small copies to the originals that came after them."""
+        if self.reposts is None:
+            return
+        for meme_id, target in list(self.reposts.second_look()):
+            meme = self.catalog.get(meme_id)
+            if meme is None or len(meme.sightings) != 1 or self.catalog.get(target) is None:
+                continue  # other files joined it meanwhile: it stays a meme
+            self.catalog.merge_into(target, meme)
+            for space in self.embedder.store.describe():
+                self.embedder.store.space(space).delete_memes([meme_id])
+            yield Regrouped(Path(meme.sightings[0].path), target)
 
     def _triage(self, item: Found) -> Event | os.stat_result:
         if item.problem:

@@ -28,7 +28,7 @@ from indexer.encoders import ClipEncoder, SentenceEncoder
 from indexer.imageio import (IMAGE_SUFFIXES, ImageLoadError, decode, file_of, image_of, load_image, model_input,
                              picture_hashes)
 from indexer.ocr import MemeOcr
-from indexer.pipeline import Event, Indexed, Indexer, Notice, Shard, Skipped
+from indexer.pipeline import Event, Indexed, Indexer, Notice, Regrouped, Shard, Skipped
 from indexer.scan import Found, scan
 from search.engine import Searcher
 from search import evaluate
@@ -462,7 +462,8 @@ class Archive:
         meme_id = self.catalog.id_for_content(loaded.content_hash)
         if meme_id is None:
             raise MemesError("the image could not be indexed")
-        return meme_id, any(isinstance(e, Indexed) and e.new_meme for e in events)
+        return meme_id, any(isinstance(e, Indexed) and e.new_meme for e in events) and not any(
+            isinstance(e, Regrouped) for e in events)
 
     def import_records(self, paths: Iterable[Path]) -> Iterator[ImportOutcome]:
         """Read record files into the archive (call under `lock()`) and embed their texts."""
@@ -543,14 +544,9 @@ class Archive:
             raise MemesError(f"{meme_ref} and {other_ref} are one meme already")
         if not meme.content_hash or not other.content_hash:
             raise MemesError("only memes indexed from images can be joined (a record without one is imported)")
-        sections = [OcrText(o.engine, o.text, copy=o.copy or other.content_hash[:16]) for o in other.sections
-                    if isinstance(o, OcrText) and o.text.strip()]
         with self.catalog.transaction():
-            for sighting in other.sightings:
-                self.catalog.add_sighting(meme.id, sighting)
-            self.catalog.add_sections(meme.id, sections)
+            self.catalog.merge_into(meme.id, other)
             self.catalog.put_identity_rule(other.content_hash, "with", meme.content_hash)
-            self.catalog.delete(other.id)
         for space in self.store.describe():
             self.store.space(space).delete_memes([other.id])
         return self.catalog.require(meme.id)

@@ -186,7 +186,7 @@ def index(
              "machines) index one collection together; needs --records-url and --chroma-url."),
 ):
     """Index image files and folders: OCR, annotations, perceptual hash, text and image vectors."""
-    from indexer.pipeline import Indexed, Notice, OtherShard, Shard, Skipped, Unchanged
+    from indexer.pipeline import Indexed, Notice, OtherShard, Regrouped, Shard, Skipped, Unchanged
 
     state = _state(ctx)
     share = None
@@ -225,6 +225,12 @@ def index(
                     if event.joined:
                         counts["joined_copies"] += 1
                         joined.append({"path": str(event.path), "meme": event.meme_id})
+                elif isinstance(event, Regrouped):  # counted as a new meme earlier in the run
+                    counts["new_memes"] -= 1
+                    counts["new_sightings"] += 1
+                    counts["joined_copies"] += 1
+                    joined.append({"path": str(event.path), "meme": event.meme_id})
+                    continue
                 progress.advance(task)
         if prune:
             forgotten, orphans, dropped = archive.prune(paths, prune_orphans)

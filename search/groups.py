@@ -20,9 +20,9 @@ def lookalike_groups(catalog: Catalog) -> list[list[str]]:
     rows = catalog.likeness_rows()
     if len(rows) < 2:
         return []
-    ids = [i for i, _, _ in rows]
-    hashes = hash_array([h for _, h, _ in rows])
-    captions = [Caption.of(readings) for _, _, readings in rows]
+    ids = [row[0] for row in rows]
+    hashes = hash_array([row[1] for row in rows])
+    captions = [Caption.of(row[2]) for row in rows]
     parent = list(range(len(ids)))
 
     def root(i: int) -> int:
