@@ -29,6 +29,9 @@ CERTAIN = 0.6  # a difference this large before refining the alignment is never 
 # these corners (shares of the width and height) are left out where they are all there is, and
 # OCR's words still decide (`archive.likeness.Caption.disagrees`).
 CORNER = (0.3, 0.15)
+# A picture enlarged by more than 1/COARSE (a small meme, a half-size copy) is compared at its
+# own resolution, unblurred: its strokes are a pixel wide there. Others at the grid, lightly blurred.
+COARSE = 0.6
 COLOUR_CELL = 8  # grid pixels per cell of the colour comparison
 # Grey levels (0-255, the largest of the three channels' differences) by which the median cell
 # of two aligned pictures may differ: another background colour is another meme. JPEG at
@@ -107,6 +110,7 @@ def difference(a: Features, b: Features) -> Difference | None:
     if abs(np.linalg.det(transform[:, :2])) > 1:  # a is the smaller picture: bring b onto it
         transform, moving, fixed = cv2.invertAffineTransform(transform), b, a
     scale = float(np.sqrt(abs(np.linalg.det(transform[:, :2]))))
+    grid_transform = transform  # moving's own grid onto fixed's
     moving_grey, moving_detail = moving.grey, min(1.0, moving.detail / scale)
     if scale < 0.9:  # shrink with area averaging first, as a smaller copy was made, then align
         moving_grey = _resized(moving_grey, scale)
@@ -117,10 +121,10 @@ def difference(a: Features, b: Features) -> Difference | None:
     covered = cv2.erode(covered, np.ones((5, 5), np.uint8)) > 0
     if covered.mean() < 0.5:
         return None
-    if _colour_shift(moving, fixed, transform, covered) > MAX_COLOUR_SHIFT:
+    if _colour_shift(moving, fixed, grid_transform, covered) > MAX_COLOUR_SHIFT:
         return Difference(DIFFERENT)
     detail, patch = min(moving_detail, fixed.detail), PATCH
-    if detail < 0.9:  # compare at the coarser picture's own resolution, where neither is enlarged
+    if detail < COARSE:  # compare at the coarser picture's own resolution, where neither is enlarged
         to_coarse = np.diag([detail, detail, 1.0])
         transform = (to_coarse @ np.vstack([transform, [0, 0, 1]]) @ np.linalg.inv(to_coarse))[:2]
         moving_grey, fixed_grey = _resized(moving_grey, detail), _resized(fixed_grey, detail)
@@ -171,7 +175,7 @@ def _colour_shift(moving: Features, fixed: Features, transform: np.ndarray, cove
         return 0.0
     to_cells = np.diag([1 / COLOUR_CELL, 1 / COLOUR_CELL, 1.0])
     h, w = fixed.colour.shape[:2]
-    # moving's cells are of its own grid; the transform maps (possibly shrunk) grid to grid
+    # moving's cells are of its own grid, which the transform maps onto fixed's
     shrink = moving.grey.shape[1] / max(1, moving.colour.shape[1])
     cell_transform = to_cells @ np.vstack([transform, [0, 0, 1]]) @ np.diag([shrink, shrink, 1.0])
     warped = cv2.warpAffine(moving.colour.astype(np.float32), cell_transform[:2], (w, h)).astype(np.int16)
