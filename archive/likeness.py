@@ -119,7 +119,8 @@ class Caption:
         word, between words both say ("hides" for "finds" where "finds" is said later too).
         Words added before or after all the others (a watermark, a border's line) or a word the
         other reading missed do not make another meme. Only trusted words count, unless
-        `every_word` (where the pictures cannot tell: "at" for "cat")."""
+        `every_word` (where the pictures cannot tell: "at" for "cat", "gym" for "robot" as the
+        last word), and then a word replaced first or last counts too."""
         ours, theirs = (self.tokens, other.tokens) if every_word else (self.words, other.words)
         mine = {w for w in ours if other.lacks(w)}
         yours = {w for w in theirs if self.lacks(w)}
@@ -130,7 +131,8 @@ class Caption:
         from difflib import SequenceMatcher
 
         blocks = SequenceMatcher(None, ours, theirs, autojunk=False).get_opcodes()
-        return any(op == "replace" and 0 < n < len(blocks) - 1 and (mine & set(ours[i1:i2]) or yours & set(theirs[j1:j2]))
+        return any(op == "replace" and (every_word or 0 < n < len(blocks) - 1)
+                   and (mine & set(ours[i1:i2]) or yours & set(theirs[j1:j2]))
                    for n, (op, i1, i2, j1, j2) in enumerate(blocks))
 
 

@@ -1,6 +1,6 @@
 """Meme identity: does indexing keep distinct memes apart and join their altered copies?
 
-usage: python bench/identity.py SET_DIR [--ocr-cache FILE] [--order shuffled|originals-first] [--json]
+usage: python bench/identity.py SET_DIR [--ocr-cache FILE] [--order shuffled|originals-first] [--no-group]
 
 SET_DIR is made by `data/make_identity_set.py` (or any folder with `identity.jsonl` in its
 format). Every original and every copy is indexed by the real `memes index` pipeline into a new
@@ -15,6 +15,7 @@ grouping on, no annotations. Then, per style:
 
 `--ocr-cache FILE` keeps what OCR read of each picture in FILE, so that a second run over the
 same set spends its time on grouping only (the cache is keyed by the decoded pixels).
+`--no-group` indexes with grouping off: the difference in `seconds` is what grouping costs.
 """
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ class CachedOcr:
             self.path.write_text(json.dumps(self.cache))
 
 
-def run(set_dir: Path, ocr_cache: Path | None, order: str, seed: int = 1) -> dict:
+def run(set_dir: Path, ocr_cache: Path | None, order: str, seed: int = 1, group: bool = True) -> dict:
     truth = [json.loads(line) for line in (set_dir / "identity.jsonl").read_text().splitlines() if line]
     files = {r["id"]: set_dir / ("copies" if r["variant_of"] else "images") / r["file"] for r in truth}
     rows = list(truth)
@@ -64,7 +65,8 @@ def run(set_dir: Path, ocr_cache: Path | None, order: str, seed: int = 1) -> dic
     else:
         rows.sort(key=lambda r: r["variant_of"] is not None)
     with tempfile.TemporaryDirectory() as tmp:
-        archive = Archive(resolve_config({"archive": Path(tmp) / "archive", "annotate": False}))
+        archive = Archive(resolve_config({"archive": Path(tmp) / "archive", "annotate": False,
+                                          "group_reposts": group}))
         ocr = CachedOcr(archive.ocr, ocr_cache)
         archive.__dict__["ocr"] = ocr
         start = time.perf_counter()
@@ -133,8 +135,9 @@ def main() -> None:
     ap.add_argument("--ocr-cache", type=Path)
     ap.add_argument("--order", choices=["shuffled", "originals-first"], default="shuffled")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--no-group", action="store_true", help="index with repost grouping off")
     args = ap.parse_args()
-    print(json.dumps(run(args.set_dir, args.ocr_cache, args.order, args.seed), indent=1))
+    print(json.dumps(run(args.set_dir, args.ocr_cache, args.order, args.seed, not args.no_group), indent=1))
 
 
 if __name__ == "__main__":

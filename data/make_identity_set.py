@@ -86,7 +86,9 @@ def captions_of_group(rnd: random.Random, count: int) -> list[str]:
     base = sentence(rnd)
     texts = [base]
     while len(texts) < count:
-        texts.append(sentence(rnd) if len(texts) == count - 1 else one_word_changed(base, rnd))
+        text = sentence(rnd) if len(texts) == count - 1 else one_word_changed(base, rnd)
+        if text not in texts:  # two memes saying the same on one picture would be one meme
+            texts.append(text)
     return [" ".join(t) for t in texts]
 
 
