@@ -244,8 +244,9 @@ def index(
                                "memes_in_archive": total}))
     else:
         others = f", {counts['other_shards']} left to other shards" if share else ""
-        copies = (f" ({counts['joined_copies']} of them altered copies joined to the meme they repeat: "
-                  "`memes split MEME PATH` undoes one)") if counts["joined_copies"] else ""
+        n = counts["joined_copies"]
+        copies = (f" ({n} {'an altered copy' if n == 1 else 'altered copies'} of a meme; "
+                  "`memes split MEME PATH` undoes a join)") if n else ""
         err(f"indexed {len(found)} files: {counts['new_memes']} new memes, {counts['new_sightings']} new "
             f"sightings{copies}, {counts['unchanged']} unchanged, {counts['skipped']} skipped{others}; "
             f"{total} memes in {archive.where}")
