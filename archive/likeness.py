@@ -42,8 +42,7 @@ WORD_FOUND = 70
 WORD_LETTERS = 4  # shorter words are too easily made by OCR out of texture
 WORD_RANK = 50_000  # a word must be among this many of the commonest English words to be trusted
 
-_WORD = re.compile(r"[a-z0-9]+")
-_TOKEN = re.compile(r"[a-z0-9]+")  # "HELL0" stays one (misread) word, not a word and a number
+_WORD = re.compile(r"[a-z0-9]+")  # "HELL0" stays one (misread) word, not a word and a number
 
 
 def hamming(phash: str, others: np.ndarray) -> np.ndarray:
@@ -99,7 +98,7 @@ class Caption:
     def of(cls, readings: str | Sequence[str]) -> "Caption":
         readings = [readings] if isinstance(readings, str) else list(readings)
         text = "\n".join(r for r in readings if r)
-        primary = _TOKEN.findall(readings[0].lower()) if readings else []
+        primary = _WORD.findall(readings[0].lower()) if readings else []
         common = _common_words()
         words = tuple(w for w in primary if w.isdigit() or (len(w) >= WORD_LETTERS and w in common))
         return cls(trigrams(text), words, "".join(_WORD.findall(text.lower())), tuple(primary))
