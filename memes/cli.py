@@ -58,26 +58,53 @@ def err(message: str) -> None:
     typer.echo(message, err=True)
 
 
+class _CtrlC:
+    """Whether Ctrl-C was pressed during a command. Python raises KeyboardInterrupt where the
+    main thread is, but a library running native code then (Chroma, SQLite, torch) may turn it
+    into an error of its own; the command was still interrupted, and says so."""
+
+    pressed = False
+
+    @classmethod
+    def handle(cls, signum, frame):
+        cls.pressed = True
+        raise KeyboardInterrupt
+
+
+def _watch_ctrl_c() -> None:
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is \
+            signal.default_int_handler:
+        signal.signal(signal.SIGINT, _CtrlC.handle)
+
+
+def _interrupted() -> None:
+    err("interrupted: everything finished before this point is saved")
+    raise typer.Exit(130)
+
+
 def translated(command: Callable) -> Callable:
     """Domain errors become `Error: ...` and exit 1; Ctrl-C says what was kept."""
 
     @functools.wraps(command)
     def run(*args, **kwargs):
+        _watch_ctrl_c()
         try:
             return command(*args, **kwargs)
         except (typer.Exit, typer.Abort, typer.BadParameter):
             raise  # usage errors keep click's message and exit code 2
-        except MemesError as exc:
-            if os.environ.get("MEMES_DEBUG"):
-                raise
-            err(f"Error: {exc}")
-            raise typer.Exit(1)
         except KeyboardInterrupt:
-            err("interrupted: everything finished before this point is saved")
-            raise typer.Exit(130)
-        except Exception as exc:  # the last line of defence: no traceback reaches a user
+            _interrupted()
+        except Exception as exc:  # domain errors, and the last line of defence: no traceback reaches a user
             if os.environ.get("MEMES_DEBUG"):
                 raise
+            if _CtrlC.pressed:  # a library turned Ctrl-C into an error of its own
+                _interrupted()
+            if isinstance(exc, MemesError):
+                err(f"Error: {exc}")
+                raise typer.Exit(1)
             err(f"Error: {_unexpected(exc)}")
             raise typer.Exit(1)
 
