@@ -93,14 +93,16 @@ def difference(a: Features, b: Features) -> Difference | None:
     cannot be aligned (too few matching keypoints, or too little overlap).
 
     The larger picture is brought onto the smaller one's grid (shrunk by area averaging first,
-    as a smaller copy was made), and the sharper of the two is blurred to the detail of the
-    other (a small picture is enlarged to MIN_SIDE, so its letters are soft). A pixel differs
-    where neither picture has a value like the other's within a pixel of it: resampling and JPEG
-    move edges by a fraction of a pixel, another word puts letters where there were none, however
-    thin their strokes. One patch, not the whole picture, is what is measured: a word changed in
-    a small caption is a small share of the picture but fills its patch. Keypoints sit on a
-    coarse pyramid, so where the first alignment leaves a difference that a copy could show, it
-    is refined (ECC) and measured again."""
+    as a smaller copy was made). Pictures whose colours differ are different. Where one of the
+    two was enlarged by more than 1/COARSE (a small meme, a half-size copy), both are compared at
+    that picture's own resolution, unblurred, with patches smaller in proportion; otherwise at
+    the grid, lightly blurred. Each patch may shift by a pixel to fit (what is left of an
+    alignment's error), so resampling and JPEG leave nothing while another word leaves letters,
+    however thin their strokes. One patch, not the whole picture, is what is measured: a word
+    changed in a small caption is a small share of the picture but fills its patch; the corners,
+    where sites paste marks, are left out and said to be (`Difference.corner`). Keypoints sit on
+    a coarse pyramid, so where the first alignment leaves a difference that a copy could show,
+    it is refined (ECC) and measured again."""
     import cv2
 
     transform = _alignment(a, b)
