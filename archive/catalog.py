@@ -18,8 +18,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from .database import POSTGRESQL, Database, Row, is_server_url, open_database
-from .errors import MemeNotFound
+from .database import POSTGRESQL, Database, Row, SqliteDatabase, is_server_url, open_database
+from .errors import MemeNotFound, ReadOnlyArchive
 from .model import Annotation, Meme, OcrText, Section, Sighting, utc_now
 
 MIGRATIONS = [
@@ -271,13 +271,32 @@ def _section_key(section: Section) -> tuple[str, str, str]:
     return ("annotation", section.kind, section.source)
 
 
+def _read_only_sqlite(path: Path) -> SqliteDatabase:
+    """A catalog where nothing can be written: as an immutable file, unless a write-ahead log
+    holds records (a writer was stopped before it checkpointed), which SQLite then reads if it can."""
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        try:
+            return SqliteDatabase(path, read_only=True)
+        except Exception:  # no shared-memory file can be made: the main file alone
+            pass
+    return SqliteDatabase(path, immutable=True)
+
+
 class Catalog:
     """Records of one archive. On SQLite, one writing process at a time (see `archive.lock`);
     on PostgreSQL, as many as the server takes."""
 
-    def __init__(self, location: str | Path):
-        """`location`: the SQLite file, or a `postgresql://` URL."""
-        self.db: Database = open_database(location)
+    def __init__(self, location: str | Path, read_only: bool = False):
+        """`location`: the SQLite file, or a `postgresql://` URL. `read_only`: a SQLite file in a
+        folder that cannot be written (nothing is asked of the disk but reads)."""
+        if read_only and not is_server_url(location):
+            self.db: Database = _read_only_sqlite(Path(location))
+            if self.db.execute("PRAGMA user_version").fetchone()[0] != len(MIGRATIONS):
+                raise ReadOnlyArchive(f"{location} was made by another version of memes and cannot be brought "
+                                      "up to date where it is (it cannot be written)")
+            return
+        self.db = open_database(location)
         self._migrate()
 
     @staticmethod
@@ -324,6 +343,14 @@ class Catalog:
     def transaction(self):
         """Commit everything inside, or nothing. Nested use joins the outer transaction."""
         return self.db.transaction()
+
+    def checkpoint(self) -> None:
+        """Leave the records whole in the catalog's main file (a writing command ends so)."""
+        self.db.checkpoint()
+
+    def problems(self) -> list[str]:
+        """What an integrity check of the records finds wrong; empty when nothing is."""
+        return self.db.problems()
 
     # --- reading -------------------------------------------------------------------------
 
@@ -687,9 +714,6 @@ class Catalog:
         return {r[0] for r in self.db.execute(
             f"SELECT m.id FROM memes m JOIN vectors v ON v.meme_id = m.id AND v.space = ? WHERE {has}", (space,))}
 
-    def clear_vectors(self, space: str) -> None:
-        self.db.execute("DELETE FROM vectors WHERE space = ?", (space,))
-
     # --- the vectors themselves (see `archive.vectors`) -------------------------------------
 
     def put_embeddings(self, space: str, model: str, item_ids: Sequence[str], vectors: np.ndarray,
@@ -737,9 +761,6 @@ class Catalog:
             return [], np.zeros((0, 0), dtype=np.float32), []
         matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1)
         return [r[0] for r in rows], matrix, [json.loads(r[2] or "{}") for r in rows]
-
-    def drop_embeddings_space(self, space: str) -> None:
-        self.db.execute("DELETE FROM embeddings WHERE space = ?", (space,))
 
     def rename_embeddings(self, old: str, new: str) -> None:
         """Let the vectors of space `old` become those of `new` (a finished rebuild)."""

@@ -15,9 +15,10 @@ import threading
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import quote
 from typing import Iterable, Iterator, Sequence
 
-from .errors import ConfigError, StoreUnavailable, first_line
+from .errors import ArchiveDamaged, ConfigError, DiskFull, ReadOnlyArchive, StoreUnavailable, first_line
 
 SQLITE, POSTGRESQL = "sqlite", "postgresql"
 
@@ -87,31 +88,78 @@ class Database:
     def close(self) -> None:
         raise NotImplementedError
 
+    def checkpoint(self) -> None:
+        """Make the main file whole (SQLite's write-ahead log folded into it); nothing elsewhere."""
+
+    def problems(self) -> list[str]:
+        """What an integrity check finds wrong (nothing: an empty list)."""
+        return []
+
 
 class SqliteDatabase(Database):
+    """A SQLite file in WAL mode. `read_only` opens it for reading (`immutable` too where the
+    folder cannot be written, as on a read-only mount: then nothing, not even a lock, is asked of
+    the disk). SQLite's errors about the file itself become domain errors naming it."""
+
     dialect = SQLITE
 
-    def __init__(self, path: Path, read_only: bool = False):
+    def __init__(self, path: Path, read_only: bool = False, immutable: bool = False):
         super().__init__()
-        self.path = path
-        if read_only:
-            self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=30)
-        else:
-            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.row_factory = sqlite3.Row
+        self.path = Path(path)
+        self.immutable = immutable
+        with self._failures():
+            if read_only or immutable:
+                uri = f"file:{quote(str(self.path))}?mode=ro" + ("&immutable=1" if immutable else "")
+                self.db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
+            else:
+                self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # reads the header: is it SQLite?
+
+    @contextmanager
+    def _failures(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            raise sqlite_failure(exc, self.path) from None
 
     def execute(self, sql, params=()):
-        return self.db.execute(sql, params)
+        with self._failures():
+            return _Cursor(self.db.execute(sql, params), self._failures)
 
     def executemany(self, sql, rows):
-        self.db.executemany(sql, rows)
+        with self._failures():
+            self.db.executemany(sql, rows)
 
     def script(self, sql):
-        for statement in _sqlite_statements(sql):
-            self.db.execute(statement)
+        with self._failures():
+            for statement in _sqlite_statements(sql):
+                self.db.execute(statement)
+
+    def checkpoint(self) -> None:
+        with self._failures():
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+    def problems(self) -> list[str]:
+        try:
+            rows = self.db.execute("PRAGMA integrity_check").fetchall()
+        except sqlite3.DatabaseError as exc:
+            return [first_line(exc)]
+        return [r[0] for r in rows if r[0] != "ok"]
+
+    def backup_to(self, target: Path) -> None:
+        """A consistent copy of the whole database at `target` (SQLite's online backup: readers
+        and the writer of this file go on meanwhile)."""
+        with self._failures():
+            copy = sqlite3.connect(target)
+            try:
+                self.db.backup(copy)
+                copy.execute("PRAGMA journal_mode=DELETE")  # one file, whole by itself
+            finally:
+                copy.close()
 
     @property
     def in_transaction(self) -> bool:
@@ -121,10 +169,54 @@ class SqliteDatabase(Database):
         self.db.execute("BEGIN IMMEDIATE")
 
     def _open_reader(self):
-        return SqliteDatabase(self.path, read_only=True)
+        return SqliteDatabase(self.path, read_only=True, immutable=self.immutable)
 
     def close(self):
         self.db.close()
+
+
+class _Cursor:
+    """A sqlite3 cursor whose reads translate damage as `execute` does (a damaged page may be met
+    only when the rows are read)."""
+
+    def __init__(self, cursor: sqlite3.Cursor, failures):
+        self._cursor = cursor
+        self._failures = failures
+
+    def fetchone(self):
+        with self._failures():
+            return self._cursor.fetchone()
+
+    def fetchall(self):
+        with self._failures():
+            return self._cursor.fetchall()
+
+    def __iter__(self):
+        with self._failures():
+            yield from self._cursor
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    @property
+    def lastrowid(self):
+        return self._cursor.lastrowid
+
+
+def sqlite_failure(exc: sqlite3.DatabaseError, path: Path) -> Exception:
+    """SQLite's complaint about a file as a domain error naming it (other errors as they are)."""
+    said = str(exc).lower()
+    if "disk is full" in said:
+        return DiskFull(f"no space left on the disk holding {path} ({first_line(exc)})")
+    if "readonly" in said or "read-only" in said:
+        return ReadOnlyArchive(f"{path} cannot be written (a read-only folder or mount): searching works, "
+                               "writing does not")
+    if "malformed" in said or "not a database" in said or "disk i/o error" in said or "encrypted" in said:
+        return ArchiveDamaged(f"the catalog {path} is damaged ({first_line(exc)}): put back a backup with "
+                              "`memes restore BACKUP`, or make it anew from the archive's records/ and the "
+                              "images with `memes rebuild`")
+    return exc
 
 
 def _sqlite_statements(script: str) -> list[str]:

@@ -36,3 +36,15 @@ class ConfigError(MemesError):
 
 class StoreUnavailable(MemesError):
     """The records server or the vector server cannot be reached."""
+
+
+class ArchiveDamaged(MemesError):
+    """A file of the archive cannot be read as what it should be (the catalog, the vector index)."""
+
+
+class ReadOnlyArchive(MemesError):
+    """The archive cannot be written (a read-only mount or folder): searches work, writes do not."""
+
+
+class DiskFull(MemesError):
+    """The disk holding the archive has no space left."""

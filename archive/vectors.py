@@ -17,8 +17,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from . import vectorcheck
 from .catalog import Catalog
-from .errors import ConfigError, ModelMismatch, StoreUnavailable, first_line
+from .errors import ArchiveDamaged, ConfigError, ModelMismatch, StoreUnavailable, first_line
 
 SCHEMA_VERSION = 1
 IMAGE, OCR_TEXT, ANNOTATION_TEXT = "image", "ocr_text", "annotation_text"
@@ -166,23 +167,77 @@ class VectorStore:
             if self.url:
                 self._client = _server_client(self.url, self.database, self.token)
             else:
+                damage = vectorcheck.check(self.directory)
+                if damage is not None:
+                    raise self.damaged(damage)
                 self.directory.mkdir(parents=True, exist_ok=True)
-                self._client = chromadb.PersistentClient(
-                    path=str(self.directory), settings=Settings(anonymized_telemetry=False))
+                try:
+                    self._client = chromadb.PersistentClient(
+                        path=str(self.directory), settings=Settings(anonymized_telemetry=False))
+                except Exception as exc:  # Chroma's own files (chroma.sqlite3) unreadable
+                    raise self.damaged(first_line(exc)) from None
         return self._client
+
+    def damaged(self, reason: str) -> ArchiveDamaged:
+        return ArchiveDamaged(f"the vector index {self.directory} is damaged ({reason}): `memes doctor` rebuilds it "
+                              "from the catalog's copies of the vectors")
+
+    def check(self) -> str | None:
+        """What is wrong with the embedded index, found by opening it in a child process (None:
+        nothing, or it is on a server)."""
+        if self.on_server or not self.directory.exists():
+            return None
+        self.close()
+        return vectorcheck.deep_check(self.directory)
+
+    def set_aside(self) -> Path:
+        """Move a damaged embedded index out of the way (kept beside it, for the curious)."""
+        from .model import utc_now
+
+        self.close(seal=False)
+        target = self.directory.with_name(f"{self.directory.name}.damaged-{utc_now().strftime('%Y%m%dT%H%M%S')}")
+        self.directory.rename(target)
+        vectorcheck.unseal(self.directory)
+        return target
+
+    def restore_spaces(self) -> list[str]:
+        """Make every space the catalog keeps vectors for that Chroma lacks (then `reconcile`
+        fills them). No model runs: the model and dimension are the copies'."""
+        made = []
+        existing = self._collections()
+        for name in SPACES:
+            models = self.catalog.embedding_models(name)
+            if name not in existing and len(models) == 1:
+                self.create_space(name, models[0], self.catalog.embedding_dim(name))
+                made.append(name)
+        return made
+
+    def sweep(self) -> int:
+        """Remove the files of collections that no longer exist; how many folders went."""
+        if self.on_server or not self.directory.exists():
+            return 0
+        import shutil
+
+        unused = vectorcheck.unused_files(self.directory)
+        for folder in unused:
+            shutil.rmtree(folder, ignore_errors=True)
+        return len(unused)
 
     def exists(self) -> bool:
         """Whether there may be vectors to read (an embedded store not yet made has none)."""
         return self.on_server or self.directory.exists()
 
-    def close(self) -> None:
+    def close(self, seal: bool = True) -> None:
         """Forget the open client (and Chroma's in-process cache of it): the next use reads
-        the files afresh, as another process left them."""
+        the files afresh, as another process left them. The files are sealed as left (see
+        `archive.vectorcheck`)."""
         if self._client is not None:
             from chromadb.api.shared_system_client import SharedSystemClient
 
             self._client = None
             SharedSystemClient.clear_system_cache()
+            if seal and not self.on_server:
+                vectorcheck.seal(self.directory)
 
     def _collections(self) -> dict[str, Any]:
         return {c.name: c for c in self.client.list_collections()}
@@ -235,11 +290,6 @@ class VectorStore:
             self.client.delete_collection(name)
         collections[name + _NEXT].modify(name=name)
         self.catalog.rename_embeddings(name + _NEXT, name)
-
-    def drop(self, name: str) -> None:
-        if name in self._collections():
-            self.client.delete_collection(name)
-        self.catalog.drop_embeddings_space(name)
 
 
 class CatalogSpace:
@@ -340,3 +390,36 @@ def _server_client(url: str, database: str, token: str):
 def _mismatch(space: str, made_by: str, configured: str) -> ModelMismatch:
     return ModelMismatch(f"the {space} vectors were made by {made_by}, but the configured model is {configured}; "
                          "run `memes reindex` to rebuild them")
+
+
+class MendedVectors:
+    """Chroma, with the catalog's copies standing in for a space Chroma lacks or has lost
+    vectors of (a deleted folder, a crash): the search answers from what works and says so."""
+
+    def __init__(self, store: VectorStore, catalog: Catalog):
+        self.store = store
+        self.copies = CatalogVectors(catalog)
+        try:
+            indexed = store.describe()
+        except ArchiveDamaged:
+            raise
+        except Exception as exc:  # noqa: BLE001 - Chroma's files unreadable past opening
+            raise store.damaged(first_line(exc)) from None
+        self.stand_ins: list[str] = []
+        self.notices: list[str] = []
+        for name in SPACES:
+            kept, have = catalog.embedding_count(name), indexed.get(name, {}).get("vectors", 0)
+            if kept > have:
+                self.stand_ins.append(name)
+                self.notices.append(f"the {name} index in {store.where} lacks {kept - have} of the {kept} vectors the "
+                                    "catalog keeps: searching the catalog's copies of them; `memes doctor` puts "
+                                    "them back")
+
+    def space(self, name: str, model: str | None = None) -> VectorSpace | CatalogSpace | None:
+        if name in self.stand_ins:
+            return self.copies.space(name, model)
+        return self.store.space(name, model)
+
+    def describe(self) -> dict[str, dict[str, Any]]:
+        copies = self.copies.describe()
+        return {**self.store.describe(), **{n: copies[n] for n in self.stand_ins if n in copies}}

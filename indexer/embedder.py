@@ -38,7 +38,7 @@ class Embedder:
         self.image_encoder = image_encoder
         self.max_pixels = max_pixels
 
-    def _model(self, space: str) -> str:
+    def model(self, space: str) -> str:
         return (self.image_encoder if space == IMAGE else self.text_encoder).model_id
 
     def active_spaces(self) -> tuple[str, ...]:
@@ -62,7 +62,7 @@ class Embedder:
                 self._embed_annotations(memes, target)
             else:
                 report.missing_images += self._embed_images(memes, pictures or {}, target)
-            self.catalog.mark_vectors([m.id for m in memes], space, self._model(space))
+            self.catalog.mark_vectors([m.id for m in memes], space, self.model(space))
         return report
 
     def _embed_ocr(self, memes: Sequence[Meme], target: VectorSpace) -> None:
@@ -109,7 +109,7 @@ class Embedder:
     def _missing(self) -> Iterator[tuple[str, list[str]]]:
         """(space, memes missing vectors there or whose vectors another model made)."""
         for space in self.active_spaces():
-            ids = self.catalog.needing_vectors(space, self._model(space), space == IMAGE)
+            ids = self.catalog.needing_vectors(space, self.model(space), space == IMAGE)
             if ids:
                 yield space, ids
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -15,11 +15,11 @@ from typing import Iterable, Iterator
 from archive.catalog import Catalog
 from archive.database import without_password
 from archive.config import Config
-from archive.errors import MemesError, RecordFormatError
+from archive.errors import ArchiveDamaged, MemesError, ReadOnlyArchive, RecordFormatError
 from archive.lock import search_lock, writer_lock
 from archive.model import Meme, OcrText, Sighting, merge_record
 from archive.recordfile import format_record, read_record_file, record_file_name
-from archive.vectors import IMAGE, CatalogVectors, VectorStore
+from archive.vectors import IMAGE, CatalogVectors, MendedVectors, VectorStore
 from indexer.alignment import FeatureCache, difference, features
 from indexer.annotate import (DEFAULT_ANNOTATORS, Annotated, AnnotationRecorder, AnnotationRun,
                               AnnotatorSpec, OllamaAnnotator, image_for_prompt)
@@ -27,6 +27,7 @@ from indexer.embedder import TEXT_SPACES, Embedder
 from indexer.encoders import ClipEncoder, SentenceEncoder
 from indexer.imageio import (IMAGE_SUFFIXES, ImageLoadError, decode, file_of, image_of, load_image, model_input,
                              picture_hashes)
+from indexer import upkeep
 from indexer.ocr import MemeOcr
 from indexer.pipeline import Event, Indexed, Indexer, Notice, Regrouped, Shard, Skipped
 from indexer.scan import Found, scan
@@ -102,15 +103,32 @@ class ExportOutcome:
 class Archive:
     """One archive directory: its catalog, its vectors and the models configured for it."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, resident: bool = False):
+        """`resident`: a long-lived process (the gallery) that keeps the vector index open
+        between searches; a command closes it after each, leaving it sealed (`archive.vectorcheck`)."""
         self.config = config
         self.directory = config.archive
+        self.resident = resident
         self._vectors_generation = ""
 
     @cached_property
     def catalog(self) -> Catalog:
+        if self.read_only:
+            return Catalog(self.directory / CATALOG_FILE, read_only=True)
         self.directory.mkdir(parents=True, exist_ok=True)
-        return Catalog(self.config.records_url or self.directory / CATALOG_FILE)
+        location = self.config.records_url or self.directory / CATALOG_FILE
+        if not self.config.records_url and _emptied(location, self.directory / VECTORS_DIR):
+            raise ArchiveDamaged(f"the catalog {location} is empty though the archive has vectors (it was truncated "
+                                 "or replaced): put back a backup with `memes restore BACKUP`, or make it anew "
+                                 "from the archive's records/ and the images with `memes rebuild`")
+        return Catalog(location)
+
+    @cached_property
+    def read_only(self) -> bool:
+        """An embedded archive in a folder this process cannot write (a read-only mount, a DVD):
+        searched from the catalog alone, with nothing written."""
+        return (not self.config.records_url and self.directory.is_dir()
+                and not os.access(self.directory, os.W_OK))
 
     @cached_property
     def store(self) -> VectorStore:
@@ -141,12 +159,28 @@ class Archive:
         records = without_password(self.config.records_url) or str(self.directory / CATALOG_FILE)
         return f"records at {records}, vectors at {self.store.where}"
 
-    def lock(self, wait: bool = False, on_wait=None):
-        """The single-writer lock of the embedded default. With records and vectors both on
-        servers the servers take concurrent writers, and there is no lock."""
-        if self.config.servers_only:
-            return nullcontext()
-        return writer_lock(self.directory, wait=wait, on_wait=on_wait)
+    @contextmanager
+    def lock(self, wait: bool = False, on_wait=None) -> Iterator[None]:
+        """The single-writer lock of the embedded default (with records and vectors both on
+        servers the servers take concurrent writers, and there is no lock). A writing command
+        leaves the archive settled: the catalog's main file whole, the vector index sealed."""
+        if self.read_only:
+            raise ReadOnlyArchive(f"{self.directory} cannot be written (a read-only folder or mount): searching "
+                                  "works, commands that write do not")
+        with nullcontext() if self.config.servers_only else writer_lock(self.directory, wait=wait, on_wait=on_wait):
+            try:
+                yield
+            except BaseException:
+                with suppress(Exception):  # the first failure is the one to report
+                    self._settle()
+                raise
+            self._settle()
+
+    def _settle(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()
+        if "catalog" in self.__dict__:
+            self.catalog.checkpoint()
 
     @cached_property
     def ocr(self) -> MemeOcr:
@@ -158,9 +192,13 @@ class Archive:
                         self.config.max_image_pixels)
 
     @contextmanager
-    def reading(self) -> Iterator[tuple[VectorStore | CatalogVectors, list[str]]]:
+    def reading(self) -> Iterator[tuple[VectorStore | CatalogVectors | MendedVectors, list[str]]]:
         """The vectors to search, and notices: Chroma, or while another process writes the
-        archive, the catalog's copies of what it has committed (see `archive.lock`)."""
+        archive, the catalog's copies of what it has committed (see `archive.lock`); the copies
+        too where Chroma is damaged or lacks a space, and in a read-only archive."""
+        if self.read_only:
+            yield CatalogVectors(self.catalog), []
+            return
         if self.store.on_server:  # the server serves readers beside writers
             yield self.store, []
             return
@@ -173,7 +211,16 @@ class Archive:
                 self.store.close()  # a writer changed Chroma under this long-lived process
                 del self.__dict__["store"]
             self._vectors_generation = reading.generation
-            yield self.store, []
+            try:
+                vectors = MendedVectors(self.store, self.catalog)
+            except ArchiveDamaged as exc:
+                yield CatalogVectors(self.catalog), [f"{exc}; meanwhile searching those copies"]
+                return
+            try:
+                yield vectors, vectors.notices
+            finally:
+                if not self.resident:  # Chroma rewrites its files as it closes: sealed as it leaves them
+                    self.store.close()
 
     @contextmanager
     def searcher(self) -> Iterator[Searcher]:
@@ -285,6 +332,14 @@ class Archive:
     def search(self, query: str, k: int) -> tuple[list[Result], list[str]]:
         with self.searcher() as searcher:
             return searcher.search(query, k), searcher.notices
+
+    def search_each(self, queries: Iterable[str], k: int) -> Iterator[tuple[str, list[Result], list[str]]]:
+        """Several queries with the index opened once: (query, results, notices new with it)."""
+        with self.searcher() as searcher:
+            for query in queries:
+                results = searcher.search(query, k)
+                yield query, results, list(searcher.notices)
+                searcher.notices.clear()
 
     def similar(self, ref: str, k: int) -> tuple[list[Result], list[str]]:
         """Memes like an image file (in the archive or not) or like a meme given by id or hash."""
@@ -573,35 +628,9 @@ class Archive:
         embedder.rebuild(self.config.batch_size, on_batch=on_batch)
 
     def doctor(self, repair: bool = True) -> dict:
-        """Check that the catalog and every vector collection agree (call under `lock()`).
-
-        Repairs what does not: vectors Chroma lost come back from the catalog's copies (no model
-        runs), vectors of forgotten memes go, and memes with neither are embedded again."""
-        embedder = self.embedder()
-        report: dict = {}
-        known = set(self.catalog.ids())
-        for space in embedder.active_spaces():
-            existing = self.store.space(space)
-            indexed = existing.meme_ids() if existing is not None else set()
-            kept = set(self.catalog.embedding_items(space).values())
-            expected = self.catalog.expecting_vectors(space)
-            report[space] = {"vectors_for": len(indexed), "missing": len(expected - indexed),
-                             "orphans": len(indexed - known), "not_kept": len((indexed & known) - kept)}
-            if not repair:
-                continue
-            if existing is not None:
-                report[space]["repaired"] = existing.reconcile()
-            lost = expected - set(self.catalog.embedding_items(space).values())
-            for meme_id in lost:
-                self.catalog.unmark_vectors(meme_id, [space])
-            report[space]["reembedded"] = len(lost)
-        if repair:
-            try:
-                for _ in embedder.embed_pending(self.config.batch_size):
-                    pass
-            except MemesError as exc:
-                report["repair_error"] = str(exc)
-        return report
+        """Check the catalog and the vector index, and repair what can be (call under `lock()`):
+        see `indexer.upkeep`."""
+        return upkeep.checkup(self.catalog, self.store, self.embedder(), self.config.batch_size, repair)
 
     def stats(self) -> dict:
         numbers = self.catalog.stats()
@@ -635,6 +664,15 @@ def _merge_reports(reports: dict[str, dict]) -> dict:
     for report in reports.values():
         merged["by_type"].update(report["by_type"])
     return merged
+
+
+def _emptied(catalog: Path, vectors: Path) -> bool:
+    """A catalog file cut to nothing beside an index that holds vectors: SQLite would take the
+    empty file for a new archive, and the next `doctor` would drop every vector as an orphan."""
+    try:
+        return catalog.stat().st_size == 0 and any(vectors.iterdir())
+    except OSError:
+        return False
 
 
 def _tree_size(directory: Path) -> int:

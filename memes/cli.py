@@ -322,8 +322,7 @@ def search(
             raise MemesError(f"cannot read {queries}: {exc}") from None
     else:
         lines = [query]
-    for line in filter(None, lines):
-        results, notices = archive.search(line, k)
+    for line, results, notices in archive.search_each(filter(None, lines), k):
         _print_results(line, results, notices, as_json)
 
 
@@ -470,20 +469,37 @@ def annotate(
 @translated
 def doctor(ctx: typer.Context, check_only: bool = typer.Option(False, "--check", help="Report, repair nothing."),
            as_json: bool = typer.Option(False, "--json", help="The report as JSON on stdout.")):
-    """Check that the records and every vector collection agree, and repair what does not."""
+    """Check the catalog and the vector index, and repair what can be repaired; exits 1 when
+    something is wrong (with --check) or left unrepaired."""
+    from indexer.upkeep import healthy
+
     archive = _state(ctx).archive
     if not archive.exists():
         raise MemesError(f"no archive at {archive.where}")
     with archive.lock():
         report = archive.doctor(repair=not check_only)
-    problems = any(isinstance(f, dict) and (f["missing"] or f["orphans"] or f["not_kept"]) for f in report.values())
+    unrepaired = bool(report["catalog"]["problems"] or report.get("refused") or report.get("repair_error")
+                      or any(report["pending"].values()))
+    failed = not healthy(report) if check_only else unrepaired
     if as_json:
         typer.echo(json.dumps(report))
-        raise typer.Exit(1 if check_only and problems else 0)
-    for space, found in report.items():
-        if space == "repair_error":
-            typer.echo(f"could not repair: {found}")
-            continue
+        raise typer.Exit(1 if failed else 0)
+    _print_checkup(report, archive.where)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _print_checkup(report: dict, where: str) -> None:
+    problems, index = report["catalog"]["problems"], report["index"]
+    typer.echo("catalog          " + ("ok" if not problems else f"DAMAGED: {problems[0]} ({len(problems)} problems); "
+                                      "`memes restore BACKUP` or `memes rebuild` make it whole"))
+    if index.get("damage"):
+        typer.echo(f"vector index     DAMAGED: {index['damage']}")
+    if index.get("moved_aside"):
+        typer.echo(f"vector index     moved aside to {index['moved_aside']}; made anew from the catalog's copies")
+    if index.get("removed_folders"):
+        typer.echo(f"vector index     removed the files of {index['removed_folders']} collections no longer used")
+    for space, found in report["spaces"].items():
         line = (f"{space:16} vectors for {found['vectors_for']} memes, {found['missing']} missing, "
                 f"{found['orphans']} orphaned, {found['not_kept']} not kept in the catalog")
         if "repaired" in found and (found["missing"] or found["orphans"] or found["not_kept"]):
@@ -491,8 +507,14 @@ def doctor(ctx: typer.Context, check_only: bool = typer.Option(False, "--check",
             line += (f" (repaired: {done['restored']} vectors restored from the catalog, {done['adopted']} kept, "
                      f"{done['dropped']} dropped, {found['reembedded']} memes embedded again)")
         typer.echo(line)
-    if check_only and problems:
-        raise typer.Exit(1)
+    for space, n in report["pending"].items():
+        if n:
+            typer.echo(f"pending          {space}: {n} memes wait for vectors (`memes doctor` or `memes index` "
+                       "makes them, with the models)")
+    if report.get("refused"):
+        typer.echo(f"refused: {report['refused']}")
+    if report.get("repair_error"):
+        typer.echo(f"could not repair: {report['repair_error']}")
 
 
 @app.command()
@@ -604,9 +626,10 @@ def serve(ctx: typer.Context,
           token: Optional[str] = typer.Option(None, "--token", envvar="MEMES_TOKEN",
                                               help="Require this token on every page and API call (env MEMES_TOKEN).")):
     """The web gallery: search, browse and compare memes in a browser (and a JSON API under /api/)."""
+    from memes.app import Archive
     from memes.web import create_app, is_loopback
 
-    archive = _state(ctx).archive
+    archive = Archive(_state(ctx).config, resident=True)  # keeps the index open between searches
     if not archive.exists():
         raise MemesError(f"no archive at {archive.where} (index some memes first)")
     if not is_loopback(host) and not token:

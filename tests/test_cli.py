@@ -256,14 +256,14 @@ def test_doctor_repairs_a_deleted_vector(indexed, cli, archive_dir, backend):
     check = cli("doctor", "--check", "--json")
     assert check.exit_code == 1
     report = json.loads(check.stdout)
-    assert report["image"]["missing"] == 1 and report["ocr_text"]["orphans"] == 1
+    assert report["spaces"]["image"]["missing"] == 1 and report["spaces"]["ocr_text"]["orphans"] == 1
     repair = cli("doctor", "--json")
     assert repair.exit_code == 0
-    repaired = json.loads(repair.stdout)
+    repaired = json.loads(repair.stdout)["spaces"]
     assert repaired["image"]["repaired"]["restored"] == 1 and repaired["image"]["reembedded"] == 0
     assert repaired["ocr_text"]["repaired"]["dropped"] == 1
     after = json.loads(cli("doctor", "--check", "--json").stdout)
-    assert all(v["missing"] == 0 and v["orphans"] == 0 for v in after.values())
+    assert all(v["missing"] == 0 and v["orphans"] == 0 for v in after["spaces"].values())
     assert json.loads(cli("stats", "--json").stdout)["vectors"]["image"]["vectors"] == 10
 
 
