@@ -127,6 +127,43 @@ MIGRATIONS = [
     );
     CREATE INDEX identity_rules_other ON identity_rules(other);
     """,
+    # Memes whose record changed since the archive's records/ folder was last written (see
+    # `archive.recordsdir`), noted by triggers so no writer can forget one; every meme at first.
+    """
+    CREATE TABLE record_changes(meme_id TEXT PRIMARY KEY);
+    INSERT INTO record_changes SELECT id FROM memes;
+    CREATE TRIGGER memes_record_ai AFTER INSERT ON memes BEGIN
+        INSERT OR IGNORE INTO record_changes VALUES (new.id);
+    END;
+    CREATE TRIGGER memes_record_au AFTER UPDATE ON memes BEGIN
+        INSERT OR IGNORE INTO record_changes VALUES (new.id);
+    END;
+    CREATE TRIGGER memes_record_ad AFTER DELETE ON memes BEGIN
+        INSERT OR IGNORE INTO record_changes VALUES (old.id);
+    END;
+    CREATE TRIGGER sightings_record_ai AFTER INSERT ON sightings BEGIN
+        INSERT OR IGNORE INTO record_changes VALUES (new.meme_id);
+    END;
+    CREATE TRIGGER sightings_record_au AFTER UPDATE ON sightings BEGIN
+        INSERT OR IGNORE INTO record_changes VALUES (old.meme_id);
+        INSERT OR IGNORE INTO record_changes VALUES (new.meme_id);
+    END;
+    CREATE TRIGGER sightings_record_ad AFTER DELETE ON sightings BEGIN
+        INSERT OR IGNORE INTO record_changes VALUES (old.meme_id);
+    END;
+    CREATE TRIGGER sections_record_ai AFTER INSERT ON sections BEGIN
+        INSERT OR IGNORE INTO record_changes VALUES (new.meme_id);
+    END;
+    CREATE TRIGGER sections_record_au AFTER UPDATE ON sections BEGIN
+        INSERT OR IGNORE INTO record_changes VALUES (new.meme_id);
+    END;
+    CREATE TRIGGER sections_record_ad AFTER DELETE ON sections BEGIN
+        INSERT OR IGNORE INTO record_changes VALUES (old.meme_id);
+    END;
+    CREATE TRIGGER identity_rules_record_ai AFTER INSERT ON identity_rules BEGIN
+        INSERT OR IGNORE INTO record_changes SELECT id FROM memes WHERE content_hash IN (new.content_hash, new.other);
+    END;
+    """,
 ]
 
 
@@ -210,6 +247,9 @@ POSTGRES_MIGRATIONS = {
     CREATE INDEX embeddings_meme ON embeddings(space, meme_id);
     """,
     5: MIGRATIONS[4],
+    # The table only: records/ is written for SQLite archives (a records server has its own
+    # backups, and several machines write it), so nothing fills it here.
+    6: "CREATE TABLE record_changes(meme_id TEXT PRIMARY KEY);",
 }
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
@@ -767,6 +807,19 @@ class Catalog:
         with self.transaction():
             self.db.execute("DELETE FROM embeddings WHERE space = ?", (new,))
             self.db.execute("UPDATE embeddings SET space = ? WHERE space = ?", (new, old))
+
+    # --- the records/ folder (see `archive.recordsdir`) ----------------------------------------
+
+    def changed_records(self, limit: int) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT meme_id FROM record_changes ORDER BY meme_id LIMIT ?", (limit,))]
+
+    def note_every_record(self) -> None:
+        """Every meme's record file is to be written anew."""
+        self.db.execute("INSERT INTO record_changes(meme_id) SELECT id FROM memes WHERE true ON CONFLICT(meme_id) DO NOTHING")
+
+    def records_written(self, meme_ids: Sequence[str]) -> None:
+        with self.transaction():
+            self.db.executemany("DELETE FROM record_changes WHERE meme_id = ?", [(i,) for i in meme_ids])
 
     # --- numbers ---------------------------------------------------------------------------
 

@@ -48,6 +48,9 @@ class Config:
     batch_size: int = 16
     max_image_pixels: int = 64_000_000
     group_reposts: bool = True  # an altered copy of a meme becomes a sighting of it (archive.likeness)
+    # every meme's record file in the archive's records/, so `memes rebuild` can make the catalog
+    # anew from records and images (archive.recordsdir); SQLite archives only
+    keep_records: bool = True
     # Servers, for archives bigger than one machine (README, "Bigger archives"); empty: embedded
     records_url: str = ""  # postgresql://USER[:PASSWORD]@HOST:PORT/DB; empty: SQLite in the archive dir
     chroma_url: str = ""  # http(s)://HOST:PORT of a `chroma run` server; empty: Chroma embedded
@@ -91,7 +94,7 @@ _PATHS = {"archive", "clip_checkpoint"}
 _INTS = {"workers", "batch_size", "max_image_pixels", "annotate_concurrency", "annotate_retries",
          "annotate_image_side"}
 _FLOATS = {"annotate_timeout", "annotate_backoff"}
-_BOOLS = {"annotate", "group_reposts"}
+_BOOLS = {"annotate", "group_reposts", "keep_records"}
 _ALIASES = {"ollama_host": "OLLAMA_HOST"}  # the variable Ollama's own tools read
 
 

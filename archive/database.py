@@ -207,7 +207,7 @@ class _Cursor:
 def sqlite_failure(exc: sqlite3.DatabaseError, path: Path) -> Exception:
     """SQLite's complaint about a file as a domain error naming it (other errors as they are)."""
     said = str(exc).lower()
-    if "disk is full" in said:
+    if "disk is full" in said or ("disk i/o error" in said and disk_full(path.parent)):
         return DiskFull(f"no space left on the disk holding {path} ({first_line(exc)})")
     if "readonly" in said or "read-only" in said:
         return ReadOnlyArchive(f"{path} cannot be written (a read-only folder or mount): searching works, "
@@ -217,6 +217,16 @@ def sqlite_failure(exc: sqlite3.DatabaseError, path: Path) -> Exception:
                               "`memes restore BACKUP`, or make it anew from the archive's records/ and the "
                               "images with `memes rebuild`")
     return exc
+
+
+def disk_full(folder: Path, margin: int = 1 << 20) -> bool:
+    """Whether the disk holding `folder` has (next to) no space left."""
+    import shutil
+
+    try:
+        return shutil.disk_usage(folder).free < margin
+    except OSError:
+        return False
 
 
 def _sqlite_statements(script: str) -> list[str]:

@@ -71,6 +71,8 @@ def writer_lock(archive_dir: Path, command: str | None = None, wait: bool = Fals
             try:  # a new generation: long-lived readers know to open Chroma afresh
                 os.ftruncate(search_fd, 0)
                 os.pwrite(search_fd, f"{time.time_ns()}-{os.getpid()}".encode(), 0)
+            except OSError:  # a full disk: the error that stopped the writer is the one to tell
+                pass
             finally:
                 os.close(search_fd)
     finally:

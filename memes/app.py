@@ -4,8 +4,10 @@ Nothing here prints; the CLI (and later the web gallery) turn what these return 
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import shutil
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -13,11 +15,13 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from archive.catalog import Catalog
-from archive.database import without_password
+from archive.database import disk_full, without_password
 from archive.config import Config
-from archive.errors import ArchiveDamaged, MemesError, ReadOnlyArchive, RecordFormatError
+from archive.errors import ArchiveDamaged, DiskFull, MemesError, ReadOnlyArchive, RecordFormatError
 from archive.lock import search_lock, writer_lock
-from archive.model import Meme, OcrText, Sighting, merge_record
+from archive.model import Meme, OcrText, Sighting, merge_record, utc_now
+from archive import recordsdir
+from archive.backup import Backup, make_backup, restore_backup
 from archive.recordfile import format_record, read_record_file, record_file_name
 from archive.vectors import IMAGE, CatalogVectors, MendedVectors, VectorStore
 from indexer.alignment import FeatureCache, difference, features
@@ -28,6 +32,7 @@ from indexer.encoders import ClipEncoder, SentenceEncoder
 from indexer.imageio import (IMAGE_SUFFIXES, ImageLoadError, decode, file_of, image_of, load_image, model_input,
                              picture_hashes)
 from indexer import upkeep
+from indexer.rebuild import Rebuilt, rebuild_catalog, take_back_vectors
 from indexer.ocr import MemeOcr
 from indexer.pipeline import Event, Indexed, Indexer, Notice, Regrouped, Shard, Skipped
 from indexer.scan import Found, scan
@@ -109,6 +114,7 @@ class Archive:
         self.config = config
         self.directory = config.archive
         self.resident = resident
+        self.disk_full = False  # found full when the catalog was opened: it is then read only
         self._vectors_generation = ""
 
     @cached_property
@@ -121,7 +127,13 @@ class Archive:
             raise ArchiveDamaged(f"the catalog {location} is empty though the archive has vectors (it was truncated "
                                  "or replaced): put back a backup with `memes restore BACKUP`, or make it anew "
                                  "from the archive's records/ and the images with `memes rebuild`")
-        return Catalog(location)
+        try:
+            return Catalog(location)
+        except DiskFull:
+            if self.config.records_url:
+                raise
+            self.disk_full = True  # read what there is; `lock()` refuses writers
+            return Catalog(location, read_only=True)
 
     @cached_property
     def read_only(self) -> bool:
@@ -167,6 +179,8 @@ class Archive:
         if self.read_only:
             raise ReadOnlyArchive(f"{self.directory} cannot be written (a read-only folder or mount): searching "
                                   "works, commands that write do not")
+        if not self.config.records_url and (self.disk_full or disk_full(self.directory)):
+            raise self.no_space()
         with nullcontext() if self.config.servers_only else writer_lock(self.directory, wait=wait, on_wait=on_wait):
             try:
                 yield
@@ -176,11 +190,37 @@ class Archive:
                 raise
             self._settle()
 
+    def no_space(self) -> DiskFull:
+        """A full disk, in words with figures: what is free, what the archive takes."""
+        free = shutil.disk_usage(self.directory).free if self.directory.exists() else 0
+        catalog = sum(p.stat().st_size for p in self.directory.glob(CATALOG_FILE + "*") if p.is_file())
+        return DiskFull(f"no space left on the disk holding {self.directory} ({free / 1e6:.1f} MB free; the archive "
+                        f"takes {_tree_size(self.directory) / 1e6:.1f} MB): free at least {max(catalog, 10 ** 7) / 1e6:.0f} MB "
+                        "(as much as its catalog takes, for SQLite to write safely) and run the command again; "
+                        "everything committed before is kept, and searches still work")
+
+    def explain(self, exc: BaseException) -> MemesError | None:
+        """A failure no layer translated, as a domain error where it is about the archive's disk."""
+        said = str(exc).lower()
+        if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "no space left" in said \
+                or "disk is full" in said:
+            return self.no_space()
+        if isinstance(exc, OSError) and exc.errno == errno.EROFS:
+            return ReadOnlyArchive(f"{self.directory} cannot be written (a read-only folder or mount): searching "
+                                   "works, commands that write do not")
+        return None
+
     def _settle(self) -> None:
         if "store" in self.__dict__:
             self.store.close()
         if "catalog" in self.__dict__:
+            if self.keeps_records:
+                recordsdir.write_changed(self.catalog, self.directory / recordsdir.RECORDS_DIR)
             self.catalog.checkpoint()
+
+    @property
+    def keeps_records(self) -> bool:
+        return self.config.keep_records and not self.config.records_url
 
     @cached_property
     def ocr(self) -> MemeOcr:
@@ -198,6 +238,10 @@ class Archive:
         too where Chroma is damaged or lacks a space, and in a read-only archive."""
         if self.read_only:
             yield CatalogVectors(self.catalog), []
+            return
+        if self.disk_full or (not self.store.on_server and disk_full(self.directory)):  # Chroma writes as it opens
+            yield CatalogVectors(self.catalog), [f"the disk holding {self.directory} is full: searching the catalog's "
+                                                 "copies of the vectors; free some space for the faster index"]
             return
         if self.store.on_server:  # the server serves readers beside writers
             yield self.store, []
@@ -631,6 +675,46 @@ class Archive:
         """Check the catalog and the vector index, and repair what can be (call under `lock()`):
         see `indexer.upkeep`."""
         return upkeep.checkup(self.catalog, self.store, self.embedder(), self.config.batch_size, repair)
+
+    def backup(self, dest: Path) -> Backup:
+        """A whole copy of the catalog in the folder `dest`, taken while searches and writers go on."""
+        if self.config.records_url:
+            raise MemesError("the records are on a PostgreSQL server: back them up with pg_dump")
+        if not self.exists():
+            raise MemesError(f"no archive at {self.where}")
+        return make_backup(self.directory, dest)
+
+    def restore(self, source: Path) -> Backup:
+        """Put a backup's catalog in place (call under `lock()`); the catalog it replaces and the
+        records folder written from it are kept beside them. Run `doctor` next: it makes the
+        vector index agree with the restored catalog."""
+        if self.config.records_url:
+            raise MemesError("the records are on a PostgreSQL server: restore them with the server's own tools")
+        self._forget_catalog()
+        restored = restore_backup(source, self.directory)
+        records = self.directory / recordsdir.RECORDS_DIR
+        if records.exists():  # written from the catalog replaced; written anew from the restored one
+            records.rename(records.with_name(f"{records.name}.replaced-{utc_now().strftime('%Y%m%dT%H%M%S')}"))
+        self.catalog.note_every_record()
+        return restored
+
+    def _forget_catalog(self) -> None:
+        if "catalog" in self.__dict__:
+            self.__dict__.pop("catalog").close()
+
+    def rebuild(self) -> Rebuilt:
+        """Make the catalog anew from records/ and the images (call under `lock()`), then take
+        back the vectors the index holds and embed only what is missing (see `indexer.rebuild`)."""
+        if self.config.records_url:
+            raise MemesError("the records are on a PostgreSQL server: restore them with the server's own tools")
+        self._forget_catalog()  # the damaged one is not read again
+        outcome = rebuild_catalog(self.directory / recordsdir.RECORDS_DIR, self.directory / CATALOG_FILE,
+                                  self.config.max_image_pixels)
+        try:
+            outcome.vectors_taken = take_back_vectors(self.catalog, self.store)
+        except ArchiveDamaged:
+            pass  # `doctor` (run next) moves a damaged index aside and rebuilds it
+        return outcome
 
     def stats(self) -> dict:
         numbers = self.catalog.stats()

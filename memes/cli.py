@@ -102,13 +102,21 @@ def translated(command: Callable) -> Callable:
                 raise
             if _CtrlC.pressed:  # a library turned Ctrl-C into an error of its own
                 _interrupted()
-            if isinstance(exc, MemesError):
-                err(f"Error: {exc}")
-                raise typer.Exit(1)
-            err(f"Error: {_unexpected(exc)}")
+            if not isinstance(exc, MemesError):
+                exc = _explained(kwargs.get("ctx"), exc)
+            err(f"Error: {exc if isinstance(exc, MemesError) else _unexpected(exc)}")
             raise typer.Exit(1)
 
     return run
+
+
+def _explained(ctx, exc: Exception) -> Exception:
+    """What the archive makes of a failure no layer translated (a full or read-only disk)."""
+    archive = getattr(ctx.obj, "_archive", None) if ctx is not None else None
+    try:
+        return (archive.explain(exc) if archive is not None else None) or exc
+    except Exception:  # noqa: BLE001 - explaining must not hide the failure
+        return exc
 
 
 def _unexpected(exc: Exception) -> str:
@@ -515,6 +523,47 @@ def _print_checkup(report: dict, where: str) -> None:
         typer.echo(f"refused: {report['refused']}")
     if report.get("repair_error"):
         typer.echo(f"could not repair: {report['repair_error']}")
+
+
+@app.command()
+@translated
+def backup(ctx: typer.Context, dest: Path = typer.Argument(..., metavar="DIR", help="The backup folder (made when missing).")):
+    """Copy the catalog whole into DIR, while searches and an index run go on (the vector index
+    is made anew from it on restore)."""
+    made = _state(ctx).archive.backup(dest)
+    err(f"backed up {made.memes} memes to {made.folder} ({made.size_bytes / 1e6:.1f} MB); `memes restore "
+        f"{made.folder}` puts it back")
+
+
+@app.command()
+@translated
+def restore(ctx: typer.Context, source: Path = typer.Argument(..., metavar="BACKUP",
+                                                               help="A folder made by `memes backup`.")):
+    """Put a backup's catalog in place of the archive's (kept beside it) and make the vector
+    index agree with it."""
+    archive = _state(ctx).archive
+    with archive.lock():
+        restored = archive.restore(source)
+        report = archive.doctor()
+    err(f"restored {restored.memes} memes from {restored.folder}")
+    _print_checkup(report, archive.where)
+
+
+@app.command()
+@translated
+def rebuild(ctx: typer.Context):
+    """Make the catalog anew from the archive's records/ folder and the images (for a catalog
+    lost or damaged with no backup); the one it replaces is kept beside it."""
+    archive = _state(ctx).archive
+    with archive.lock():
+        outcome = archive.rebuild()
+        for problem in outcome.skipped:
+            err(f"skipping {problem}")
+        report = archive.doctor()
+    taken = ", ".join(f"{n} {space}" for space, n in outcome.vectors_taken.items()) or "none"
+    err(f"rebuilt the catalog of {archive.where} from {outcome.memes} record files; vectors taken back from the "
+        f"index: {taken}" + (f"; the catalog replaced is at {outcome.replaced}" if outcome.replaced else ""))
+    _print_checkup(report, archive.where)
 
 
 @app.command()
