@@ -105,11 +105,14 @@ def unused_files(directory: Path) -> list[Path]:
     catalog = directory / "chroma.sqlite3"
     if not catalog.exists():
         return []
-    db = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True)
     try:
-        used = {r[0] for r in db.execute("SELECT id FROM segments")}
-    finally:
-        db.close()
+        db = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True)
+        try:
+            used = {r[0] for r in db.execute("SELECT id FROM segments")}
+        finally:
+            db.close()
+    except sqlite3.Error:  # Chroma's own catalog unreadable: nothing is known to be unused
+        return []
     return sorted(p for p in directory.iterdir() if p.is_dir() and _UUID.match(p.name) and p.name not in used)
 
 

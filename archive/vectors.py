@@ -237,6 +237,7 @@ class VectorStore:
             self._client = None
             SharedSystemClient.clear_system_cache()
             if seal and not self.on_server:
+                self.sweep()
                 vectorcheck.seal(self.directory)
 
     def _collections(self) -> dict[str, Any]:
