@@ -129,39 +129,41 @@ MIGRATIONS = [
     """,
     # Memes whose record changed since the archive's records/ folder was last written (see
     # `archive.recordsdir`), noted by triggers so no writer can forget one; every meme at first.
+    # (Not `INSERT OR IGNORE`: an upsert's own conflict handling would override it in a trigger.)
     """
     CREATE TABLE record_changes(meme_id TEXT PRIMARY KEY);
     INSERT INTO record_changes SELECT id FROM memes;
     CREATE TRIGGER memes_record_ai AFTER INSERT ON memes BEGIN
-        INSERT OR IGNORE INTO record_changes VALUES (new.id);
+        INSERT INTO record_changes SELECT new.id WHERE NOT EXISTS (SELECT 1 FROM record_changes WHERE meme_id = new.id);
     END;
     CREATE TRIGGER memes_record_au AFTER UPDATE ON memes BEGIN
-        INSERT OR IGNORE INTO record_changes VALUES (new.id);
+        INSERT INTO record_changes SELECT new.id WHERE NOT EXISTS (SELECT 1 FROM record_changes WHERE meme_id = new.id);
     END;
     CREATE TRIGGER memes_record_ad AFTER DELETE ON memes BEGIN
-        INSERT OR IGNORE INTO record_changes VALUES (old.id);
+        INSERT INTO record_changes SELECT old.id WHERE NOT EXISTS (SELECT 1 FROM record_changes WHERE meme_id = old.id);
     END;
     CREATE TRIGGER sightings_record_ai AFTER INSERT ON sightings BEGIN
-        INSERT OR IGNORE INTO record_changes VALUES (new.meme_id);
+        INSERT INTO record_changes SELECT new.meme_id WHERE NOT EXISTS (SELECT 1 FROM record_changes WHERE meme_id = new.meme_id);
     END;
     CREATE TRIGGER sightings_record_au AFTER UPDATE ON sightings BEGIN
-        INSERT OR IGNORE INTO record_changes VALUES (old.meme_id);
-        INSERT OR IGNORE INTO record_changes VALUES (new.meme_id);
+        INSERT INTO record_changes SELECT old.meme_id WHERE NOT EXISTS (SELECT 1 FROM record_changes WHERE meme_id = old.meme_id);
+        INSERT INTO record_changes SELECT new.meme_id WHERE NOT EXISTS (SELECT 1 FROM record_changes WHERE meme_id = new.meme_id);
     END;
     CREATE TRIGGER sightings_record_ad AFTER DELETE ON sightings BEGIN
-        INSERT OR IGNORE INTO record_changes VALUES (old.meme_id);
+        INSERT INTO record_changes SELECT old.meme_id WHERE NOT EXISTS (SELECT 1 FROM record_changes WHERE meme_id = old.meme_id);
     END;
     CREATE TRIGGER sections_record_ai AFTER INSERT ON sections BEGIN
-        INSERT OR IGNORE INTO record_changes VALUES (new.meme_id);
+        INSERT INTO record_changes SELECT new.meme_id WHERE NOT EXISTS (SELECT 1 FROM record_changes WHERE meme_id = new.meme_id);
     END;
     CREATE TRIGGER sections_record_au AFTER UPDATE ON sections BEGIN
-        INSERT OR IGNORE INTO record_changes VALUES (new.meme_id);
+        INSERT INTO record_changes SELECT new.meme_id WHERE NOT EXISTS (SELECT 1 FROM record_changes WHERE meme_id = new.meme_id);
     END;
     CREATE TRIGGER sections_record_ad AFTER DELETE ON sections BEGIN
-        INSERT OR IGNORE INTO record_changes VALUES (old.meme_id);
+        INSERT INTO record_changes SELECT old.meme_id WHERE NOT EXISTS (SELECT 1 FROM record_changes WHERE meme_id = old.meme_id);
     END;
     CREATE TRIGGER identity_rules_record_ai AFTER INSERT ON identity_rules BEGIN
-        INSERT OR IGNORE INTO record_changes SELECT id FROM memes WHERE content_hash IN (new.content_hash, new.other);
+        INSERT INTO record_changes SELECT id FROM memes WHERE content_hash IN (new.content_hash, new.other)
+            AND id NOT IN (SELECT meme_id FROM record_changes);
     END;
     """,
 ]
@@ -815,7 +817,8 @@ class Catalog:
 
     def note_every_record(self) -> None:
         """Every meme's record file is to be written anew."""
-        self.db.execute("INSERT INTO record_changes(meme_id) SELECT id FROM memes WHERE true ON CONFLICT(meme_id) DO NOTHING")
+        self.db.execute("INSERT INTO record_changes(meme_id) SELECT id FROM memes "
+                        "WHERE id NOT IN (SELECT meme_id FROM record_changes)")
 
     def records_written(self, meme_ids: Sequence[str]) -> None:
         with self.transaction():

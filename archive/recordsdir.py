@@ -43,7 +43,7 @@ def write_changed(catalog: Catalog, folder: Path) -> int:
                 target = record_path(folder, meme)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 partial = target.with_name(f"{target.name}.{os.getpid()}.part")
-                partial.write_text(format_record(meme), encoding="utf-8")
+                partial.write_text(format_record(meme), encoding="utf-8", errors="surrogateescape")  # paths as bytes
                 partial.replace(target)
         catalog.records_written(ids)
         done += len(ids)
@@ -65,7 +65,7 @@ def read_folder(folder: Path) -> Iterator[Kept]:
     for path in sorted(folder.glob("*/*.txt")):
         meme_id, _, tail = path.stem.partition("_")
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8", errors="surrogateescape")
             meme = parse_record(text, meme_id=meme_id, phash=tail if tail != meme_id else None)
         except (OSError, UnicodeDecodeError, RecordFormatError) as exc:
             yield Kept(path, error=f"{path}: {exc}")

@@ -8,6 +8,7 @@ import errno
 import hashlib
 import os
 import shutil
+import tempfile
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -525,11 +526,10 @@ class Archive:
         if image is None:
             return None
         image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(f".{os.getpid()}.part")
-        image.save(partial, "WEBP", quality=80)
-        partial.replace(target)
-        return target
+        try:
+            return _saved_thumbnail(image, target)
+        except OSError:  # a read-only archive or a full disk: kept in the temporary folder instead
+            return _saved_thumbnail(image, Path(tempfile.gettempdir()) / "memes-thumbnails" / target.name)
 
     def groups(self) -> list[Group]:
         """Every meme seen more than once: in several files, or as look-alike copies."""
@@ -748,6 +748,14 @@ def _merge_reports(reports: dict[str, dict]) -> dict:
     for report in reports.values():
         merged["by_type"].update(report["by_type"])
     return merged
+
+
+def _saved_thumbnail(image, target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".{os.getpid()}.part")
+    image.save(partial, "WEBP", quality=80)
+    partial.replace(target)
+    return target
 
 
 def _emptied(catalog: Path, vectors: Path) -> bool:

@@ -108,3 +108,25 @@ def test_keyword_search_prefers_the_words_in_their_order(catalog):
     assert phrase_closeness(["paper", "jam", "again"], "THEPRINTERSAYSPAPERJAMAGAIN") == 1.0  # glued by OCR
     assert (phrase_closeness(["paper", "jm", "again"], "the printer says PAPER JAM AGAIN")
             > phrase_closeness(["paper", "jm", "again"], "AGAIN JAM PAPER"))
+
+
+def test_every_change_to_a_record_is_noted_for_the_records_folder(tmp_path):
+    from archive.recordsdir import read_folder, write_changed
+
+    catalog = Catalog(tmp_path / "c.sqlite3")
+    first, second = _meme(), _meme("bbbb000011112222", "ANOTHER ONE", "/m/b.jpg")
+    catalog.save(first)
+    catalog.save(second)
+    assert catalog.changed_records(10) == sorted([first.id, second.id])
+    assert write_changed(catalog, tmp_path / "records") == 2 and catalog.changed_records(10) == []
+    catalog.add_sighting(first.id, Sighting("/m/again.jpg", T0 + timedelta(days=1)))  # an upsert's trigger too
+    catalog.save(first)
+    catalog.put_identity_rule(second.content_hash, "apart", first.content_hash)
+    assert catalog.changed_records(10) == sorted([first.id, second.id])
+    with catalog.transaction():
+        catalog.delete(second.id)
+    write_changed(catalog, tmp_path / "records")
+    kept = list(read_folder(tmp_path / "records"))
+    assert [k.meme.id for k in kept] == [first.id]
+    assert [s.path for s in kept[0].meme.sightings] == ["/m/a.jpg", "/m/again.jpg"]
+    catalog.close()
