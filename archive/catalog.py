@@ -22,6 +22,18 @@ from .database import POSTGRESQL, Database, Row, SqliteDatabase, is_server_url, 
 from .errors import MemeNotFound, ReadOnlyArchive
 from .model import Annotation, Meme, OcrText, Section, Sighting, utc_now
 
+def _record_triggers() -> str:
+    """Triggers noting the meme of every row written in memes, sightings and sections (see
+    migration 6). Not `INSERT OR IGNORE`: an upsert's own conflict handling overrides it in a trigger."""
+    note = "INSERT INTO record_changes SELECT {0} WHERE NOT EXISTS (SELECT 1 FROM record_changes WHERE meme_id = {0});"
+    triggers = []
+    for table, key in (("memes", "id"), ("sightings", "meme_id"), ("sections", "meme_id")):
+        for event, rows in (("INSERT", ("new",)), ("UPDATE", ("old", "new")), ("DELETE", ("old",))):
+            body = "\n".join(note.format(f"{row}.{key}") for row in rows)
+            triggers.append(f"CREATE TRIGGER {table}_record_{event.lower()} AFTER {event} ON {table} BEGIN\n{body}\nEND;")
+    return "\n".join(triggers)
+
+
 MIGRATIONS = [
     """
     CREATE TABLE memes(
@@ -129,38 +141,10 @@ MIGRATIONS = [
     """,
     # Memes whose record changed since the archive's records/ folder was last written (see
     # `archive.recordsdir`), noted by triggers so no writer can forget one; every meme at first.
-    # (Not `INSERT OR IGNORE`: an upsert's own conflict handling would override it in a trigger.)
     """
     CREATE TABLE record_changes(meme_id TEXT PRIMARY KEY);
     INSERT INTO record_changes SELECT id FROM memes;
-    CREATE TRIGGER memes_record_ai AFTER INSERT ON memes BEGIN
-        INSERT INTO record_changes SELECT new.id WHERE NOT EXISTS (SELECT 1 FROM record_changes WHERE meme_id = new.id);
-    END;
-    CREATE TRIGGER memes_record_au AFTER UPDATE ON memes BEGIN
-        INSERT INTO record_changes SELECT new.id WHERE NOT EXISTS (SELECT 1 FROM record_changes WHERE meme_id = new.id);
-    END;
-    CREATE TRIGGER memes_record_ad AFTER DELETE ON memes BEGIN
-        INSERT INTO record_changes SELECT old.id WHERE NOT EXISTS (SELECT 1 FROM record_changes WHERE meme_id = old.id);
-    END;
-    CREATE TRIGGER sightings_record_ai AFTER INSERT ON sightings BEGIN
-        INSERT INTO record_changes SELECT new.meme_id WHERE NOT EXISTS (SELECT 1 FROM record_changes WHERE meme_id = new.meme_id);
-    END;
-    CREATE TRIGGER sightings_record_au AFTER UPDATE ON sightings BEGIN
-        INSERT INTO record_changes SELECT old.meme_id WHERE NOT EXISTS (SELECT 1 FROM record_changes WHERE meme_id = old.meme_id);
-        INSERT INTO record_changes SELECT new.meme_id WHERE NOT EXISTS (SELECT 1 FROM record_changes WHERE meme_id = new.meme_id);
-    END;
-    CREATE TRIGGER sightings_record_ad AFTER DELETE ON sightings BEGIN
-        INSERT INTO record_changes SELECT old.meme_id WHERE NOT EXISTS (SELECT 1 FROM record_changes WHERE meme_id = old.meme_id);
-    END;
-    CREATE TRIGGER sections_record_ai AFTER INSERT ON sections BEGIN
-        INSERT INTO record_changes SELECT new.meme_id WHERE NOT EXISTS (SELECT 1 FROM record_changes WHERE meme_id = new.meme_id);
-    END;
-    CREATE TRIGGER sections_record_au AFTER UPDATE ON sections BEGIN
-        INSERT INTO record_changes SELECT new.meme_id WHERE NOT EXISTS (SELECT 1 FROM record_changes WHERE meme_id = new.meme_id);
-    END;
-    CREATE TRIGGER sections_record_ad AFTER DELETE ON sections BEGIN
-        INSERT INTO record_changes SELECT old.meme_id WHERE NOT EXISTS (SELECT 1 FROM record_changes WHERE meme_id = old.meme_id);
-    END;
+    """ + _record_triggers() + """
     CREATE TRIGGER identity_rules_record_ai AFTER INSERT ON identity_rules BEGIN
         INSERT INTO record_changes SELECT id FROM memes WHERE content_hash IN (new.content_hash, new.other)
             AND id NOT IN (SELECT meme_id FROM record_changes);

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SAMPLES, flat_colour_memes
+from tests.test_e2e import _count, _memes
 
 pytestmark = pytest.mark.slow
 
@@ -22,11 +23,6 @@ QUERIES = {  # a query for each sample meme, and the file it finds first
     "deploying on friday": "deploy-friday.jpg",
     "one does not simply index": "one-does-not-simply",
 }
-
-
-def _memes(env, *args, timeout=600):
-    exe = Path(sys.executable).with_name("memes")
-    return subprocess.run([str(exe), *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +101,7 @@ def test_backup_taken_during_an_index_run_restores_whole(archive, tmp_path):
     proc = subprocess.Popen([str(exe), "--quiet", "index", folder], env=slow, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None and _count(directory) < before + 4:
+    while time.time() < deadline and proc.poll() is None and _count(directory / 'catalog.sqlite3') < before + 4:
         time.sleep(0.2)
     backup = _memes(env, "backup", tmp_path / "backup")
     assert proc.poll() is None, "the index run ended before the backup; make the folder bigger"
@@ -141,16 +137,6 @@ def _flat_records(env, tmp_path) -> dict[str, str]:
         if "/good" in meme.sightings[0].path:
             found[Path(meme.sightings[0].path).name] = max((o.text for o in meme.ocr_texts), key=len, default="")
     return found
-
-
-def _count(directory: Path) -> int:
-    import sqlite3
-
-    try:
-        with sqlite3.connect(f"file:{directory / 'catalog.sqlite3'}?mode=ro", uri=True) as db:
-            return db.execute("SELECT count(*) FROM memes").fetchone()[0]
-    except sqlite3.Error:
-        return 0
 
 
 def _thousand_more_vectors(directory: Path, count: int = 1200) -> str:
