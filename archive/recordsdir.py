@@ -35,12 +35,12 @@ def write_changed(catalog: Catalog, folder: Path) -> int:
     while ids := catalog.changed_records(BATCH):
         for meme_id in ids:
             meme = catalog.get(meme_id)
-            shelf = folder / meme_id[:2]
-            for old in shelf.glob(f"{meme_id}_*.txt") if shelf.exists() else ():
-                if meme is None or old != record_path(folder, meme):
-                    old.unlink(missing_ok=True)
+            target = record_path(folder, meme) if meme is not None else None
+            if target is None or not target.exists():  # gone, or new, or its perceptual hash changed
+                shelf = folder / meme_id[:2]
+                for stale in shelf.glob(f"{meme_id}_*.txt") if shelf.exists() else ():
+                    stale.unlink(missing_ok=True)
             if meme is not None:
-                target = record_path(folder, meme)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 partial = target.with_name(f"{target.name}.{os.getpid()}.part")
                 partial.write_text(format_record(meme), encoding="utf-8", errors="surrogateescape")  # paths as bytes
