@@ -11,10 +11,9 @@ from __future__ import annotations
 import json
 import os
 import re
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -250,3 +251,20 @@ class FeatureCache:
         if len(self._items) > self.size:
             self._items.popitem(last=False)
         return found
+
+
+def pixel_judge(picture: Image.Image | None, cache: FeatureCache, load) -> Callable[[str], float | None]:
+    """key -> how much `picture` and the picture `load(key)` differ once aligned (`difference`);
+    None where either is missing. The query's features are made on first use, the others'
+    kept in `cache`. Indexing and search by picture judge pixels with this one rule."""
+    query: list = []
+
+    def pixels(key: str) -> float | None:
+        if picture is None:
+            return None
+        if not query:
+            query.append(features(picture))
+        other = cache.get(key, lambda: load(key))
+        return difference(query[0], other) if other is not None else None
+
+    return pixels

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,3 +172,32 @@ def image_of(meme: Meme, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image | 
         return decode(found[1], max_pixels).rgb
     except ImageLoadError:
         return None
+
+
+THUMBNAIL_SIDE = 320
+
+
+def thumbnail_file(meme: Meme, folder: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Path | None:
+    """A small WebP of the meme in `folder`, made once; None where the meme has no image. Where
+    the folder cannot be written (a read-only archive, a full disk) it goes to the temporary folder."""
+    if meme.content_hash is None:
+        return None
+    target = folder / meme.content_hash[:2] / f"{meme.content_hash}.webp"
+    if target.exists():
+        return target
+    image = image_of(meme, max_pixels)
+    if image is None:
+        return None
+    image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+    try:
+        return _saved_webp(image, target)
+    except OSError:
+        return _saved_webp(image, Path(tempfile.gettempdir()) / "memes-thumbnails" / target.name)
+
+
+def _saved_webp(image: Image.Image, target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".{os.getpid()}.part")
+    image.save(partial, "WEBP", quality=80)
+    partial.replace(target)
+    return target

@@ -27,7 +27,7 @@ from archive.model import Meme, OcrText, Sighting, utc_now
 
 from .annotate import AnnotationRecorder, AnnotationRun, image_for_prompt
 from .embedder import Embedder
-from .alignment import FeatureCache, difference, features
+from .alignment import FeatureCache, pixel_judge
 from .imageio import ImageLoadError, content_hash, decode, image_of, model_input, picture_hashes
 from .ocr import MemeOcr
 from .scan import Found
@@ -142,16 +142,7 @@ class Reposts:
 
     def find(self, phashes: list[str], readings: list[str], picture: Image.Image | None, area: int = 0,
              exclude: set | frozenset = frozenset()) -> str | None:
-        new: list = []
-
-        def pixels(key: str) -> float | None:
-            if picture is None:
-                return None
-            if not new:
-                new.append(features(picture))
-            other = self._features.get(key, lambda: self._picture(key))
-            return difference(new[0], other) if other is not None else None
-
+        pixels = pixel_judge(picture, self._features, self._picture)
         return self.likeness.find(phashes, readings, pixels, area, exclude)
 
     def remember(self, meme: Meme, picture: Image.Image | None, phashes: list[str] | None = None) -> None:

@@ -4,11 +4,8 @@ Nothing here prints; the CLI (and later the web gallery) turn what these return 
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
-import shutil
-import tempfile
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -18,27 +15,26 @@ from typing import Iterable, Iterator
 from archive.catalog import Catalog
 from archive.database import disk_full, without_password
 from archive.config import Config
-from archive.errors import ArchiveDamaged, DiskFull, MemesError, ReadOnlyArchive, RecordFormatError
+from archive.errors import ArchiveDamaged, DiskFull, MemesError, RecordFormatError
 from archive.lock import search_lock, writer_lock
 from archive.model import Meme, OcrText, Sighting, merge_record, utc_now
-from archive import recordsdir
+from archive import disk, recordsdir
 from archive.backup import Backup, make_backup, restore_backup
 from archive.recordfile import format_record, read_record_file, record_file_name
 from archive.vectors import IMAGE, CatalogVectors, MendedVectors, VectorStore
-from indexer.alignment import FeatureCache, difference, features
 from indexer.annotate import (DEFAULT_ANNOTATORS, Annotated, AnnotationRecorder, AnnotationRun,
                               AnnotatorSpec, OllamaAnnotator, image_for_prompt)
 from indexer.embedder import TEXT_SPACES, Embedder
 from indexer.encoders import ClipEncoder, SentenceEncoder
-from indexer.imageio import (IMAGE_SUFFIXES, ImageLoadError, decode, file_of, image_of, load_image, model_input,
+from indexer.imageio import (IMAGE_SUFFIXES, ImageLoadError, decode, file_of, image_of, load_image, thumbnail_file,
                              picture_hashes)
 from indexer import upkeep
 from indexer.rebuild import Rebuilt, rebuild_catalog, take_back_vectors
 from indexer.ocr import MemeOcr
+from indexer.pictures import Pictures
 from indexer.pipeline import Event, Indexed, Indexer, Notice, Regrouped, Shard, Skipped
 from indexer.scan import Found, scan
 from search.engine import Searcher
-from search import evaluate
 from search.evaluate import KNOWN_ITEM, REPOST, SAME_TEMPLATE, Query, Ranked, in_truth_ids
 from search.groups import lookalike_groups
 from search.results import Result
@@ -47,37 +43,6 @@ CATALOG_FILE = "catalog.sqlite3"
 VECTORS_DIR = "vectors"
 THUMBNAILS_DIR = "thumbnails"
 ADDED_DIR = "added"  # images added through the gallery
-THUMBNAIL_SIDE = 320
-
-
-def meme_json(meme: Meme) -> dict:
-    """A meme as JSON: `memes show --json` and the gallery's API give this shape."""
-    return {
-        "id": meme.id,
-        "path": meme.path,
-        "first_seen": meme.first_seen.isoformat() if meme.first_seen else None,
-        "content_hash": meme.content_hash,
-        "phash": meme.phash,
-        "width": meme.width,
-        "height": meme.height,
-        "annotations": [{"kind": a.kind, "source": a.source, "text": a.text} for a in meme.annotations],
-        "ocr": [_ocr_json(meme, o) for o in meme.sections if isinstance(o, OcrText)],
-        "sightings": [{"path": s.path, "seen_at": s.seen_at.isoformat() if s.seen_at else None}
-                      for s in meme.sightings],
-    }
-
-
-def _ocr_json(meme: Meme, ocr: OcrText) -> dict:
-    """An OCR section as JSON; one read from an altered copy names the copy and its file."""
-    found = {"engine": ocr.engine, "text": ocr.text}
-    if ocr.copy:
-        found["copy"] = {"id": ocr.copy, "path": meme.copy_path(ocr.copy)}
-    return found
-
-
-def results_json(query: str, results: list[Result], notices: list[str]) -> dict:
-    """Search results as JSON: `memes search --json`, `memes similar --json` and the API agree."""
-    return {"query": query, "results": [r.to_json() for r in results], "notices": notices}
 
 
 @dataclass
@@ -124,7 +89,7 @@ class Archive:
             return Catalog(self.directory / CATALOG_FILE, read_only=True)
         self.directory.mkdir(parents=True, exist_ok=True)
         location = self.config.records_url or self.directory / CATALOG_FILE
-        if not self.config.records_url and _emptied(location, self.directory / VECTORS_DIR):
+        if not self.config.records_url and disk.emptied(location, self.directory / VECTORS_DIR):
             raise ArchiveDamaged(f"the catalog {location} is empty though the archive has vectors (it was truncated "
                                  "or replaced): put back a backup with `memes restore BACKUP`, or make it anew "
                                  "from the archive's records/ and the images with `memes rebuild`")
@@ -178,8 +143,7 @@ class Archive:
         servers the servers take concurrent writers, and there is no lock). A writing command
         leaves the archive settled: the catalog's main file whole, the vector index sealed."""
         if self.read_only:
-            raise ReadOnlyArchive(f"{self.directory} cannot be written (a read-only folder or mount): searching "
-                                  "works, commands that write do not")
+            raise disk.read_only(self.directory)
         if not self.config.records_url and (self.disk_full or disk_full(self.directory)):
             raise self.no_space()
         with nullcontext() if self.config.servers_only else writer_lock(self.directory, wait=wait, on_wait=on_wait):
@@ -192,24 +156,11 @@ class Archive:
             self._settle()
 
     def no_space(self) -> DiskFull:
-        """A full disk, in words with figures: what is free, what the archive takes."""
-        free = shutil.disk_usage(self.directory).free if self.directory.exists() else 0
-        catalog = sum(p.stat().st_size for p in self.directory.glob(CATALOG_FILE + "*") if p.is_file())
-        return DiskFull(f"no space left on the disk holding {self.directory} ({free / 1e6:.1f} MB free; the archive "
-                        f"takes {_tree_size(self.directory) / 1e6:.1f} MB): free at least {max(catalog, 10 ** 7) / 1e6:.0f} MB "
-                        "(as much as its catalog takes, for SQLite to write safely) and run the command again; "
-                        "everything committed before is kept, and searches still work")
+        return disk.no_space(self.directory, CATALOG_FILE)
 
     def explain(self, exc: BaseException) -> MemesError | None:
         """A failure no layer translated, as a domain error where it is about the archive's disk."""
-        said = str(exc).lower()
-        if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "no space left" in said \
-                or "disk is full" in said:
-            return self.no_space()
-        if isinstance(exc, OSError) and exc.errno == errno.EROFS:
-            return ReadOnlyArchive(f"{self.directory} cannot be written (a read-only folder or mount): searching "
-                                   "works, commands that write do not")
-        return None
+        return disk.explain(exc, self.directory, CATALOG_FILE)
 
     def _settle(self) -> None:
         if "store" in self.__dict__:
@@ -227,6 +178,10 @@ class Archive:
     def ocr(self) -> MemeOcr:
         """The configured OCR engines; PP-OCR's models load once per thread and stay."""
         return MemeOcr(self.config.ocr_languages, self.config.ocr_engine_names)
+
+    @cached_property
+    def pictures(self) -> Pictures:
+        return Pictures(self.catalog, self.ocr, self.config.max_image_pixels)
 
     def embedder(self) -> Embedder:
         return Embedder(self.catalog, self.store, self.text_encoder, self.image_encoder,
@@ -395,47 +350,17 @@ class Archive:
                     loaded = load_image(path, self.config.max_image_pixels)
                 except ImageLoadError as exc:
                     raise MemesError(f"{path}: {exc}") from None
-                exclude = self.catalog.id_for_content(loaded.content_hash)
-                results = searcher.similar_to_image(k=k, exclude=exclude, **self._looked_up(loaded.rgb))
+                results = self._similar_to_loaded(searcher, loaded, k)
             else:
                 meme_id = self.catalog.resolve(ref)
-                results = searcher.similar_to_meme(meme_id, k, self._pixels_of(meme_id))
+                results = searcher.similar_to_meme(meme_id, k, self.pictures.pixels_of(meme_id))
             return results, searcher.notices
 
     def similar_to_meme(self, meme_id: str, k: int) -> tuple[list[Result], list[str]]:
         """Memes like one in the archive, given by its exact id."""
         meme_id = self.catalog.require(meme_id).id
         with self.searcher() as searcher:
-            return searcher.similar_to_meme(meme_id, k, self._pixels_of(meme_id)), searcher.notices
-
-    def _looked_up(self, rgb) -> dict:
-        """What a search by picture needs of the query picture: a small copy for the image model,
-        its perceptual hashes, the text OCR reads on it, and a pixel comparison with memes."""
-        picture = model_input(rgb)  # pictures are compared at the size indexing compares them
-        return {"picture": picture, "phashes": picture_hashes(rgb), "text": self.ocr.read(rgb),
-                "pixels": self._pixels_against(picture)}
-
-    def _pixels_of(self, meme_id: str):
-        picture = self._meme_picture(meme_id)
-        return self._pixels_against(picture) if picture is not None else None
-
-    def _pixels_against(self, picture):
-        """meme id -> how much `picture` and the meme's differ once aligned (`indexer.alignment.difference`)."""
-        query: list = []
-        cache = FeatureCache(64)
-
-        def pixels(meme_id: str) -> float | None:
-            if not query:
-                query.append(features(picture))
-            other = cache.get(meme_id, lambda: self._meme_picture(meme_id))
-            return difference(query[0], other) if other is not None else None
-
-        return pixels
-
-    def _meme_picture(self, meme_id: str):
-        meme = self.catalog.get(meme_id)
-        image = image_of(meme, self.config.max_image_pixels) if meme is not None else None
-        return model_input(image) if image is not None else None
+            return searcher.similar_to_meme(meme_id, k, self.pictures.pixels_of(meme_id)), searcher.notices
 
     def similar_to_bytes(self, data: bytes, k: int) -> tuple[list[Result], list[str]]:
         """Memes like an image given as bytes (an upload); raises MemesError for a bad one."""
@@ -444,9 +369,12 @@ class Archive:
         except ImageLoadError as exc:
             raise MemesError(str(exc)) from None
         with self.searcher() as searcher:
-            exclude = self.catalog.id_for_content(loaded.content_hash)
-            results = searcher.similar_to_image(k=k, exclude=exclude, **self._looked_up(loaded.rgb))
-            return results, searcher.notices
+            return self._similar_to_loaded(searcher, loaded, k), searcher.notices
+
+    def _similar_to_loaded(self, searcher: Searcher, loaded, k: int) -> list[Result]:
+        """Search by a decoded picture; the meme that is its very bytes is not an answer."""
+        exclude = self.catalog.id_for_content(loaded.content_hash)
+        return searcher.similar_to_image(k=k, exclude=exclude, **self.pictures.looked_up(loaded.rgb))
 
     def evaluate(self, queries: list[Query], truth: list[dict]) -> tuple[list[Ranked], list[str]]:
         """Run labelled queries (see `search.evaluate`): each signal's ranking for each, memes
@@ -471,33 +399,15 @@ class Archive:
                         notices.append(f"query {query.id}: {query.image}: {exc}")
                         continue
                     hits = searcher.image_rankings(exclude=self.catalog.id_for_content(loaded.content_hash),
-                                                   **self._looked_up(loaded.rgb))
+                                                   **self.pictures.looked_up(loaded.rgb))
                 elif query.type == SAME_TEMPLATE and query.meme in to_meme:
-                    hits = searcher.meme_rankings(to_meme[query.meme], self._pixels_of(to_meme[query.meme]))
+                    hits = searcher.meme_rankings(to_meme[query.meme], self.pictures.pixels_of(to_meme[query.meme]))
                 else:
                     notices.append(f"query {query.id}: {query.type} {query.meme or ''} cannot be run on this archive")
                     continue
                 ranked.append(Ranked(query, in_truth_ids(hits, to_truth)))
             notices += searcher.notices
         return ranked, list(dict.fromkeys(notices))
-
-    def tune_fusion(self, ranked: list[Ranked]) -> dict:
-        """Choose the RRF constant and weights per kind of search (text queries; image queries)
-        on the tuning half of `ranked`; report both halves' held-out figures."""
-        tuning, held_out = evaluate.split(ranked)
-        chosen: dict[str, dict] = {}
-        for kind, types in (("text", {KNOWN_ITEM}), ("image", {REPOST, SAME_TEMPLATE})):
-            part = [r for r in tuning if r.query.type in types]
-            signals = sorted({s for r in part for s in r.hits})
-            if not part or not signals:
-                continue
-            k, weights, mrr = evaluate.tune(part, signals)
-            chosen[kind] = {"k": k, "weights": weights, "tuning_mrr": round(mrr, 4), "tuning_queries": len(part),
-                            "types": sorted(types)}
-        tuned_held_out = {kind: evaluate.report([r for r in held_out if r.query.type in c["types"]], c["k"], c["weights"])
-                          for kind, c in chosen.items()}
-        return {"chosen": chosen, "held_out_defaults": evaluate.report(held_out),
-                "held_out_tuned": _merge_reports(tuned_held_out), "held_out_queries": len(held_out)}
 
     def show(self, ref: str) -> str:
         return format_record(self.meme(ref))
@@ -516,20 +426,8 @@ class Archive:
 
     def thumbnail(self, meme_id: str) -> Path | None:
         """A small WebP of the meme, made once and kept in the archive."""
-        meme = self.catalog.require(meme_id)
-        if meme.content_hash is None:
-            return None
-        target = self.directory / THUMBNAILS_DIR / meme.content_hash[:2] / f"{meme.content_hash}.webp"
-        if target.exists():
-            return target
-        image = image_of(meme, self.config.max_image_pixels)
-        if image is None:
-            return None
-        image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-        try:
-            return _saved_thumbnail(image, target)
-        except OSError:  # a read-only archive or a full disk: kept in the temporary folder instead
-            return _saved_thumbnail(image, Path(tempfile.gettempdir()) / "memes-thumbnails" / target.name)
+        return thumbnail_file(self.catalog.require(meme_id), self.directory / THUMBNAILS_DIR,
+                              self.config.max_image_pixels)
 
     def groups(self) -> list[Group]:
         """Every meme seen more than once: in several files, or as look-alike copies."""
@@ -728,7 +626,7 @@ class Archive:
         numbers["annotation_jobs"] = self.catalog.annotation_stats(
             {(s.kind, s.source): s.prompt_hash for s in self.annotators()})
         numbers["archive"] = self.where
-        numbers["size_bytes"] = _tree_size(self.directory)
+        numbers["size_bytes"] = disk.tree_size(self.directory)
         return numbers
 
 
@@ -740,39 +638,3 @@ def _new_record_id(meme: Meme, path: Path) -> str:
     if meme.phash:
         return meme.phash
     return hashlib.sha256(format_record(meme).encode()).hexdigest()[:16]
-
-
-def _merge_reports(reports: dict[str, dict]) -> dict:
-    """Per-type sections of several reports in one (the overall figure left to each)."""
-    merged: dict = {"overall": {}, "by_type": {}}
-    for report in reports.values():
-        merged["by_type"].update(report["by_type"])
-    return merged
-
-
-def _saved_thumbnail(image, target: Path) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(f".{os.getpid()}.part")
-    image.save(partial, "WEBP", quality=80)
-    partial.replace(target)
-    return target
-
-
-def _emptied(catalog: Path, vectors: Path) -> bool:
-    """A catalog file cut to nothing beside an index that holds vectors: SQLite would take the
-    empty file for a new archive, and the next `doctor` would drop every vector as an orphan."""
-    try:
-        return catalog.stat().st_size == 0 and any(vectors.iterdir())
-    except OSError:
-        return False
-
-
-def _tree_size(directory: Path) -> int:
-    total = 0
-    for folder, _, files in os.walk(directory):
-        for name in files:
-            try:
-                total += os.path.getsize(os.path.join(folder, name))
-            except OSError:
-                pass
-    return total

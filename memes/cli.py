@@ -293,7 +293,7 @@ def _print_results(query: str, results, notices, as_json: bool) -> None:
     for notice in notices:
         err(f"warning: {notice}")
     if as_json:
-        from memes.app import results_json
+        from memes.shapes import results_json
 
         typer.echo(json.dumps(results_json(query, results, notices), ensure_ascii=False))
         return
@@ -360,7 +360,7 @@ def show(ctx: typer.Context, ref: str = typer.Argument(..., metavar="ID_OR_PATH"
     if not archive.exists():
         raise MemesError(f"no archive at {archive.where}")
     if as_json:
-        from memes.app import meme_json
+        from memes.shapes import meme_json
 
         typer.echo(json.dumps(meme_json(archive.meme(ref)), ensure_ascii=False))
         return
@@ -402,7 +402,7 @@ def join(ctx: typer.Context,
 
 def _print_identity_change(meme, as_json: bool, message: str) -> None:
     if as_json:
-        from memes.app import meme_json
+        from memes.shapes import meme_json
 
         typer.echo(json.dumps(meme_json(meme), ensure_ascii=False))
     else:
@@ -641,7 +641,7 @@ def eval_(ctx: typer.Context,
         raise MemesError("no query could be run on this archive")
     result = {"archive": str(archive.directory), "report": evaluate.report(ranked)}
     if tune:
-        result["tuning"] = archive.tune_fusion(ranked)
+        result["tuning"] = evaluate.tune_fusion(ranked)
     if as_json:
         typer.echo(json.dumps(result, indent=1))
         return

@@ -235,3 +235,30 @@ def build_queries(truth: list[dict], variants_dir: str = "images", seed: int = 1
             others = [r["id"] for r in rows if r["id"] != row["id"]]
             queries.append({"id": f"t-{row['id']}", "type": SAME_TEMPLATE, "meme": row["id"], "relevant": others})
     return queries
+
+
+def tune_fusion(ranked: list[Ranked]) -> dict:
+    """Choose the RRF constant and weights per kind of search (text queries; image queries)
+    on the tuning half of `ranked`; report both halves' held-out figures."""
+    tuning, held_out = split(ranked)
+    chosen: dict[str, dict] = {}
+    for kind, types in (("text", {KNOWN_ITEM}), ("image", {REPOST, SAME_TEMPLATE})):
+        part = [r for r in tuning if r.query.type in types]
+        signals = sorted({s for r in part for s in r.hits})
+        if not part or not signals:
+            continue
+        k, weights, mrr = tune(part, signals)
+        chosen[kind] = {"k": k, "weights": weights, "tuning_mrr": round(mrr, 4), "tuning_queries": len(part),
+                        "types": sorted(types)}
+    tuned_held_out = {kind: report([r for r in held_out if r.query.type in c["types"]], c["k"], c["weights"])
+                      for kind, c in chosen.items()}
+    return {"chosen": chosen, "held_out_defaults": report(held_out),
+            "held_out_tuned": _merged(tuned_held_out), "held_out_queries": len(held_out)}
+
+
+def _merged(reports: dict[str, dict]) -> dict:
+    """Per-type sections of several reports in one (the overall figure left to each)."""
+    merged: dict = {"overall": {}, "by_type": {}}
+    for part in reports.values():
+        merged["by_type"].update(part["by_type"])
+    return merged

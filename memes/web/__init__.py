@@ -23,7 +23,8 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from archive.errors import ArchiveLocked, MemeNotFound, MemesError
-from memes.app import Archive, meme_json, results_json
+from memes.app import Archive
+from memes.shapes import meme_json, results_json
 
 HERE = Path(__file__).resolve().parent
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
