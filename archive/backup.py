@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .database import SqliteDatabase
+from .disk import aside_label
 from .errors import ArchiveDamaged, MemesError
 from .model import utc_now
 
@@ -33,11 +34,7 @@ def make_backup(archive_dir: Path, dest: Path) -> Backup:
     """Copy the catalog (and config) of the archive at `archive_dir` into the folder `dest`."""
     dest.mkdir(parents=True, exist_ok=True)
     target, partial = dest / CATALOG_FILE, dest / f"{CATALOG_FILE}.part"
-    source = SqliteDatabase(archive_dir / CATALOG_FILE, read_only=True)
-    try:
-        source.backup_to(partial)
-    finally:
-        source.close()
+    _copy(archive_dir / CATALOG_FILE, partial)
     memes = _verified(partial)
     partial.replace(target)
     if (archive_dir / CONFIG_FILE).exists():
@@ -58,12 +55,8 @@ def restore_backup(source: Path, archive_dir: Path) -> Backup:
     archive_dir.mkdir(parents=True, exist_ok=True)
     target = archive_dir / CATALOG_FILE
     partial = target.with_name(f"{CATALOG_FILE}.restoring")
-    copy = SqliteDatabase(backup_file, read_only=True)
-    try:
-        copy.backup_to(partial)
-    finally:
-        copy.close()
-    set_aside(target, f"replaced-{utc_now().strftime('%Y%m%dT%H%M%S')}")
+    _copy(backup_file, partial)
+    set_aside(target, aside_label("replaced"))
     partial.replace(target)
     if (folder / CONFIG_FILE).exists() and not (archive_dir / CONFIG_FILE).exists():
         shutil.copy2(folder / CONFIG_FILE, archive_dir / CONFIG_FILE)
@@ -80,6 +73,15 @@ def set_aside(catalog: Path, label: str) -> Path | None:
         if path.exists():
             path.rename(aside.with_name(aside.name + suffix))
     return aside
+
+
+def _copy(catalog: Path, target: Path) -> None:
+    """A consistent copy of the catalog file at `target`, made while it may be written."""
+    source = SqliteDatabase(catalog, read_only=True)
+    try:
+        source.backup_to(target)
+    finally:
+        source.close()
 
 
 def _verified(catalog: Path) -> int:

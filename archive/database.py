@@ -18,7 +18,8 @@ from pathlib import Path
 from urllib.parse import quote
 from typing import Iterable, Iterator, Sequence
 
-from .errors import ArchiveDamaged, ConfigError, DiskFull, ReadOnlyArchive, StoreUnavailable, first_line
+from .disk import catalog_damaged, disk_full, read_only
+from .errors import ConfigError, DiskFull, StoreUnavailable, first_line
 
 SQLITE, POSTGRESQL = "sqlite", "postgresql"
 
@@ -210,23 +211,10 @@ def sqlite_failure(exc: sqlite3.DatabaseError, path: Path) -> Exception:
     if "disk is full" in said or ("disk i/o error" in said and disk_full(path.parent)):
         return DiskFull(f"no space left on the disk holding {path} ({first_line(exc)})")
     if "readonly" in said or "read-only" in said:
-        return ReadOnlyArchive(f"{path} cannot be written (a read-only folder or mount): searching works, "
-                               "writing does not")
+        return read_only(path)
     if "malformed" in said or "not a database" in said or "disk i/o error" in said or "encrypted" in said:
-        return ArchiveDamaged(f"the catalog {path} is damaged ({first_line(exc)}): put back a backup with "
-                              "`memes restore BACKUP`, or make it anew from the archive's records/ and the "
-                              "images with `memes rebuild`")
+        return catalog_damaged(path, f"is damaged ({first_line(exc)})")
     return exc
-
-
-def disk_full(folder: Path, margin: int = 1 << 20) -> bool:
-    """Whether the disk holding `folder` has (next to) no space left."""
-    import shutil
-
-    try:
-        return shutil.disk_usage(folder).free < margin
-    except OSError:
-        return False
 
 
 def _sqlite_statements(script: str) -> list[str]:

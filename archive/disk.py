@@ -6,7 +6,8 @@ import os
 import shutil
 from pathlib import Path
 
-from .errors import DiskFull, MemesError, ReadOnlyArchive
+from .errors import ArchiveDamaged, DiskFull, MemesError, ReadOnlyArchive
+from .model import utc_now
 
 
 def no_space(directory: Path, catalog_name: str) -> DiskFull:
@@ -17,6 +18,25 @@ def no_space(directory: Path, catalog_name: str) -> DiskFull:
                     f"{tree_size(directory) / 1e6:.1f} MB): free at least {max(catalog, 10 ** 7) / 1e6:.0f} MB "
                     "(as much as its catalog takes, for SQLite to write safely) and run the command again; "
                     "everything committed before is kept, and searches still work")
+
+
+def disk_full(folder: Path, margin: int = 1 << 20) -> bool:
+    """Whether the disk holding `folder` has (next to) no space left."""
+    try:
+        return shutil.disk_usage(folder).free < margin
+    except OSError:
+        return False
+
+
+def catalog_damaged(path: Path, what: str) -> ArchiveDamaged:
+    """A catalog that cannot be read as one, and the two ways back."""
+    return ArchiveDamaged(f"the catalog {path} {what}: put back a backup with `memes restore BACKUP`, or make it "
+                          "anew from the archive's records/ and the images with `memes rebuild`")
+
+
+def aside_label(kind: str) -> str:
+    """The suffix of a file or folder moved aside now: `replaced-20261203T143000`."""
+    return f"{kind}-{utc_now().strftime('%Y%m%dT%H%M%S')}"
 
 
 def read_only(directory: Path) -> ReadOnlyArchive:

@@ -192,10 +192,10 @@ class VectorStore:
 
     def set_aside(self) -> Path:
         """Move a damaged embedded index out of the way (kept beside it, for the curious)."""
-        from .model import utc_now
+        from .disk import aside_label
 
         self.close(seal=False)
-        target = self.directory.with_name(f"{self.directory.name}.damaged-{utc_now().strftime('%Y%m%dT%H%M%S')}")
+        target = self.directory.with_name(f"{self.directory.name}.{aside_label('damaged')}")
         self.directory.rename(target)
         vectorcheck.unseal(self.directory)
         return target

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from archive.backup import set_aside
+from archive.disk import aside_label
 from archive.catalog import Catalog
 from archive.errors import MemesError
-from archive.model import Meme, utc_now
+from archive.model import Meme
 from archive.recordsdir import Kept, read_folder
 from archive.vectors import SPACES, VectorStore
 
@@ -56,7 +57,7 @@ def rebuild_catalog(folder: Path, target: Path, max_pixels: int) -> Rebuilt:
         outcome.memes = len(memes)
     finally:
         catalog.close()
-    aside = set_aside(target, f"replaced-{utc_now().strftime('%Y%m%dT%H%M%S')}")
+    aside = set_aside(target, aside_label("replaced"))
     outcome.replaced = str(aside) if aside else None
     partial.rename(target)
     return outcome

@@ -81,3 +81,9 @@ def healthy(report: dict) -> bool:
     return not (report["catalog"]["problems"] or report["index"].get("damage") or report.get("refused")
                 or any(f["missing"] or f["orphans"] or f["not_kept"] for f in report["spaces"].values())
                 or any(report["pending"].values()))
+
+
+def unrepaired(report: dict) -> bool:
+    """Whether a repairing checkup left something wrong or waiting."""
+    return bool(report["catalog"]["problems"] or report.get("refused") or report.get("repair_error")
+                or any(report["pending"].values()))

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from archive.catalog import Catalog
-from archive.database import disk_full, without_password
+from archive.database import without_password
 from archive.config import Config
 from archive.errors import ArchiveDamaged, DiskFull, MemesError, RecordFormatError
 from archive.lock import search_lock, writer_lock
-from archive.model import Meme, OcrText, Sighting, merge_record, utc_now
+from archive.model import Meme, OcrText, Sighting, merge_record
 from archive import disk, recordsdir
 from archive.backup import Backup, make_backup, restore_backup
 from archive.recordfile import format_record, read_record_file, record_file_name
@@ -90,9 +90,8 @@ class Archive:
         self.directory.mkdir(parents=True, exist_ok=True)
         location = self.config.records_url or self.directory / CATALOG_FILE
         if not self.config.records_url and disk.emptied(location, self.directory / VECTORS_DIR):
-            raise ArchiveDamaged(f"the catalog {location} is empty though the archive has vectors (it was truncated "
-                                 "or replaced): put back a backup with `memes restore BACKUP`, or make it anew "
-                                 "from the archive's records/ and the images with `memes rebuild`")
+            raise disk.catalog_damaged(location, "is empty though the archive has vectors (it was truncated or "
+                                             "replaced)")
         try:
             return Catalog(location)
         except DiskFull:
@@ -144,7 +143,7 @@ class Archive:
         leaves the archive settled: the catalog's main file whole, the vector index sealed."""
         if self.read_only:
             raise disk.read_only(self.directory)
-        if not self.config.records_url and (self.disk_full or disk_full(self.directory)):
+        if not self.config.records_url and (self.disk_full or disk.disk_full(self.directory)):
             raise self.no_space()
         with nullcontext() if self.config.servers_only else writer_lock(self.directory, wait=wait, on_wait=on_wait):
             try:
@@ -195,7 +194,7 @@ class Archive:
         if self.read_only:
             yield CatalogVectors(self.catalog), []
             return
-        if self.disk_full or (not self.store.on_server and disk_full(self.directory)):  # Chroma writes as it opens
+        if self.disk_full or (not self.store.on_server and disk.disk_full(self.directory)):  # Chroma writes as it opens
             yield CatalogVectors(self.catalog), [f"the disk holding {self.directory} is full: searching the catalog's "
                                                  "copies of the vectors; free some space for the faster index"]
             return
@@ -576,8 +575,7 @@ class Archive:
 
     def backup(self, dest: Path) -> Backup:
         """A whole copy of the catalog in the folder `dest`, taken while searches and writers go on."""
-        if self.config.records_url:
-            raise MemesError("the records are on a PostgreSQL server: back them up with pg_dump")
+        self._records_here("back them up with pg_dump")
         if not self.exists():
             raise MemesError(f"no archive at {self.where}")
         return make_backup(self.directory, dest)
@@ -586,15 +584,19 @@ class Archive:
         """Put a backup's catalog in place (call under `lock()`); the catalog it replaces and the
         records folder written from it are kept beside them. Run `doctor` next: it makes the
         vector index agree with the restored catalog."""
-        if self.config.records_url:
-            raise MemesError("the records are on a PostgreSQL server: restore them with the server's own tools")
+        self._records_here("restore them with the server's own tools")
         self._forget_catalog()
         restored = restore_backup(source, self.directory)
         records = self.directory / recordsdir.RECORDS_DIR
         if records.exists():  # written from the catalog replaced; written anew from the restored one
-            records.rename(records.with_name(f"{records.name}.replaced-{utc_now().strftime('%Y%m%dT%H%M%S')}"))
+            records.rename(records.with_name(f"{records.name}.{disk.aside_label('replaced')}"))
         self.catalog.note_every_record()
         return restored
+
+    def _records_here(self, otherwise: str) -> None:
+        """Backups, restores and rebuilds are of a SQLite catalog in the archive directory."""
+        if self.config.records_url:
+            raise MemesError(f"the records are on a PostgreSQL server: {otherwise}")
 
     def _forget_catalog(self) -> None:
         if "catalog" in self.__dict__:
@@ -603,8 +605,7 @@ class Archive:
     def rebuild(self) -> Rebuilt:
         """Make the catalog anew from records/ and the images (call under `lock()`), then take
         back the vectors the index holds and embed only what is missing (see `indexer.rebuild`)."""
-        if self.config.records_url:
-            raise MemesError("the records are on a PostgreSQL server: restore them with the server's own tools")
+        self._records_here("restore them with the server's own tools")
         self._forget_catalog()  # the damaged one is not read again
         outcome = rebuild_catalog(self.directory / recordsdir.RECORDS_DIR, self.directory / CATALOG_FILE,
                                   self.config.max_image_pixels)

@@ -479,25 +479,23 @@ def doctor(ctx: typer.Context, check_only: bool = typer.Option(False, "--check",
            as_json: bool = typer.Option(False, "--json", help="The report as JSON on stdout.")):
     """Check the catalog and the vector index, and repair what can be repaired; exits 1 when
     something is wrong (with --check) or left unrepaired."""
-    from indexer.upkeep import healthy
+    from indexer.upkeep import healthy, unrepaired
 
     archive = _state(ctx).archive
     if not archive.exists():
         raise MemesError(f"no archive at {archive.where}")
     with archive.lock():
         report = archive.doctor(repair=not check_only)
-    unrepaired = bool(report["catalog"]["problems"] or report.get("refused") or report.get("repair_error")
-                      or any(report["pending"].values()))
-    failed = not healthy(report) if check_only else unrepaired
+    failed = not healthy(report) if check_only else unrepaired(report)
     if as_json:
         typer.echo(json.dumps(report))
         raise typer.Exit(1 if failed else 0)
-    _print_checkup(report, archive.where)
+    _print_checkup(report)
     if failed:
         raise typer.Exit(1)
 
 
-def _print_checkup(report: dict, where: str) -> None:
+def _print_checkup(report: dict) -> None:
     problems, index = report["catalog"]["problems"], report["index"]
     typer.echo("catalog          " + ("ok" if not problems else f"DAMAGED: {problems[0]} ({len(problems)} problems); "
                                       "`memes restore BACKUP` or `memes rebuild` make it whole"))
@@ -546,7 +544,7 @@ def restore(ctx: typer.Context, source: Path = typer.Argument(..., metavar="BACK
         restored = archive.restore(source)
         report = archive.doctor()
     err(f"restored {restored.memes} memes from {restored.folder}")
-    _print_checkup(report, archive.where)
+    _print_checkup(report)
 
 
 @app.command()
@@ -563,7 +561,7 @@ def rebuild(ctx: typer.Context):
     taken = ", ".join(f"{n} {space}" for space, n in outcome.vectors_taken.items()) or "none"
     err(f"rebuilt the catalog of {archive.where} from {outcome.memes} record files; vectors taken back from the "
         f"index: {taken}" + (f"; the catalog replaced is at {outcome.replaced}" if outcome.replaced else ""))
-    _print_checkup(report, archive.where)
+    _print_checkup(report)
 
 
 @app.command()
