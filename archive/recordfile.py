@@ -16,6 +16,8 @@ canonical form (no trailing newline, as the seed has none).
 """
 from __future__ import annotations
 
+import glob
+import os
 import re
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +33,7 @@ COPIES = "Copies"  # `<16 hex> <path>`: the sightings whose bytes are an altered
 KEPT_APART = "Kept Apart"  # content hashes of memes the user split this image from (`memes split`)
 JOINED = "Joined By Hand"  # content hashes of images the user joined to this meme (`memes join`)
 _FIXED = (FIRST_SEEN, CONTENT_HASH, PERCEPTUAL_HASH, SIGHTINGS, COPIES, KEPT_APART, JOINED)
-_ANNOTATION = re.compile(r"([a-z][a-z0-9]*(?:-[a-z0-9]+)*) \(([^\s()]+)\)")
+_ANNOTATION = re.compile(r"([a-z][a-z0-9]*(?:-[a-z0-9]+)*) \((\S+)\)")  # the source: any word, even `<x>` or `a(b)`
 _OCR = re.compile(r"([a-z][a-z0-9]*)-ocr")
 _COPY_OCR = re.compile(r"([a-z][a-z0-9]*)-ocr \(copy ([0-9a-f]{16})\)")
 _FILE_NAME = re.compile(r"(\d+)_([0-9a-f]{16})\.txt")
@@ -82,8 +84,10 @@ def _sightings(body: str) -> list[Sighting]:
 
 
 def parse_record(text: str, meme_id: str = "", phash: str | None = None) -> Meme:
-    """Parse record text into a Meme. Raises RecordFormatError naming the problem."""
+    """Parse record text into a Meme. Raises RecordFormatError naming the problem. One final
+    newline (as editors and `memes show` leave) is not part of the last section."""
     meme = Meme(id=meme_id, phash=phash)
+    text = text[:-1] if text.endswith("\n") else text
     for header, body in _split(text):
         match header:
             case (name,) if name == FIRST_SEEN:
@@ -106,6 +110,8 @@ def parse_record(text: str, meme_id: str = "", phash: str | None = None) -> Meme
                 meme.sections.append(OcrText(engine=engine, text=body, copy=copy))
             case ("annotation", kind, source):
                 meme.sections.append(Annotation(kind=kind, source=source, text=body))
+    if not meme.sections and not meme.content_hash:
+        raise RecordFormatError("no annotation or OCR text, and no image: nothing to keep")
     return meme
 
 
@@ -159,14 +165,33 @@ def record_file_name(sequence: int, meme: Meme) -> str:
     return f"{sequence:03d}_{meme.phash or meme.id}.txt"
 
 
+def record_files(given: list[str]) -> tuple[list[Path], list[str]]:
+    """The record files named by files, folders (their `.txt` files, in name order) and glob
+    patterns; and what named nothing."""
+    found: list[Path] = []
+    missing: list[str] = []
+    for entry in given:
+        path = Path(entry).expanduser()
+        if path.is_dir():
+            matched = sorted(p for p in path.rglob("*.txt") if p.is_file())
+        elif path.exists() or not any(c in entry for c in "*?["):
+            matched = [path] if path.exists() else []
+        else:
+            matched = sorted(Path(p) for p in glob.glob(os.path.expanduser(entry), recursive=True))
+        found += matched
+        if not matched:
+            missing.append(entry)
+    return list(dict.fromkeys(found)), missing
+
+
 def read_record_file(path: Path) -> Meme:
+    """Raises RecordFormatError with the reason (the caller names the file)."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise RecordFormatError(f"{path}: not UTF-8 text") from None
+        raise RecordFormatError("not UTF-8 text") from None
+    except IsADirectoryError:
+        raise RecordFormatError("a folder (`memes import FOLDER` reads the .txt records in it)") from None
     except OSError as exc:
-        raise RecordFormatError(f"{path}: {exc.strerror or exc}") from None
-    try:
-        return parse_record(text, phash=phash_from_file_name(path))
-    except RecordFormatError as exc:
-        raise RecordFormatError(f"{path}: {exc}") from None
+        raise RecordFormatError(exc.strerror or str(exc)) from None
+    return parse_record(text, phash=phash_from_file_name(path))

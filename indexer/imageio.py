@@ -15,10 +15,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import (AvifImagePlugin, BmpImagePlugin, GifImagePlugin, JpegImagePlugin, PngImagePlugin,  # noqa: F401
+                 TiffImagePlugin, WebPImagePlugin)  # the decoders of FORMATS, registered
 
 from archive.model import Meme
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jfif", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".avif"}
+# The only decoders ever run, whatever a file is called: Pillow's others (EPS and PostScript,
+# which hand the file to Ghostscript; ICO, PSD, PCX and the rest) are never reached. JPEG's
+# opener also gives the MPO files phones write.
+FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "AVIF")
+FORMAT_NAMES = "JPEG, PNG, GIF, WebP, BMP, TIFF and AVIF"
+_REFUSED = ((b"%!PS", "PostScript"), (b"\xc5\xd0\xd3\xc6", "EPS"), (b"%PDF", "PDF"), (b"<svg", "SVG"),
+            (b"<?xml", "XML or SVG"), (b"\x00\x00\x01\x00", "ICO"), (b"\x00\x00\x02\x00", "CUR"),
+            (b"8BPS", "Photoshop"), (b"\x0a\x05\x01", "PCX"))
 DEFAULT_MAX_PIXELS = 64_000_000
 
 
@@ -63,7 +73,7 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(io.BytesIO(data), formats=FORMATS)
             width, height = img.size
             if width * height > max_pixels:
                 raise ImageLoadError(f"{width}x{height} pixels is over the cap of {max_pixels:,}")
@@ -75,13 +85,21 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
     except ImageLoadError:
         raise
     except UnidentifiedImageError:
-        raise ImageLoadError("not a readable image") from None
+        raise ImageLoadError(_unreadable(data)) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageLoadError("image is too large (decompression bomb)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageLoadError(f"broken image ({str(exc)[:80] or type(exc).__name__})") from None
     return LoadedImage(rgb=rgb, width=rgb.width, height=rgb.height, format=fmt,
                        content_hash=content_hash(data))
+
+
+def _unreadable(data: bytes) -> str:
+    head = data[:64].lstrip()
+    refused = next((name for magic, name in _REFUSED if data.startswith(magic) or head.startswith(magic)), None)
+    if refused:
+        return f"{refused} is not an image format memes reads (it reads {FORMAT_NAMES})"
+    return "not a readable image"
 
 
 def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:

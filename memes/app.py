@@ -15,7 +15,7 @@ from typing import Iterable, Iterator
 from archive.catalog import Catalog
 from archive.database import without_password
 from archive.config import Config
-from archive.errors import ArchiveDamaged, DiskFull, MemesError, RecordFormatError
+from archive.errors import ArchiveDamaged, DiskFull, MemeNotFound, MemesError, RecordFormatError
 from archive.lock import search_lock, writer_lock
 from archive.model import Meme, OcrText, Sighting, merge_record
 from archive import disk, recordsdir
@@ -83,8 +83,14 @@ class Archive:
         self.disk_full = False  # found full when the catalog was opened: it is then read only
         self._vectors_generation = ""
 
+    def _require_folder(self) -> None:
+        if not self.config.records_url and self.directory.exists() and not self.directory.is_dir():
+            raise MemesError(f"the archive path {self.directory} is a file, not a folder: name a folder with "
+                             "--archive or MEMES_ARCHIVE")
+
     @cached_property
     def catalog(self) -> Catalog:
+        self._require_folder()
         if self.read_only:
             return Catalog(self.directory / CATALOG_FILE, read_only=True)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -126,6 +132,7 @@ class Archive:
 
     def exists(self) -> bool:
         """Whether there is an archive to read (its records were ever written)."""
+        self._require_folder()
         return Catalog.exists_at(self.config.records_url or self.directory / CATALOG_FILE)
 
     @property
@@ -141,6 +148,7 @@ class Archive:
         """The single-writer lock of the embedded default (with records and vectors both on
         servers the servers take concurrent writers, and there is no lock). A writing command
         leaves the archive settled: the catalog's main file whole, the vector index sealed."""
+        self._require_folder()
         if self.read_only:
             raise disk.read_only(self.directory)
         if not self.config.records_url and (self.disk_full or disk.disk_full(self.directory)):
@@ -343,6 +351,12 @@ class Archive:
     def similar(self, ref: str, k: int) -> tuple[list[Result], list[str]]:
         """Memes like an image file (in the archive or not) or like a meme given by id or hash."""
         path = Path(ref).expanduser()
+        if not path.is_file() and (path.exists() or os.sep in ref):  # a path, unless it is one indexed and gone
+            try:
+                self.catalog.resolve(ref)
+            except MemeNotFound:
+                raise MemesError(f"{ref}: " + ("a folder, not an image file" if path.is_dir() else "not a regular "
+                                               "file" if path.exists() else "no such file or meme")) from None
         with self.searcher() as searcher:
             if path.is_file():
                 try:
@@ -412,7 +426,12 @@ class Archive:
         return format_record(self.meme(ref))
 
     def meme(self, ref: str) -> Meme:
+        """A meme given by id, id prefix, content hash or file path."""
         return self.catalog.require(self.catalog.resolve(ref))
+
+    def record(self, meme_id: str) -> Meme:
+        """The meme with exactly this id (raises MemeNotFound)."""
+        return self.catalog.require(meme_id)
 
     def recent(self, page: int, per_page: int) -> tuple[int, list[Meme]]:
         """Memes most recently first seen first, one page of them (pages count from 1)."""

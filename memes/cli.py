@@ -53,6 +53,13 @@ class State:
             self._archive = Archive(self.config)
         return self._archive
 
+    @property
+    def existing_archive(self):
+        """The archive, for a command that reads or changes what is in it: there must be one."""
+        if not self.archive.exists():
+            raise MemesError(f"no archive at {self.archive.where}; run `memes index PATH` first")
+        return self.archive
+
 
 def err(message: str) -> None:
     typer.echo(message, err=True)
@@ -320,9 +327,7 @@ def search(
     """Search by meaning over descriptions, OCR text and the pictures themselves."""
     if (query is None) == (queries is None):
         raise typer.BadParameter("give a QUERY or --queries FILE (one of them)")
-    archive = _state(ctx).archive
-    if not archive.exists():
-        raise MemesError(f"no archive at {archive.where}; run `memes index PATH` first")
+    archive = _state(ctx).existing_archive
     if queries is not None:
         try:
             lines = [line.strip() for line in queries.read_text(encoding="utf-8").splitlines()]
@@ -343,9 +348,7 @@ def similar(
     as_json: bool = typer.Option(False, "--json", help="A JSON object on stdout."),
 ):
     """Find memes that look like an image (reposts, edits, the same template)."""
-    archive = _state(ctx).archive
-    if not archive.exists():
-        raise MemesError(f"no archive at {archive.where}; run `memes index PATH` first")
+    archive = _state(ctx).existing_archive
     results, notices = archive.similar(image, k)
     _print_results(image, results, notices, as_json)
 
@@ -356,16 +359,13 @@ def show(ctx: typer.Context, ref: str = typer.Argument(..., metavar="ID_OR_PATH"
                                                        help="A meme id, perceptual or content hash, or path."),
          as_json: bool = typer.Option(False, "--json", help="JSON (the gallery API's shape) instead of the record.")):
     """Print a meme's record in the archive's record format."""
-    archive = _state(ctx).archive
-    if not archive.exists():
-        raise MemesError(f"no archive at {archive.where}")
+    archive = _state(ctx).existing_archive
     if as_json:
         from memes.shapes import meme_json
 
         typer.echo(json.dumps(meme_json(archive.meme(ref)), ensure_ascii=False))
         return
-    text = archive.show(ref)
-    sys.stdout.write(text + ("\n" if sys.stdout.isatty() else ""))
+    typer.echo(archive.show(ref))  # with a final newline, which reading a record file leaves out
 
 
 @app.command()
@@ -376,9 +376,7 @@ def split(ctx: typer.Context,
           as_json: bool = typer.Option(False, "--json", help="The new meme as JSON (as `memes show --json`).")):
     """Make a file that indexing joined to a meme (an altered copy) a meme of its own; no later
     index, reindex or doctor joins them again."""
-    archive = _state(ctx).archive
-    if not archive.exists():
-        raise MemesError(f"no archive at {archive.where}")
+    archive = _state(ctx).existing_archive
     with archive.lock():
         new = archive.split(meme, str(path))
     _print_identity_change(new, as_json, f"{path} is now meme {new.id}")
@@ -392,9 +390,7 @@ def join(ctx: typer.Context,
          as_json: bool = typer.Option(False, "--json", help="The meme as JSON (as `memes show --json`).")):
     """Join meme OTHER to MEME: OTHER's files become MEME's sightings, their words stay searchable,
     OTHER's annotations are dropped (MEME keeps its own); no later index separates them."""
-    archive = _state(ctx).archive
-    if not archive.exists():
-        raise MemesError(f"no archive at {archive.where}")
+    archive = _state(ctx).existing_archive
     with archive.lock():
         joined = archive.join(meme, other)
     _print_identity_change(joined, as_json, f"meme {joined.id} now has {len(joined.sightings)} sightings")
@@ -411,20 +407,27 @@ def _print_identity_change(meme, as_json: bool, message: str) -> None:
 
 @app.command("import")
 @translated
-def import_(ctx: typer.Context, files: list[Path] = typer.Argument(..., metavar="RECORD_FILE...",
-                                                                   help="Record files (.txt).")):
-    """Import record files; an image with the same perceptual hash links to its record."""
+def import_(ctx: typer.Context, files: list[str] = typer.Argument(..., metavar="RECORDS...",
+                                                                  help="Record files (.txt), folders of them (as "
+                                                                       "`memes export` writes), or glob patterns.")):
+    """Import record files; an image with the same perceptual hash links to its record. Exits 1
+    when any record could not be imported."""
+    from archive.recordfile import record_files
+
     archive = _state(ctx).archive
-    imported = failed = 0
+    paths, missing = record_files(files)
+    for pattern in missing:
+        err(f"skipping {pattern}: no such file, folder or matching records")
+    imported, failed = 0, len(missing)
     with archive.lock():
-        for outcome in archive.import_records(files):
+        for outcome in archive.import_records(paths):
             if outcome.error:
                 err(f"skipping {outcome.path}: {outcome.error}")
                 failed += 1
             else:
                 imported += 1
     err(f"imported {imported} records, {failed} skipped")
-    if imported == 0 and failed:
+    if failed:
         raise typer.Exit(1)
 
 
@@ -432,9 +435,7 @@ def import_(ctx: typer.Context, files: list[Path] = typer.Argument(..., metavar=
 @translated
 def export(ctx: typer.Context, directory: Path = typer.Argument(..., metavar="DIR")):
     """Write every meme as a record file, NNN_<perceptual hash>.txt."""
-    archive = _state(ctx).archive
-    if not archive.exists():
-        raise MemesError(f"no archive at {archive.where}")
+    archive = _state(ctx).existing_archive
     outcome = archive.export(directory)
     err(f"exported {len(outcome.written)} records to {directory}")
 
@@ -455,9 +456,7 @@ def annotate(
     if redo and pending:
         raise typer.BadParameter("--redo and --pending do not go together")
     state = _state(ctx)
-    archive = state.archive
-    if not archive.exists():
-        raise MemesError(f"no archive at {archive.where}")
+    archive = state.existing_archive
     mode = "redo" if redo else "pending" if pending else "missing"
     with archive.lock():
         total = archive.annotation_jobs(kind, model, mode)
@@ -481,9 +480,7 @@ def doctor(ctx: typer.Context, check_only: bool = typer.Option(False, "--check",
     something is wrong (with --check) or left unrepaired."""
     from indexer.upkeep import healthy, unrepaired
 
-    archive = _state(ctx).archive
-    if not archive.exists():
-        raise MemesError(f"no archive at {archive.where}")
+    archive = _state(ctx).existing_archive
     with archive.lock():
         report = archive.doctor(repair=not check_only)
     failed = not healthy(report) if check_only else unrepaired(report)
@@ -570,9 +567,7 @@ def reindex(ctx: typer.Context,
             text_only: bool = typer.Option(False, "--text-only", help="Only the text vectors (no image decoding).")):
     """Rebuild every vector from the stored records and images (no OCR is repeated)."""
     state = _state(ctx)
-    archive = state.archive
-    if not archive.exists():
-        raise MemesError(f"no archive at {archive.where}")
+    archive = state.existing_archive
     with archive.lock():
         total = len(archive.catalog.ids())
         progress = _progress(state, "reindexing")
@@ -586,9 +581,7 @@ def reindex(ctx: typer.Context,
 @translated
 def stats(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="JSON on stdout.")):
     """What the archive holds: memes, sightings, annotations, vectors and models."""
-    archive = _state(ctx).archive
-    if not archive.exists():
-        raise MemesError(f"no archive at {archive.where}")
+    archive = _state(ctx).existing_archive
     numbers = archive.stats()
     if as_json:
         typer.echo(json.dumps(numbers))
@@ -625,9 +618,7 @@ def eval_(ctx: typer.Context,
     """Measure search on an indexed archive: Recall@1/@10, MRR, nDCG@10 per query type and signal."""
     from search import evaluate
 
-    archive = _state(ctx).archive
-    if not archive.exists():
-        raise MemesError(f"no archive at {archive.where}")
+    archive = _state(ctx).existing_archive
     try:
         truth_rows, query_rows = evaluate.read_jsonl(truth), evaluate.read_queries(queries)
     except (OSError, ValueError, KeyError) as exc:
@@ -671,10 +662,14 @@ def serve(ctx: typer.Context,
           host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback unless a token is set)."),
           port: int = typer.Option(8765, "--port", help="Port to listen on."),
           token: Optional[str] = typer.Option(None, "--token", envvar="MEMES_TOKEN",
-                                              help="Require this token on every page and API call (env MEMES_TOKEN).")):
+                                              help="Require this token on every page and API call (env MEMES_TOKEN)."),
+          allowed_host: list[str] = typer.Option([], "--allowed-host",
+                                                 help="Another name the gallery answers to (a proxy's, the machine's; "
+                                                      "NAME or NAME:PORT); repeatable.")):
     """The web gallery: search, browse and compare memes in a browser (and a JSON API under /api/)."""
     from memes.app import Archive
     from memes.web import create_app, is_loopback
+    from memes.web.guard import Site
 
     archive = Archive(_state(ctx).config, resident=True)  # keeps the index open between searches
     if not archive.exists():
@@ -690,7 +685,8 @@ def serve(ctx: typer.Context,
     shown = f"[{host}]" if ":" in host else host
     err(f"memes gallery on http://{shown}:{port}/" + (f"?token={token}" if token else "")
         + f" for {archive.where} (Ctrl-C stops it)")
-    uvicorn.run(create_app(archive, token), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(archive, token, Site.serving(host, port, allowed_host)), host=host, port=port,
+                log_level="warning")
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from archive.likeness import (MAX_PIXEL_DIFFERENCE, hash_array, nearest_distance
 from archive.vectors import ANNOTATION_TEXT, IMAGE, OCR_TEXT, VectorStore
 
 from . import signals
-from .fusion import RRF_K, fuse
+from .fusion import fuse
 from .results import Result, SignalHit
 
 # Perceptual hashes further apart than this are different pictures (random ones sit near 32).

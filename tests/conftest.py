@@ -173,3 +173,28 @@ def indexed(archive_dir, samples, cli):
     result = cli("index", samples)
     assert result.exit_code == 0, result.output
     return archive_dir, samples
+
+
+GALLERY_URL = "http://127.0.0.1:8765"  # the default `memes serve` address, which the gallery answers to
+
+
+def gallery_client(token: str | None = None, script: bool = True):
+    """The gallery of the archive the environment names, through FastAPI's test client. `script`:
+    send the header the gallery's own scripts and API clients send on writes."""
+    from fastapi.testclient import TestClient
+
+    from archive.config import resolve_config
+    from memes.app import Archive
+    from memes.web import create_app
+
+    return TestClient(create_app(Archive(resolve_config({})), token), base_url=GALLERY_URL,
+                      headers={"X-Memes-Request": "1"} if script else {})
+
+
+def page_csrf(html: str) -> str:
+    """The CSRF token a gallery page's forms carry."""
+    import re
+
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "the page has no form token"
+    return found.group(1)

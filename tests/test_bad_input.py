@@ -113,3 +113,77 @@ def test_an_unreadable_file_is_skipped_with_one_line(archive_dir, tmp_path):
     summary = json.loads(result.stdout)
     assert [os.path.basename(s["path"]) for s in summary["skipped_files"]] == ["locked.png"]
     assert summary["new_memes"] == 1
+
+
+# --- what a user types wrong: one clear line each --------------------------------------------
+
+def test_an_archive_path_that_is_a_file_is_named(tmp_path, monkeypatch, cli, samples):
+    not_a_folder = tmp_path / "archive.txt"
+    not_a_folder.write_text("notes")
+    monkeypatch.setenv("MEMES_ARCHIVE", str(not_a_folder))
+    for args in (("index", samples / "monday-flat.png"), ("search", "monday"), ("stats",)):
+        result = cli(*args)
+        assert result.exit_code == 1, args
+        assert result.stderr.strip() == (f"Error: the archive path {not_a_folder} is a file, not a folder: name a "
+                                         "folder with --archive or MEMES_ARCHIVE"), args
+    assert not_a_folder.read_text() == "notes"
+
+
+def test_similar_says_what_is_wrong_with_the_path(indexed, cli, tmp_path):
+    _, samples = indexed
+    for ref, said in ((samples, "a folder, not an image file"), (tmp_path / "gone.jpg", "no such file or meme"),
+                      ("/dev/null", "not a regular file")):
+        result = cli("similar", ref)
+        assert result.exit_code == 1 and result.stderr.strip() == f"Error: {ref}: {said}", result.stderr
+    moved = samples / "coffee-code.jpg"  # an indexed file that is gone is still the meme it was
+    moved.rename(tmp_path / "elsewhere.jpg")
+    assert cli("similar", moved, "-k", "1").exit_code == 0
+
+
+def test_import_takes_folders_and_globs_and_says_each_failure_once(archive_dir, cli, tmp_path):
+    records = tmp_path / "records"
+    records.mkdir()
+    for n, caption in enumerate(["WHEN THE CODE COMPILES", "WHEN THE TESTS PASS", "WHEN THE BUILD IS GREEN"]):
+        (records / f"00{n}_{n:016x}.txt").write_text(f"First Seen\n2021-03-0{n + 1}T00:00:00+00:00\n"
+                                                    f"tesseract-ocr\n{caption}\n")
+    folder = cli("import", records)
+    assert folder.exit_code == 0 and "imported 3 records, 0 skipped" in folder.stderr, folder.output
+    exported = tmp_path / "exported"
+    assert cli("export", exported).exit_code == 0
+    fresh = tmp_path / "fresh"
+    by_glob = cli("--archive", fresh, "import", str(exported / "*.txt"))
+    assert by_glob.exit_code == 0 and "imported 3 records" in by_glob.stderr, by_glob.output
+    assert cli("--archive", fresh, "export", tmp_path / "again").exit_code == 0
+    assert sorted(p.read_text() for p in (tmp_path / "again").iterdir()) == \
+        sorted(p.read_text() for p in exported.iterdir())
+
+    only_date = tmp_path / "only-date.txt"
+    only_date.write_text("First Seen\n2021-03-04T05:06:07+00:00\n")
+    partly = cli("import", only_date, records / "000_0000000000000000.txt", tmp_path / "nothing-*.txt")
+    assert partly.exit_code == 1  # a record failed: not a success
+    lines = partly.stderr.strip().splitlines()
+    assert f"skipping {only_date}: no annotation or OCR text, and no image: nothing to keep" in lines
+    assert f"skipping {tmp_path / 'nothing-*.txt'}: no such file, folder or matching records" in lines
+    assert all(line.count(str(only_date)) <= 1 for line in lines)
+    assert json_stats(cli)["memes"] == 3  # no empty meme
+
+
+def json_stats(cli) -> dict:
+    return json.loads(cli("stats", "--json").stdout)
+
+
+def test_an_annotation_source_may_hold_any_characters(archive_dir, cli, tmp_path):
+    record = tmp_path / "001_00000000000000aa.txt"
+    record.write_text("First Seen\n2021-03-04T05:06:07+00:00\nsimple-description (<img/src=x>(v2))\n"
+                      "A cat that explains embeddings.\ntesseract-ocr\nME EXPLAINING EMBEDDINGS")
+    assert cli("import", record).exit_code == 0
+    shown = cli("show", "00000000000000aa")
+    assert shown.stdout == record.read_text() + "\n"
+    meme = json.loads(cli("show", "00000000000000aa", "--json").stdout)
+    assert [a["source"] for a in meme["annotations"]] == ["<img/src=x>(v2)"]
+
+
+def test_show_ends_with_a_newline_after_the_sightings(indexed, cli):
+    _, samples = indexed
+    shown = cli("show", samples / "monday-flat.png").stdout
+    assert "\nSightings\n" in shown and shown.endswith(".png\n") and not shown.endswith("\n\n")

@@ -78,3 +78,83 @@ def test_search_open_and_find_the_repost_in_a_browser(server, tmp_path):
         browser.close()
     assert (shots / "gallery-search.png").stat().st_size > 10_000
     print(f"screenshots: {shots / 'gallery-search.png'} {shots / 'gallery-more-like-this.png'}")
+
+
+EVIL_PAGE = """<!doctype html><title>evil</title><p id=state>working</p>
+<form id=f action="GALLERY/search/image" method=post enctype="multipart/form-data" target=sink>
+<input type=file name=image id=file><input type=hidden name=add value=true></form>
+<iframe name=sink id=sink></iframe>
+<script>
+(async () => {
+  const canvas = document.createElement("canvas");
+  canvas.width = 64; canvas.height = 48;
+  const ctx = canvas.getContext("2d"); ctx.fillStyle = "#c01020"; ctx.fillRect(0, 0, 64, 48);
+  const png = await new Promise((done) => canvas.toBlob(done, "image/png"));
+  const said = [];
+  for (const path of ["/api/memes", "/search/image"]) {
+    const form = new FormData(); form.append("image", png, "evil.png"); form.append("add", "true");
+    try { await fetch("GALLERY" + path, {method: "POST", body: form, mode: "no-cors", credentials: "include"});
+          said.push(path + " sent"); } catch (e) { said.push(path + " " + e); }
+  }
+  const files = new DataTransfer(); files.items.add(new File([png], "evil.png", {type: "image/png"}));
+  document.getElementById("file").files = files.files;
+  document.getElementById("sink").addEventListener("load", () => {
+    document.getElementById("state").textContent = "done: " + said.join(", ");
+  });
+  document.getElementById("f").submit();
+})();
+</script>"""
+
+
+def test_a_page_on_another_origin_cannot_add_to_the_archive(server, tmp_path):
+    """The attack that worked before: a page served from another port of this machine posts an
+    image to the gallery (a no-cors fetch and a plain form). Nothing is added; the gallery's own
+    page still adds one."""
+    import http.server
+    import json
+    import threading
+
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=30_000)
+    site = tmp_path / "evil"
+    site.mkdir()
+    (site / "index.html").write_text(EVIL_PAGE.replace("GALLERY", server))
+    handler = lambda *a, **kw: http.server.SimpleHTTPRequestHandler(*a, directory=str(site), **kw)  # noqa: E731
+    evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+
+    def memes() -> int:
+        return json.load(urllib.request.urlopen(server + "/api/stats", timeout=30))["memes"]
+
+    before = memes()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                        args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{evil.server_address[1]}/index.html")
+            expect(page.locator("#state")).to_contain_text("done:")
+            assert memes() == before  # neither the fetches nor the form got in
+
+            own = browser.new_page()  # the gallery's own form, with its token, does
+            own.goto(server + "/")
+            own.locator("#image-file").set_input_files(
+                files=[{"name": "red.png", "mimeType": "image/png", "buffer": _red_png()}])
+            own.locator("input[name=add]").check()
+            own.get_by_role("button", name="Find similar").click()
+            expect(own.locator(".notice", has_text="Added to the archive")).to_be_visible()
+            browser.close()
+    finally:
+        evil.shutdown()
+    assert memes() == before + 1
+
+
+def _red_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (192, 16, 32)).save(out, "PNG")
+    return out.getvalue()

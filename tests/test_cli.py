@@ -85,7 +85,11 @@ def test_seed_round_trips_through_import_and_show(archive_dir, cli, tmp_path):
     assert "imported 1 records" in result.stderr
     shown = cli("show", "3d4397e866a55657")
     assert shown.exit_code == 0
-    assert shown.stdout == SEED.read_text(encoding="utf-8")
+    assert shown.stdout == SEED.read_text(encoding="utf-8") + "\n"  # the record, ended as a line is
+    again = tmp_path / "again" / SEED.name
+    again.parent.mkdir()
+    again.write_text(shown.stdout, encoding="utf-8")
+    assert cli("import", again).exit_code == 0 and cli("show", "3d4397e866a55657").stdout == shown.stdout
 
 
 def test_imported_annotations_are_searchable(archive_dir, cli):

@@ -107,24 +107,23 @@ def test_bad_split_and_join_requests_are_one_line(grouped, cli):
 
 
 def test_the_gallery_splits_and_joins_from_the_meme_page(grouped, cli):
-    from fastapi.testclient import TestClient
-
-    from archive.config import resolve_config
-    from memes.app import Archive
-    from memes.web import create_app
+    from tests.conftest import gallery_client, page_csrf
 
     samples, _ = grouped
     original, copy = _joined(cli, samples)
-    client = TestClient(create_app(Archive(resolve_config({}))))
+    client = gallery_client(script=False)  # the page's own form, as a browser without scripts sends it
     page = client.get(f"/meme/{original['id']}")
     assert page.status_code == 200 and 'action="/meme/' in page.text and "Not the same meme" in page.text
-    split = client.post(f"/meme/{original['id']}/split", data={"path": copy}, follow_redirects=False)
+    split = client.post(f"/meme/{original['id']}/split", data={"path": copy, "csrf": page_csrf(page.text)},
+                        follow_redirects=False)
     assert split.status_code == 303
     alone = split.headers["location"].rsplit("/", 1)[-1]
     assert alone != original["id"] and client.get(f"/api/memes/{alone}").json()["path"] == copy
-    joined = client.post(f"/api/memes/{original['id']}/join", data={"other": alone})
+    script = {"X-Memes-Request": "1"}
+    joined = client.post(f"/api/memes/{original['id']}/join", data={"other": alone}, headers=script)
     assert joined.status_code == 200 and len(joined.json()["sightings"]) == 2
-    assert client.post(f"/api/memes/{original['id']}/join", data={"other": "ffffffff"}).status_code == 404
+    assert client.post(f"/api/memes/{original['id']}/join", data={"other": "ffffffff"},
+                       headers=script).status_code == 404
 
 
 def test_a_split_file_that_comes_back_new_is_still_kept_apart(grouped, cli, tmp_path):

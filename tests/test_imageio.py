@@ -89,3 +89,48 @@ def test_model_input_is_small_but_keeps_the_shape():
     big = Image.new("RGB", (4000, 2000))
     small = model_input(big)
     assert min(small.size) == 448 and small.size[0] == 896
+
+
+def _ico() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (32, 32), (10, 200, 10)).save(out, "ICO")
+    return out.getvalue()
+
+
+EPS = (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\n%%EndComments\n"
+       b"newpath 0 0 moveto 64 64 lineto stroke\nshowpage\n%%EOF\n")
+
+
+@pytest.mark.parametrize("name, data, kind", [
+    ("eps.png", EPS, "PostScript"),
+    ("ps.jpg", b"%!PS-Adobe-3.0\n/Helvetica findfont 12 scalefont setfont 72 72 moveto (hi) show showpage\n",
+     "PostScript"),
+    ("doc.png", b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n", "PDF"),
+    ("vector.png", b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" '
+                   b'height="10"/></svg>', "SVG"),
+    ("icon.png", None, "ICO"),
+])
+def test_only_the_supported_formats_are_ever_decoded(name, data, kind, tmp_path, monkeypatch):
+    """An EPS (or any format outside the list) named .png never reaches Pillow's decoder for it:
+    Pillow's EPS plugin would hand the file to Ghostscript."""
+    from PIL import EpsImagePlugin, IcoImagePlugin
+
+    def reached(*args, **kwargs):
+        raise AssertionError("a refused format's decoder was reached")
+
+    monkeypatch.setattr(EpsImagePlugin.EpsImageFile, "_open", reached)
+    monkeypatch.setattr(IcoImagePlugin.IcoImageFile, "_open", reached)
+    path = tmp_path / name
+    path.write_bytes(data if data is not None else _ico())
+    with pytest.raises(ImageLoadError) as refused:
+        load_image(path)
+    assert str(refused.value).startswith(f"{kind} is not an image format memes reads")
+    assert "JPEG, PNG, GIF, WebP, BMP, TIFF and AVIF" in str(refused.value)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "AVIF"])
+def test_every_supported_format_decodes(fmt):
+    out = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(out, fmt)
+    loaded = decode(out.getvalue())
+    assert loaded.format == fmt and loaded.rgb.size == (40, 30)

@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, gallery_client, page_csrf
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +42,8 @@ def env(gallery_archive, monkeypatch):
     return gallery_archive
 
 
-def _client(token: str | None = None) -> TestClient:
-    from archive.config import resolve_config
-    from memes.app import Archive
-    from memes.web import create_app
-
-    return TestClient(create_app(Archive(resolve_config({})), token))
+def _client(token: str | None = None, script: bool = True) -> TestClient:
+    return gallery_client(token, script)
 
 
 @pytest.fixture
@@ -228,11 +226,7 @@ def test_uploads_are_capped_and_must_be_images(client):
 
 def test_adding_an_upload_keeps_and_indexes_it(archive_dir, samples, cli):
     assert cli("index", samples / "monday-flat.png").exit_code == 0
-    from archive.config import resolve_config
-    from memes.app import Archive
-    from memes.web import create_app
-
-    client = TestClient(create_app(Archive(resolve_config({}))))
+    client = gallery_client()
     added = client.post("/api/memes", files={"image": ("red.png", _png(), "image/png")})
     assert added.status_code == 200, added.text
     body = added.json()
@@ -241,3 +235,269 @@ def test_adding_an_upload_keeps_and_indexes_it(archive_dir, samples, cli):
     assert again["id"] == body["id"] and again["new"] is False
     assert client.get("/api/stats").json()["memes"] == 2
     assert client.get(f"/api/memes/{body['id']}/image").content == _png()
+
+
+# --- against hostile pages (issue: cross-site writes, DNS rebinding, bad parameters) -------------
+
+EVIL = "http://evil.example"
+
+
+@pytest.mark.parametrize("headers", [
+    {"Origin": EVIL},
+    {"Origin": "http://127.0.0.1:9999"},  # same host, another port: another origin
+    {"Origin": "null"},
+    {"Sec-Fetch-Site": "cross-site"},
+    {"Sec-Fetch-Site": "same-site"},  # another port of this host
+])
+def test_writes_from_another_origin_are_refused(env, headers):
+    client = _client()  # it sends the script header: the origin alone refuses
+    before = client.get("/api/stats").json()["memes"]
+    upload = {"image": ("red.png", _png(), "image/png")}
+    added = client.post("/api/memes", files=upload, headers=headers)
+    assert added.status_code == 403 and added.json()["error"] == "a page on another site cannot change this archive"
+    page = client.post("/search/image", files=upload, data={"add": "true"}, headers=headers)
+    assert page.status_code == 403 and "another site" in page.text
+    assert client.get("/api/stats").json()["memes"] == before
+    assert not (env[0] / "added").exists()
+
+
+def test_a_write_needs_the_script_header_or_the_page_token(env):
+    plain = _client(script=False)  # curl, or a form on another site that sends no Origin
+    upload = {"image": ("red.png", _png(), "image/png")}
+    refused = plain.post("/api/similar", files=upload)
+    assert refused.status_code == 403 and "X-Memes-Request: 1" in refused.json()["error"]
+    form = plain.post("/search/image", files=upload)
+    assert form.status_code == 403 and "reload the page" in form.text
+    stale = plain.post("/search/image", files=upload, data={"csrf": "not-the-token"})
+    assert stale.status_code == 403
+    token = page_csrf(plain.get("/").text)
+    ok = plain.post("/search/image", files=upload, data={"csrf": token},
+                    headers={"Origin": "http://127.0.0.1:8765", "Sec-Fetch-Site": "same-origin"})
+    assert ok.status_code == 200 and "Like red.png" in ok.text
+    assert plain.post("/api/similar", files=upload, headers={"X-Memes-Request": "1"}).status_code == 200
+
+
+def test_the_token_cookie_is_bound_to_the_exact_origin(env):
+    client = _client(token="s3cret")
+    assert client.get("/?token=s3cret").status_code == 200
+    cookie = next(c for c in client.cookies.jar)
+    assert cookie.name == "memes_token_8765" and "s3cret" not in cookie.value  # never the token itself
+    assert client.get("/browse").status_code == 200
+    other_host = client.get("/browse", headers={"Host": "localhost:8765"})  # the cookie was given to 127.0.0.1
+    assert other_host.status_code == 401
+    cross = client.post("/api/memes", files={"image": ("r.png", _png(), "image/png")},
+                        headers={"Origin": "http://127.0.0.1:9999"})  # the cookie rides along; the origin refuses
+    assert cross.status_code == 403
+
+
+@pytest.mark.parametrize("host", ["evil.example:8765", "evil.example", "127.0.0.1:9999", "localhost.evil.example:8765",
+                                  "127.0.0.1:8765.evil.example", "", "[::2]:8765"])
+def test_only_the_servers_own_host_names_are_answered(client, env, host):
+    meme_id = _id_of(client, env[1], "coffee-code.jpg")
+    for method, path in (("GET", "/api/stats"), ("GET", f"/api/memes/{meme_id}/image"), ("GET", "/"),
+                         ("POST", "/api/similar")):
+        response = client.request(method, path, headers={"Host": host})
+        assert response.status_code == 421, (method, path, host)
+        assert str(env[0]) not in response.text
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8765", "localhost:8765", "[::1]:8765", "LOCALHOST:8765"])
+def test_loopback_names_at_the_servers_port_are_answered(client, host):
+    assert client.get("/api/stats", headers={"Host": host}).status_code == 200
+
+
+def test_allowed_host_names_are_answered_at_any_port_and_the_host_flag_at_its_own():
+    from memes.web.guard import Site
+
+    site = Site.serving("192.168.1.5", 8765, ["memes.home", "proxy.example:443"])
+    assert site.allows_host("192.168.1.5:8765") and not site.allows_host("192.168.1.5:80")
+    assert site.allows_host("memes.home") and site.allows_host("memes.home:8080")
+    assert site.allows_host("proxy.example:443") and not site.allows_host("proxy.example:444")
+    assert site.is_own_origin("https://proxy.example") and not site.is_own_origin("http://proxy.example")
+    assert not Site.serving("0.0.0.0", 8765).allows_host("0.0.0.0:8765")
+
+
+@pytest.mark.parametrize("path", ["/api/memes?page=9223372036854775807", "/api/memes?page=1e30",
+                                  "/api/memes?page=0", "/api/memes?per_page=100000", "/api/search?q=a&k=0",
+                                  "/api/search?q=a&k=99999999999999999999", "/api/similar/abc?k=-1"])
+def test_absurd_numbers_in_the_api_are_a_422(client, path):
+    response = client.get(path)
+    assert response.status_code == 422 and response.json()["error"]
+
+
+@pytest.mark.parametrize("path", ["/browse?page=9223372036854775807", "/browse?page=1e30", "/browse?page=0",
+                                  "/?q=a&k=0", "/?q=a&k=x"])
+def test_absurd_numbers_in_a_page_get_a_page_that_says_so(client, path):
+    response = client.get(path)
+    assert response.status_code == 422 and response.headers["content-type"].startswith("text/html")
+    assert "cannot show" in response.text and '"detail"' not in response.text
+
+
+def test_a_disguised_format_upload_is_refused_by_name(client):
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\nshowpage\n"
+    for path in ("/api/similar", "/api/memes"):
+        response = client.post(path, files={"image": ("x.png", eps, "image/png")})
+        assert response.status_code == 422
+        assert response.json()["error"].startswith("PostScript is not an image format memes reads")
+
+
+def test_every_response_carries_the_security_headers(client, env):
+    meme_id = _id_of(client, env[1], "coffee-code.jpg")
+    for path in ("/", "/browse", f"/meme/{meme_id}", "/api/stats", f"/api/memes/{meme_id}/image",
+                 "/static/gallery.css", "/api/docs", "/nowhere", "/api/memes/ffff"):
+        response = client.get(path)
+        h = response.headers
+        assert "script-src" not in h["content-security-policy"]  # default-src 'self': no inline script
+        assert "default-src 'self'" in h["content-security-policy"], path
+        assert "frame-ancestors 'none'" in h["content-security-policy"]
+        assert h["x-content-type-options"] == "nosniff" and h["x-frame-options"] == "DENY", path
+        assert h["referrer-policy"] == "same-origin", path
+        assert response.headers.get_list("x-content-type-options") == ["nosniff"]  # said once
+    assert client.get("/api/stats", headers={"Host": "evil.example"}).headers["x-frame-options"] == "DENY"
+
+
+def test_pages_need_no_inline_script_or_style(client, env):
+    """What the CSP forbids, the gallery's own pages never do."""
+    import re
+
+    meme_id = _id_of(client, env[1], "coffee-code.jpg")
+    for path in ("/", "/?q=monday", "/browse", f"/meme/{meme_id}", f"/similar/{meme_id}", "/groups", "/api/docs"):
+        text = client.get(path).text
+        assert not re.search(r"<script(?![^>]*\bsrc=)", text), path
+        assert not re.search(r"\son[a-z]+\s*=", text) and " style=" not in text, path
+        assert not re.search(r"(src|href)=\"(https?:)?//", text), path  # nothing from elsewhere
+
+
+def test_the_api_docs_are_served_from_the_package(client):
+    docs = client.get("/api/docs")
+    assert docs.status_code == 200 and "GET /api/search" in docs.text and "POST /api/memes" in docs.text
+    assert "cdn" not in docs.text.lower() and "X-Memes-Request: 1" in docs.text
+
+
+# --- a real server: bodies counted as they arrive, reads beside a slow write ---------------------
+
+@contextmanager
+def _served():
+    """The gallery of the environment's archive under uvicorn, in a thread: its base URL."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from archive.config import resolve_config
+    from memes.app import Archive
+    from memes.web import create_app
+    from memes.web.guard import Site
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(Archive(resolve_config({}), resident=True), None, Site.serving("127.0.0.1", port))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 60
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(60)
+
+
+def _open_spool_bytes(folder: Path) -> int:
+    """Bytes in the temporary files this process holds open in `folder` (unnamed ones too)."""
+    total = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").startswith(str(folder)):
+                total += os.stat(f"/proc/self/fd/{fd}").st_size
+        except OSError:
+            pass
+    return total
+
+
+def test_an_oversize_streamed_upload_is_stopped_as_it_arrives(env, tmp_path, monkeypatch):
+    """No Content-Length (chunked): the cap is counted on the bytes themselves, and the
+    temporary file the form parser spools to never grows past it."""
+    import tempfile
+    import threading
+
+    import httpx
+
+    from memes.web.guard import MAX_BODY_BYTES
+
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))
+    sent, largest, done = [0], [0], threading.Event()
+
+    def body():
+        yield (b'--b\r\nContent-Disposition: form-data; name="image"; filename="huge.png"\r\n'
+               b"Content-Type: image/png\r\n\r\n")
+        for _ in range(400):  # 400 MB, as the attack sent
+            sent[0] += 1 << 20
+            yield b"\x89" * (1 << 20)
+        yield b"\r\n--b--\r\n"
+
+    def watch():
+        while not done.is_set():
+            largest[0] = max(largest[0], _open_spool_bytes(spool))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    with _served() as url:
+        try:
+            response = httpx.post(f"{url}/api/similar", content=body(), timeout=60,
+                                  headers={"X-Memes-Request": "1", "Content-Type": "multipart/form-data; boundary=b"})
+            status = response.status_code
+        except httpx.TransportError:  # the server may close before the client finishes sending
+            status = 413
+    done.set()
+    watcher.join()
+    assert status == 413 and sent[0] == 400 << 20  # the client sent it all; the server kept at most the cap
+    assert 0 < largest[0] <= MAX_BODY_BYTES, largest[0]
+
+
+def test_a_read_answers_while_a_slow_upload_is_being_added(archive_dir, samples, cli, monkeypatch):
+    """The add holds the writer's lock (here for seconds: each vision model takes 3 s to answer);
+    the gallery's reads go on beside it, from what the catalog has committed."""
+    import threading
+    import time
+
+    import httpx
+
+    from tests.fake_ollama import FakeOllama
+
+    assert cli("index", samples / "monday-flat.png").exit_code == 0
+    with FakeOllama(delay=3.0) as ollama:
+        monkeypatch.setenv("MEMES_ANNOTATE", "1")
+        monkeypatch.setenv("OLLAMA_HOST", ollama.url)
+        monkeypatch.setenv("MEMES_ANNOTATE_CONCURRENCY", "1")
+        with _served() as url:
+            httpx.get(f"{url}/api/search", params={"q": "monday"}, timeout=120)  # models loaded
+            added: dict = {}
+
+            def add():
+                added["response"] = httpx.post(f"{url}/api/memes", files={"image": ("red.png", _png(), "image/png")},
+                                               headers={"X-Memes-Request": "1"}, timeout=120)
+                added["at"] = time.monotonic()
+
+            adding = threading.Thread(target=add)
+            adding.start()
+            deadline = time.time() + 60
+            while not (archive_dir / "added").exists() and time.time() < deadline:
+                time.sleep(0.02)  # the upload is in the archive's hands
+            time.sleep(0.5)
+            started = time.monotonic()
+            stats = httpx.get(f"{url}/api/stats", timeout=120)
+            found = httpx.get(f"{url}/api/search", params={"q": "monday"}, timeout=120)
+            answered = time.monotonic()
+            adding.join(120)
+    assert stats.status_code == 200 and found.status_code == 200
+    assert found.json()["results"][0]["path"].endswith("monday-flat.png")
+    assert added["response"].status_code == 200, added["response"].text
+    assert answered < added["at"], "the reads waited for the write"
+    print(f"stats + search answered in {answered - started:.2f} s while the upload was being added")

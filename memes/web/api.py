@@ -1,0 +1,123 @@
+"""The JSON API under /api/: the shapes the CLI's `--json` gives, over the same use cases."""
+from __future__ import annotations
+
+import mimetypes
+
+from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
+from fastapi.responses import FileResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from memes.shapes import meme_json, results_json
+from memes.web.gallery import Gallery
+from memes.web.guard import MAX_UPLOAD_BYTES, TOO_BIG
+
+PER_PAGE = 48
+MAX_PAGE = 1_000_000
+MAX_PER_PAGE = 500
+MAX_K = 200
+
+
+async def read_upload(upload: UploadFile) -> bytes:
+    """The uploaded bytes (the guard has already stopped a body over the cap as it arrived)."""
+    data = await upload.read(MAX_UPLOAD_BYTES + 1)
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise HTTPException(413, TOO_BIG)
+    if not data:
+        raise HTTPException(422, "the upload is empty")
+    return data
+
+
+def add_upload(gallery: Gallery, data: bytes, name: str) -> tuple[str, bool]:
+    """Keep and index an upload (run off the event loop: it can take seconds)."""
+    with gallery.writing() as a:
+        return a.add_image(data, name)
+
+
+def api_routes(gallery: Gallery) -> APIRouter:
+    api = APIRouter(prefix="/api")
+
+    @api.get("/search", tags=["search"], summary="Memes matching a text query, best first")
+    def search(q: str = Query(..., min_length=1, max_length=500), k: int = Query(20, ge=1, le=MAX_K)):
+        with gallery.reading() as a:
+            results, notices = a.search(q, k)
+        return results_json(q, results, notices)
+
+    @api.get("/similar/{meme_id}", tags=["search"], summary="Memes that look like one in the archive")
+    def similar(meme_id: str, k: int = Query(20, ge=1, le=MAX_K)):
+        with gallery.reading() as a:
+            results, notices = a.similar_to_meme(meme_id, k)
+        return results_json(meme_id, results, notices)
+
+    @api.post("/similar", tags=["search"], summary="Memes that look like an uploaded image (not stored)")
+    async def similar_upload(image: UploadFile = File(...), k: int = Form(20, ge=1, le=MAX_K)):
+        data = await read_upload(image)
+
+        def run():
+            with gallery.reading() as a:
+                return a.similar_to_bytes(data, k)
+        results, notices = await run_in_threadpool(run)
+        return results_json(image.filename or "upload", results, notices)
+
+    @api.get("/memes", tags=["memes"], summary="Memes, most recently first seen first")
+    def memes(page: int = Query(1, ge=1, le=MAX_PAGE), per_page: int = Query(PER_PAGE, ge=1, le=MAX_PER_PAGE)):
+        with gallery.reading() as a:
+            total, found = a.recent(page, per_page)
+        return {"total": total, "page": page, "per_page": per_page, "memes": [meme_json(m) for m in found]}
+
+    @api.post("/memes", tags=["memes"], summary="Add an uploaded image to the archive and index it")
+    async def add(image: UploadFile = File(...)):
+        data = await read_upload(image)
+        meme_id, new = await run_in_threadpool(add_upload, gallery, data, image.filename or "upload")
+        with gallery.reading() as a:
+            return {"id": meme_id, "new": new, "meme": meme_json(a.record(meme_id))}
+
+    @api.get("/memes/{meme_id}", tags=["memes"], summary="One meme: annotations, OCR text, sightings")
+    def meme(meme_id: str):
+        with gallery.reading() as a:
+            return meme_json(a.record(meme_id))
+
+    @api.post("/memes/{meme_id}/split", tags=["memes"],
+              summary="Make one of a meme's files (an altered copy joined to it) a meme of its own")
+    def split(meme_id: str, path: str = Form(...)):
+        with gallery.writing() as a:
+            return meme_json(a.split(meme_id, path))
+
+    @api.post("/memes/{meme_id}/join", tags=["memes"], summary="Make another meme (its files) sightings of this one")
+    def join(meme_id: str, other: str = Form(...)):
+        with gallery.writing() as a:
+            return meme_json(a.join(meme_id, other))
+
+    @api.get("/memes/{meme_id}/image", tags=["memes"], summary="The meme's image file")
+    def image(meme_id: str):
+        with gallery.reading() as a:
+            found = a.image_file(meme_id)
+        if found is None:
+            raise HTTPException(404, f"none of the files of meme {meme_id} still holds its image")
+        path, data = found
+        media = mimetypes.guess_type(path)[0] or "application/octet-stream"
+        return Response(data, media_type=media if media.startswith("image/") else "application/octet-stream",
+                        headers={"Cache-Control": "private, max-age=3600"})
+
+    @api.get("/memes/{meme_id}/thumbnail", tags=["memes"], summary="A small WebP of the meme (cached)")
+    def thumbnail(meme_id: str):
+        with gallery.reading() as a:
+            path = a.thumbnail(meme_id)
+        if path is None:
+            raise HTTPException(404, f"meme {meme_id} has no image to show")
+        return FileResponse(path, media_type="image/webp", headers={"Cache-Control": "private, max-age=86400"})
+
+    @api.get("/groups", tags=["memes"], summary="Memes seen more than once: copies and look-alike reposts")
+    def groups():
+        with gallery.reading() as a:
+            found = a.groups()
+        return {"groups": [{"memes": [m.id for m in g.memes],
+                            "earliest": {"meme": g.earliest[0].id, "path": g.earliest[1].path,
+                                         "seen_at": g.earliest[1].seen_at.isoformat()} if g.earliest else None}
+                           for g in found]}
+
+    @api.get("/stats", tags=["archive"], summary="What the archive holds (as `memes stats --json`)")
+    def stats():
+        with gallery.reading() as a:
+            return a.stats()
+
+    return api

@@ -1,0 +1,93 @@
+"""The gallery's pages: rendered on the server (Jinja2, autoescaped), with a little JavaScript
+from /static/ (never inline) for pasting an image. Every form that writes carries the page's
+CSRF token (`guard.form_token`)."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+
+from memes.web.api import MAX_K, MAX_PAGE, PER_PAGE, add_upload, read_upload
+from memes.web.gallery import Gallery
+from memes.web.guard import form_token
+
+RESULTS_SHOWN = 24
+
+
+def page_routes(gallery: Gallery, templates: Jinja2Templates) -> APIRouter:
+    pages = APIRouter(include_in_schema=False)
+    checked = [Depends(form_token)]
+
+    def page(request: Request, name: str, **context) -> HTMLResponse:
+        return templates.TemplateResponse(request, name, {"csrf": request.app.state.csrf, **context})
+
+    @pages.get("/", response_class=HTMLResponse)
+    def home(request: Request, q: str = Query("", max_length=500), k: int = Query(RESULTS_SHOWN, ge=1, le=MAX_K)):
+        results, notices = [], []
+        if q.strip():
+            with gallery.reading() as a:
+                results, notices = a.search(q, k)
+        return page(request, "search.html", q=q, results=results, notices=notices)
+
+    @pages.post("/search/image", response_class=HTMLResponse, dependencies=checked)
+    async def search_by_image(request: Request, image: UploadFile = File(...), add: bool = Form(False)):
+        data = await read_upload(image)
+        name = image.filename or "pasted image"
+        added = (await run_in_threadpool(add_upload, gallery, data, name))[0] if add else None
+
+        def similar():
+            with gallery.reading() as a:
+                return a.similar_to_bytes(data, RESULTS_SHOWN)
+        results, notices = await run_in_threadpool(similar)
+        return page(request, "search.html", q="", results=results, notices=notices, by_image=name, added=added)
+
+    @pages.get("/meme/{meme_id}", response_class=HTMLResponse)
+    def meme_page(request: Request, meme_id: str):
+        with gallery.reading() as a:
+            meme = a.record(meme_id)
+        earliest = min((s for s in meme.sightings if s.seen_at), key=lambda s: s.seen_at, default=None)
+        return page(request, "meme.html", meme=meme, earliest=earliest)
+
+    @pages.post("/meme/{meme_id}/split", dependencies=checked)
+    def split_page(meme_id: str, path: str = Form(...)):
+        with gallery.writing() as a:
+            new = a.split(meme_id, path)
+        return RedirectResponse(f"/meme/{new.id}", status_code=303)
+
+    @pages.post("/meme/{meme_id}/join", dependencies=checked)
+    def join_page(meme_id: str, other: str = Form(...)):
+        with gallery.writing() as a:
+            meme = a.join(meme_id, other)
+        return RedirectResponse(f"/meme/{meme.id}", status_code=303)
+
+    @pages.get("/similar/{meme_id}", response_class=HTMLResponse)
+    def similar_page(request: Request, meme_id: str):
+        with gallery.reading() as a:
+            meme = a.record(meme_id)
+            results, notices = a.similar_to_meme(meme.id, RESULTS_SHOWN)
+        return page(request, "search.html", q="", results=results, notices=notices, like=meme)
+
+    @pages.get("/browse", response_class=HTMLResponse)
+    def browse(request: Request, page_number: int = Query(1, ge=1, le=MAX_PAGE, alias="page")):
+        with gallery.reading() as a:
+            total, memes = a.recent(page_number, PER_PAGE)
+        count = max(1, -(-total // PER_PAGE))
+        return page(request, "browse.html", memes=memes, total=total, page=page_number, pages=count)
+
+    @pages.get("/groups", response_class=HTMLResponse)
+    def groups(request: Request):
+        with gallery.reading() as a:
+            found = a.groups()
+        return page(request, "groups.html", groups=found)
+
+    @pages.get("/api/docs", response_class=HTMLResponse)
+    def api_docs(request: Request):
+        """The API described from its OpenAPI schema, with nothing loaded from elsewhere."""
+        return page(request, "api.html", schema=request.app.openapi())
+
+    @pages.get("/favicon.ico")
+    def favicon():
+        return RedirectResponse("/static/favicon.svg")
+
+    return pages
