@@ -67,6 +67,15 @@ class ImportOutcome:
 
 
 @dataclass
+class QueryPicture:
+    """A picture to search by: its bytes' hash (the meme that is those bytes is no answer) and
+    what `Searcher.similar_to_image` needs of it (`Pictures.looked_up`)."""
+
+    content_hash: str
+    looked_up: dict
+
+
+@dataclass
 class ExportOutcome:
     written: list[Path] = field(default_factory=list)
 
@@ -363,7 +372,8 @@ class Archive:
                     loaded = load_image(path, self.config.max_image_pixels)
                 except ImageLoadError as exc:
                     raise MemesError(f"{path}: {exc}") from None
-                results = self._similar_to_loaded(searcher, loaded, k)
+                results = self._similar_to_loaded(
+                    searcher, QueryPicture(loaded.content_hash, self.pictures.looked_up(loaded.rgb)), k)
             else:
                 meme_id = self.catalog.resolve(ref)
                 results = searcher.similar_to_meme(meme_id, k, self.pictures.pixels_of(meme_id))
@@ -377,17 +387,26 @@ class Archive:
 
     def similar_to_bytes(self, data: bytes, k: int) -> tuple[list[Result], list[str]]:
         """Memes like an image given as bytes (an upload); raises MemesError for a bad one."""
+        return self.similar_to_picture(self.query_picture(data), k)
+
+    def query_picture(self, data: bytes) -> QueryPicture:
+        """An image given as bytes made ready to search by: decoded, hashed, its words read. The
+        heavy part of a search by image, and it touches nothing of the archive (a gallery runs it
+        beside other requests). Raises MemesError for a bad image."""
         try:
             loaded = decode(data, self.config.max_image_pixels)
         except ImageLoadError as exc:
             raise MemesError(str(exc)) from None
-        with self.searcher() as searcher:
-            return self._similar_to_loaded(searcher, loaded, k), searcher.notices
+        return QueryPicture(loaded.content_hash, self.pictures.looked_up(loaded.rgb))
 
-    def _similar_to_loaded(self, searcher: Searcher, loaded, k: int) -> list[Result]:
-        """Search by a decoded picture; the meme that is its very bytes is not an answer."""
-        exclude = self.catalog.id_for_content(loaded.content_hash)
-        return searcher.similar_to_image(k=k, exclude=exclude, **self.pictures.looked_up(loaded.rgb))
+    def similar_to_picture(self, query: QueryPicture, k: int) -> tuple[list[Result], list[str]]:
+        with self.searcher() as searcher:
+            return self._similar_to_loaded(searcher, query, k), searcher.notices
+
+    def _similar_to_loaded(self, searcher: Searcher, query: QueryPicture, k: int) -> list[Result]:
+        """Search by a looked-up picture; the meme that is its very bytes is not an answer."""
+        exclude = self.catalog.id_for_content(query.content_hash)
+        return searcher.similar_to_image(k=k, exclude=exclude, **query.looked_up)
 
     def evaluate(self, queries: list[Query], truth: list[dict]) -> tuple[list[Ranked], list[str]]:
         """Run labelled queries (see `search.evaluate`): each signal's ranking for each, memes

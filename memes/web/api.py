@@ -33,6 +33,13 @@ def add_upload(gallery: Gallery, data: bytes, name: str) -> tuple[str, bool]:
         return a.add_image(data, name)
 
 
+async def similar_upload_results(gallery: Gallery, data: bytes, k: int):
+    """Search by an uploaded picture: the decoding and looking up (seconds for a large one) off
+    the event loop and beside other reads; only the search itself takes the read lock."""
+    query = await run_in_threadpool(gallery.unlocked(lambda a: a.query_picture(data)))
+    return await run_in_threadpool(gallery.read(lambda a: a.similar_to_picture(query, k)))
+
+
 def api_routes(gallery: Gallery) -> APIRouter:
     api = APIRouter(prefix="/api")
 
@@ -50,12 +57,7 @@ def api_routes(gallery: Gallery) -> APIRouter:
 
     @api.post("/similar", tags=["search"], summary="Memes that look like an uploaded image (not stored)")
     async def similar_upload(image: UploadFile = File(...), k: int = Form(20, ge=1, le=MAX_K)):
-        data = await read_upload(image)
-
-        def run():
-            with gallery.reading() as a:
-                return a.similar_to_bytes(data, k)
-        results, notices = await run_in_threadpool(run)
+        results, notices = await similar_upload_results(gallery, await read_upload(image), k)
         return results_json(image.filename or "upload", results, notices)
 
     @api.get("/memes", tags=["memes"], summary="Memes, most recently first seen first")

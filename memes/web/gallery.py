@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 from fastapi import HTTPException
 
 from archive.errors import ArchiveLocked, MemeNotFound, MemesError
 from memes.app import Archive
+
+T = TypeVar("T")
 
 
 class Gallery:
@@ -27,6 +29,21 @@ class Gallery:
     def reading(self) -> Iterator[Archive]:
         with self._read, _translated():
             yield self.archive
+
+    def read(self, use: Callable[[Archive], T]) -> Callable[[], T]:
+        """`use` as a call to run under the read lock (for `run_in_threadpool`)."""
+        def run() -> T:
+            with self.reading() as a:
+                return use(a)
+        return run
+
+    def unlocked(self, use: Callable[[Archive], T]) -> Callable[[], T]:
+        """`use` as a call that takes no lock: work that touches none of the archive's shared
+        state (decoding an upload), with its errors translated."""
+        def run() -> T:
+            with _translated():
+                return use(self.archive)
+        return run
 
     @contextmanager
     def writing(self) -> Iterator[Archive]:

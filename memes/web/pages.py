@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from memes.web.api import MAX_K, MAX_PAGE, PER_PAGE, add_upload, read_upload
+from memes.web.api import MAX_K, MAX_PAGE, PER_PAGE, add_upload, read_upload, similar_upload_results
 from memes.web.gallery import Gallery
 from memes.web.guard import form_token
 
@@ -35,11 +35,7 @@ def page_routes(gallery: Gallery, templates: Jinja2Templates) -> APIRouter:
         data = await read_upload(image)
         name = image.filename or "pasted image"
         added = (await run_in_threadpool(add_upload, gallery, data, name))[0] if add else None
-
-        def similar():
-            with gallery.reading() as a:
-                return a.similar_to_bytes(data, RESULTS_SHOWN)
-        results, notices = await run_in_threadpool(similar)
+        results, notices = await similar_upload_results(gallery, data, RESULTS_SHOWN)
         return page(request, "search.html", q="", results=results, notices=notices, by_image=name, added=added)
 
     @pages.get("/meme/{meme_id}", response_class=HTMLResponse)
