@@ -35,9 +35,9 @@ from indexer.pictures import Pictures
 from indexer.pipeline import Event, Indexed, Indexer, Notice, Regrouped, Shard, Skipped
 from indexer.scan import Found, scan
 from search.engine import Searcher
-from search.evaluate import KNOWN_ITEM, REPOST, SAME_TEMPLATE, Query, Ranked, in_truth_ids
+from search.evaluate import KNOWN_ITEM, NEGATIVE, REPOST, SAME_TEMPLATE, Query, Ranked, in_truth_ids
 from search.groups import lookalike_groups
-from search.results import Result
+from search.results import Answer, Result
 
 CATALOG_FILE = "catalog.sqlite3"
 VECTORS_DIR = "vectors"
@@ -345,16 +345,18 @@ class Archive:
         for _ in embedder.embed_ids(list(dict.fromkeys(meme_ids)), self.config.batch_size):
             pass
 
-    def search(self, query: str, k: int) -> tuple[list[Result], list[str]]:
+    def search(self, query: str, k: int) -> Answer:
         with self.searcher() as searcher:
-            return searcher.search(query, k), searcher.notices
+            results = searcher.search(query, k)
+            return Answer(results, searcher.closest, searcher.notices)
 
-    def search_each(self, queries: Iterable[str], k: int) -> Iterator[tuple[str, list[Result], list[str]]]:
-        """Several queries with the index opened once: (query, results, notices new with it)."""
+    def search_each(self, queries: Iterable[str], k: int) -> Iterator[tuple[str, Answer]]:
+        """Several queries with the index opened once: each with its answer (and the notices new
+        with it)."""
         with self.searcher() as searcher:
             for query in queries:
                 results = searcher.search(query, k)
-                yield query, results, list(searcher.notices)
+                yield query, Answer(results, searcher.closest, list(searcher.notices))
                 searcher.notices.clear()
 
     def similar(self, ref: str, k: int) -> tuple[list[Result], list[str]]:
@@ -422,7 +424,7 @@ class Archive:
         notices: list[str] = []
         with self.searcher() as searcher:
             for query in queries:
-                if query.type == KNOWN_ITEM:
+                if query.type in (KNOWN_ITEM, NEGATIVE):
                     hits = searcher.text_rankings(query.text or "")
                 elif query.type == REPOST:
                     try:

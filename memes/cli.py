@@ -296,17 +296,25 @@ def index(
         raise typer.Exit(1)
 
 
-def _print_results(query: str, results, notices, as_json: bool) -> None:
+def _print_results(query: str, results, notices, as_json: bool, closest=None) -> None:
+    """Results, or where a text search matched nothing, says so and shows the closest apart."""
     for notice in notices:
         err(f"warning: {notice}")
     if as_json:
         from memes.shapes import results_json
 
-        typer.echo(json.dumps(results_json(query, results, notices), ensure_ascii=False))
+        typer.echo(json.dumps(results_json(query, results, notices, closest), ensure_ascii=False))
         return
     if not results:
-        typer.echo(f"no memes found for {query!r}")
+        typer.echo(f"nothing matches {query!r}" if closest is not None else f"no memes found for {query!r}")
+        if closest:
+            typer.echo("closest by meaning (weaker):")
+            _print_ranked(closest)
         return
+    _print_ranked(results)
+
+
+def _print_ranked(results) -> None:
     for rank, r in enumerate(results, start=1):
         found_by = " ".join(f"{name}:{value}" for name, value in r.signals.items())
         typer.echo(f"{rank:>2}. {r.score:.4f}  {r.path or r.id}  [{found_by}]")
@@ -327,6 +335,8 @@ def search(
     """Search by meaning over descriptions, OCR text and the pictures themselves."""
     if (query is None) == (queries is None):
         raise typer.BadParameter("give a QUERY or --queries FILE (one of them)")
+    if query is not None and not query.strip():
+        raise typer.BadParameter("the query is empty: give some words to search for")
     archive = _state(ctx).existing_archive
     if queries is not None:
         try:
@@ -334,9 +344,9 @@ def search(
         except (OSError, UnicodeDecodeError) as exc:
             raise MemesError(f"cannot read {queries}: {exc}") from None
     else:
-        lines = [query]
-    for line, results, notices in archive.search_each(filter(None, lines), k):
-        _print_results(line, results, notices, as_json)
+        lines = [query.strip()]
+    for line, answer in archive.search_each(filter(None, lines), k):
+        _print_results(line, answer.results, answer.notices, as_json, answer.closest)
 
 
 @app.command()
@@ -651,7 +661,9 @@ def _print_report(report: dict, prefix: str = "") -> None:
     for kind, signals in report["by_type"].items():
         rows += [(f"{kind} / {signal}", m) for signal, m in signals.items()]
     for label, m in rows:
-        if m:
+        if m and "nothing" in m:  # negative queries: the share that returned nothing
+            typer.echo(f"{prefix}{label:34} {'nothing returned':>22} {m['nothing']:6.3f} {m['queries']:5d}")
+        elif m:
             typer.echo(f"{prefix}{label:34} {m['recall@1']:6.3f} {m['recall@10']:6.3f} {m['mrr']:6.3f} "
                        f"{m['ndcg@10']:8.3f} {m['queries']:5d}")
 
@@ -680,7 +692,7 @@ def serve(ctx: typer.Context,
     import uvicorn
 
     err("loading the models (the first search would otherwise wait for them)")
-    for notice in archive.search("warm up", 1)[1]:
+    for notice in archive.search("warm up", 1).notices:
         err(f"warning: {notice}")
     shown = f"[{host}]" if ":" in host else host
     err(f"memes gallery on http://{shown}:{port}/" + (f"?token={token}" if token else "")

@@ -30,6 +30,10 @@ def _ocr_json(meme: Meme, ocr: OcrText) -> dict:
     return found
 
 
-def results_json(query: str, results: list[Result], notices: list[str]) -> dict:
-    """Search results as JSON: `memes search --json`, `memes similar --json` and the API agree."""
-    return {"query": query, "results": [r.to_json() for r in results], "notices": notices}
+def results_json(query: str, results: list[Result], notices: list[str], closest: list[Result] | None = None) -> dict:
+    """Search results as JSON: `memes search --json`, `memes similar --json` and the API agree.
+    A text search adds `closest`: where nothing matches, the memes nearest by meaning."""
+    found = {"query": query, "results": [r.to_json() for r in results], "notices": notices}
+    if closest is not None:
+        found["closest"] = [r.to_json() for r in closest]
+    return found

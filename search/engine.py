@@ -32,6 +32,22 @@ IMAGE_WEIGHTS = {"pixels": 3.0}
 
 
 Pixels = Callable[[str], "float | None"]
+DENSE = (ANNOTATION_TEXT, OCR_TEXT, IMAGE)  # signals that rank every meme by closeness of meaning
+CLOSEST = 5  # memes shown as closest by meaning where nothing matches
+
+
+def matching(hits: dict[str, list[SignalHit]]) -> dict[str, list[SignalHit]]:
+    """The relevance floor: the keyword signal votes where the query's words are (see
+    `signals.keyword`), a text vector at `signals.DENSE_FLOOR` or above, and the image vector
+    only for memes a text signal matched. An image model's similarity to a text cannot be given
+    a floor here (no real weights to measure it on), so it orders what matches but never makes
+    a meme match alone; where nothing does, its nearest show as closest by meaning."""
+    ranked = {name: [h for h in found if name not in (ANNOTATION_TEXT, OCR_TEXT) or h.score >= signals.DENSE_FLOOR]
+              for name, found in hits.items() if name != IMAGE}
+    if IMAGE in hits:
+        matched = {h.meme_id for found in ranked.values() for h in found}
+        ranked[IMAGE] = [h for h in hits[IMAGE] if h.meme_id in matched]
+    return ranked
 
 
 @dataclass
@@ -60,6 +76,7 @@ class Searcher:
     rrf_k: int = IMAGE_RRF_K
     weights: dict[str, float] | None = field(default_factory=lambda: dict(IMAGE_WEIGHTS))
     notices: list[str] = field(default_factory=list)
+    closest: list[Result] = field(default_factory=list)  # of the last search, when it found nothing
 
     def _space(self, name: str, encoder) -> object | None:
         if encoder is None:
@@ -81,7 +98,12 @@ class Searcher:
         return space if space.count() > 0 else None
 
     def text_rankings(self, query: str) -> dict[str, list[SignalHit]]:
-        """Each signal's own ranking for a text query (the evaluation reads these too)."""
+        """Each signal's own ranking for a text query, of the memes that match it (the
+        evaluation reads these too): see `matching`."""
+        return matching(self._text_hits(query))
+
+    def _text_hits(self, query: str) -> dict[str, list[SignalHit]]:
+        """Each signal's nearest memes, the text vectors' and the image's under their floor too."""
         rankings: dict[str, list[SignalHit]] = {}
         rankings["keyword"] = signals.keyword(self.catalog, query, self.depth)
         text_vector = self.text_encoder.encode_texts([query])[0]
@@ -97,11 +119,17 @@ class Searcher:
         return rankings
 
     def search(self, query: str, k: int = 10) -> list[Result]:
-        """Memes matching a text query, best first, fused over every signal that applies."""
-        rankings = self.text_rankings(query)
+        """Memes matching a text query, best first, fused over every signal that applies. Where
+        none matches, `closest` holds the memes nearest by meaning (under the floor), apart."""
+        hits = self._text_hits(query)
+        results = self._fused(matching(hits), k)
+        self.closest = [] if results else self._fused({s: hits[s] for s in DENSE if s in hits}, CLOSEST)
+        return results
+
+    def _fused(self, rankings: dict[str, list[SignalHit]], k: int) -> list[Result]:
         results = fuse({s: h for s, h in rankings.items() if h}, self.text_rrf_k, SNIPPET_ORDER,
                        self.text_weights)[:k]
-        annotation_hits = [h for h in rankings[ANNOTATION_TEXT] if h.meme_id in {r.id for r in results}]
+        annotation_hits = [h for h in rankings.get(ANNOTATION_TEXT, []) if h.meme_id in {r.id for r in results}]
         signals.passage_snippets(self.catalog, annotation_hits)
         by_meme = {h.meme_id: h.snippet for h in annotation_hits if h.snippet}
         for result in results:
@@ -145,7 +173,7 @@ class Searcher:
         rankings = {s: [h for h in hits if h.meme_id != exclude] for s, hits in rankings.items()}
         worded: list[SignalHit] = []
         if text is not None:  # memes whose text the query's matches: a crop's hash may be far off
-            worded = [h for h in signals.keyword(self.catalog, text, PIXEL_CANDIDATES * 2) if h.meme_id != exclude]
+            worded = [h for h in signals.keyword(self.catalog, text, PIXEL_CANDIDATES * 2, floor=False) if h.meme_id != exclude]
             rankings["caption"] = self._same_caption(text, {**rankings, "worded": worded})
         if pixels is not None:
             rankings["pixels"] = self._same_pixels(pixels, {**rankings, "worded": worded})

@@ -9,6 +9,10 @@ for an altered copy, else null). QUERIES has one line per query:
     {"id": "q2", "type": "repost", "image": "images/m00012_crop.jpg", "alteration": "crop",
      "relevant": ["m00012"]}
     {"id": "q3", "type": "same_template", "meme": "m00013", "relevant": ["m00001", "m00024"]}
+    {"id": "n1", "type": "negative", "text": "xylophone submarine", "relevant": []}
+
+A negative query's words are in no meme: the right answer is nothing, and it is scored by the
+share of such queries that return nothing (`nothing`).
 
 Image paths are relative to the queries file. Ids are TRUTH ids; the archive's memes are matched
 to them by file name. Every query's signals are run once; fusions with other parameters (for
@@ -28,7 +32,7 @@ from .engine import IMAGE_RRF_K, IMAGE_WEIGHTS, TEXT_RRF_K, TEXT_WEIGHTS
 from .fusion import RRF_K, fuse
 from .results import SignalHit
 
-KNOWN_ITEM, REPOST, SAME_TEMPLATE = "known_item", "repost", "same_template"
+KNOWN_ITEM, REPOST, SAME_TEMPLATE, NEGATIVE = "known_item", "repost", "same_template", "negative"
 FUSED = "fused"
 DEPTH = 10  # the cut for Recall@10 and nDCG@10
 
@@ -97,7 +101,7 @@ IMAGE_FUSION = (IMAGE_RRF_K, IMAGE_WEIGHTS)
 
 def fused_ranking(ranked: Ranked, k: int | None = None, weights: dict[str, float] | None = None) -> list[str]:
     if k is None:
-        k, weights = TEXT_FUSION if ranked.query.type == KNOWN_ITEM else IMAGE_FUSION
+        k, weights = TEXT_FUSION if ranked.query.type in (KNOWN_ITEM, NEGATIVE) else IMAGE_FUSION
     return [r.id for r in fuse({s: h for s, h in ranked.hits.items() if h}, k, weights=weights)]
 
 
@@ -110,8 +114,14 @@ def report(ranked: list[Ranked], k: int | None = None, weights: dict[str, float]
         groups.setdefault(r.query.type, []).append(r)
         if r.query.alteration:
             groups.setdefault(f"{r.query.type}:{r.query.alteration}", []).append(r)
-    out = {"overall": mean([metrics(fused_ranking(r, k, weights), set(r.query.relevant)) for r in ranked]),
+    negatives = groups.pop(NEGATIVE, [])
+    positives = [r for r in ranked if r.query.type != NEGATIVE]
+    out = {"overall": mean([metrics(fused_ranking(r, k, weights), set(r.query.relevant)) for r in positives]),
            "by_type": {}}
+    if negatives:
+        signals = sorted({s for r in negatives for s in r.hits})
+        out["by_type"][NEGATIVE] = {signal: _nothing([not r.ranking(signal) for r in negatives]) for signal in signals}
+        out["by_type"][NEGATIVE][FUSED] = _nothing([not fused_ranking(r, k, weights) for r in negatives])
     for name, members in sorted(groups.items()):
         signals = sorted({s for r in members for s in r.hits})
         out["by_type"][name] = {
@@ -119,6 +129,11 @@ def report(ranked: list[Ranked], k: int | None = None, weights: dict[str, float]
         out["by_type"][name][FUSED] = mean([metrics(fused_ranking(r, k, weights), set(r.query.relevant))
                                             for r in members])
     return out
+
+
+def _nothing(empty: list[bool]) -> dict[str, float]:
+    """For negative queries: the share that returned nothing."""
+    return {"nothing": round(sum(empty) / len(empty), 4), "queries": len(empty)}
 
 
 # --- tuning -------------------------------------------------------------------------------
@@ -234,6 +249,40 @@ def build_queries(truth: list[dict], variants_dir: str = "images", seed: int = 1
         for row in rnd.sample(rows, min(same_template_per_template, len(rows))):
             others = [r["id"] for r in rows if r["id"] != row["id"]]
             queries.append({"id": f"t-{row['id']}", "type": SAME_TEMPLATE, "meme": row["id"], "relevant": others})
+    return queries + negative_queries([row["text"] for row in truth], seed=seed)
+
+
+def negative_queries(texts: list[str], n: int = 200, seed: int = 13) -> list[dict]:
+    """`n` queries whose words are in none of `texts` (nor a typing slip away from a word that
+    is): half gibberish (1-3 runs of 4-9 random letters), half 1-3 real English words drawn from
+    the 2,000th-30,000th commonest (wordninja's frequency list), as a person types a search that
+    has no answer in this archive."""
+    from rapidfuzz import fuzz, process
+
+    rnd = random.Random(seed)
+    present = {w.lower() for text in texts for w in _WORD.findall(text)}
+    glued = " ".join("".join(w.lower() for w in _WORD.findall(text)) for text in texts)
+
+    def absent(word: str) -> bool:
+        if word in present or word in glued:
+            return False
+        near = process.extractOne(word, present, scorer=fuzz.ratio, score_cutoff=80) if present else None
+        return near is None
+
+    import wordninja
+
+    ranked = sorted(wordninja.DEFAULT_LANGUAGE_MODEL._wordcost.items(), key=lambda item: item[1])
+    vocabulary = [w for w, _ in ranked[2000:30000] if w.isalpha() and len(w) >= 4]
+    queries: list[dict] = []
+    while len(queries) < n:
+        size = rnd.randint(1, 3)
+        if len(queries) % 2 == 0:
+            words = ["".join(rnd.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rnd.randint(4, 9)))
+                     for _ in range(size)]
+        else:
+            words = rnd.sample(vocabulary, size)
+        if all(absent(w) for w in words):
+            queries.append({"id": f"n-{len(queries):03d}", "type": NEGATIVE, "text": " ".join(words), "relevant": []})
     return queries
 
 

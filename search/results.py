@@ -30,3 +30,13 @@ class Result:
         data.pop("extra")
         data.update(self.extra)
         return data
+
+
+@dataclass
+class Answer:
+    """A text search's answer: the memes that match it, best first; where none does, the memes
+    closest by meaning (under the relevance floor, shown apart); and notices."""
+
+    results: list[Result]
+    closest: list[Result] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)

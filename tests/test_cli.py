@@ -68,7 +68,7 @@ def test_search_answers_each_line_of_a_queries_file(indexed, cli, tmp_path):
     answers = [json.loads(line) for line in result.stdout.splitlines()]
     assert [a["query"] for a in answers] == ["llama mistral chart", "explaining embeddings to my cat"]
     assert answers[1]["results"][0]["path"].endswith("explaining-embeddings.jpg")
-    assert all(len(a["results"]) == 2 for a in answers)
+    assert all(1 <= len(a["results"]) <= 2 for a in answers)  # only memes that match; -k is the most
 
 
 def test_plain_search_output_is_readable(indexed, cli):

@@ -88,3 +88,30 @@ def test_similar_by_id_excludes_the_meme_itself(indexed, cli):
     paths = [r["path"] for r in json.loads(shown.stdout)["results"]]
     assert paths[0].endswith("reposts/one-does-not-simply-small.jpg")
     assert not any(p.endswith("/one-does-not-simply.jpg") for p in paths)
+
+
+def test_words_found_allows_slips_and_glued_words_but_not_stray_trigrams():
+    from search.signals import words_found
+
+    assert words_found(["monday", "again"], "MONDAYAGAIN monday again") == 1.0
+    assert words_found(["mondy", "agian"], "MONDAY AGAIN") == 1.0  # a letter dropped, two swapped
+    assert words_found(["nobody", "asked"], "NOBODYASKED FOR THIS") == 1.0  # glued by OCR
+    assert words_found(["xylophone", "submarine"], "ONE DOES NOT SIMPLY WALK INTO MORDOR") == 0.0
+    assert words_found(["friday", "deploy"], "MONDAY AGAIN") == 0.0
+    assert words_found(["one", "submarine"], "ONE DOES NOT SIMPLY") == 0.5
+
+
+def test_a_query_that_matches_nothing_finds_nothing_and_says_so(indexed, cli):
+    for query in ("xylophone submarine", "zzzzqqqq", "pennsylvanian decryption"):
+        result = cli("search", query, "--json")
+        answer = json.loads(result.stdout)
+        assert result.exit_code == 0 and answer["results"] == [], (query, answer["results"])
+        assert isinstance(answer["closest"], list)
+    text = cli("search", "xylophone submarine")
+    assert text.stdout.startswith("nothing matches 'xylophone submarine'")
+    friday = json.loads(cli("search", "friday", "--json", "-k", "20").stdout)["results"]
+    assert [r["path"].rsplit("/", 1)[-1] for r in friday] == ["deploy-friday.jpg"]  # not every meme
+    assert json.loads(cli("search", "friday", "--json").stdout)["closest"] == []
+    for blank in ("", "   "):
+        empty = cli("search", blank)
+        assert empty.exit_code == 2 and "the query is empty" in empty.stderr

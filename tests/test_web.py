@@ -501,3 +501,15 @@ def test_a_read_answers_while_a_slow_upload_is_being_added(archive_dir, samples,
     assert added["response"].status_code == 200, added["response"].text
     assert answered < added["at"], "the reads waited for the write"
     print(f"stats + search answered in {answered - started:.2f} s while the upload was being added")
+
+
+def test_the_gallery_says_when_nothing_matches_and_when_the_query_is_blank(client):
+    nothing = client.get("/", params={"q": "xylophone submarine"})
+    assert nothing.status_code == 200 and "Nothing matches “xylophone submarine”" in nothing.text
+    assert 'id="results"' in nothing.text and 'class="card"' not in nothing.text.split('id="closest"')[0]
+    blank = client.get("/", params={"q": "   "})
+    assert blank.status_code == 200 and "Type some words to search for" in blank.text
+    api = client.get("/api/search", params={"q": "   "})
+    assert api.status_code == 422 and api.json()["error"].startswith("the query is empty")
+    found = client.get("/api/search", params={"q": "zzzzqqqq"}).json()
+    assert found["results"] == [] and "closest" in found

@@ -45,9 +45,11 @@ def api_routes(gallery: Gallery) -> APIRouter:
 
     @api.get("/search", tags=["search"], summary="Memes matching a text query, best first")
     def search(q: str = Query(..., min_length=1, max_length=500), k: int = Query(20, ge=1, le=MAX_K)):
+        if not q.strip():
+            raise HTTPException(422, "the query is empty: give some words to search for")
         with gallery.reading() as a:
-            results, notices = a.search(q, k)
-        return results_json(q, results, notices)
+            answer = a.search(q.strip(), k)
+        return results_json(q.strip(), answer.results, answer.notices, answer.closest)
 
     @api.get("/similar/{meme_id}", tags=["search"], summary="Memes that look like one in the archive")
     def similar(meme_id: str, k: int = Query(20, ge=1, le=MAX_K)):

@@ -24,11 +24,13 @@ def page_routes(gallery: Gallery, templates: Jinja2Templates) -> APIRouter:
 
     @pages.get("/", response_class=HTMLResponse)
     def home(request: Request, q: str = Query("", max_length=500), k: int = Query(RESULTS_SHOWN, ge=1, le=MAX_K)):
-        results, notices = [], []
+        results, notices, closest = [], [], []
         if q.strip():
             with gallery.reading() as a:
-                results, notices = a.search(q, k)
-        return page(request, "search.html", q=q, results=results, notices=notices)
+                answer = a.search(q.strip(), k)
+            results, notices, closest = answer.results, answer.notices, answer.closest
+        return page(request, "search.html", q=q, results=results, notices=notices, closest=closest,
+                    blank=bool(q) and not q.strip())
 
     @pages.post("/search/image", response_class=HTMLResponse, dependencies=checked)
     async def search_by_image(request: Request, image: UploadFile = File(...), add: bool = Form(False)):
