@@ -151,16 +151,9 @@ def restore_word_breaks(lines: Sequence[str]) -> str:
     """The lines read, each token that is no English word followed by the words it splits into
     (wordninja), so both "THEDABISDEAD" and "the dab is dead" are found. A word a caption broke
     across two lines ("HALLOWEE" / "N IS BS") is looked for in the two ends joined."""
-    import wordninja
+    from archive.readings import _known, glued_words as split
 
-    known = wordninja.DEFAULT_LANGUAGE_MODEL._wordcost  # the words wordninja knows (it has no public accessor)
-
-    def split(text: str) -> list[str]:
-        """The words of glued text."""
-        if len(text) <= 3 or text in known:
-            return []
-        return wordninja.split(text)
-
+    known = _known()
     out: list[str] = []
     lines = [line.split() for line in lines if line.split()]
     for n, tokens in enumerate(lines):

@@ -37,7 +37,7 @@ from indexer.scan import Found, scan
 from search.engine import Searcher
 from search.evaluate import KNOWN_ITEM, NEGATIVE, REPOST, SAME_TEMPLATE, Query, Ranked, in_truth_ids
 from search.groups import lookalike_groups
-from search.results import Answer, Result
+from search.results import Answer
 
 CATALOG_FILE = "catalog.sqlite3"
 VECTORS_DIR = "vectors"
@@ -359,8 +359,9 @@ class Archive:
                 yield query, Answer(results, searcher.closest, list(searcher.notices))
                 searcher.notices.clear()
 
-    def similar(self, ref: str, k: int) -> tuple[list[Result], list[str]]:
-        """Memes like an image file (in the archive or not) or like a meme given by id or hash."""
+    def similar(self, ref: str, k: int) -> Answer:
+        """Memes like an image file (in the archive or not) or like a meme given by id or hash.
+        A file whose bytes are a meme of the archive is no answer; the answer names it (`itself`)."""
         path = Path(ref).expanduser()
         if not path.is_file() and (path.exists() or os.sep in ref):  # a path, unless it is one indexed and gone
             try:
@@ -374,20 +375,20 @@ class Archive:
                     loaded = load_image(path, self.config.max_image_pixels)
                 except ImageLoadError as exc:
                     raise MemesError(f"{path}: {exc}") from None
-                results = self._similar_to_loaded(
+                return self._similar_to_picture(
                     searcher, QueryPicture(loaded.content_hash, self.pictures.looked_up(loaded.rgb)), k)
-            else:
-                meme_id = self.catalog.resolve(ref)
-                results = searcher.similar_to_meme(meme_id, k, self.pictures.pixels_of(meme_id))
-            return results, searcher.notices
+            meme_id = self.catalog.resolve(ref)
+            return Answer(searcher.similar_to_meme(meme_id, k, self.pictures.pixels_of(meme_id)),
+                          notices=searcher.notices)
 
-    def similar_to_meme(self, meme_id: str, k: int) -> tuple[list[Result], list[str]]:
+    def similar_to_meme(self, meme_id: str, k: int) -> Answer:
         """Memes like one in the archive, given by its exact id."""
         meme_id = self.catalog.require(meme_id).id
         with self.searcher() as searcher:
-            return searcher.similar_to_meme(meme_id, k, self.pictures.pixels_of(meme_id)), searcher.notices
+            return Answer(searcher.similar_to_meme(meme_id, k, self.pictures.pixels_of(meme_id)),
+                          notices=searcher.notices)
 
-    def similar_to_bytes(self, data: bytes, k: int) -> tuple[list[Result], list[str]]:
+    def similar_to_bytes(self, data: bytes, k: int) -> Answer:
         """Memes like an image given as bytes (an upload); raises MemesError for a bad one."""
         return self.similar_to_picture(self.query_picture(data), k)
 
@@ -401,14 +402,16 @@ class Archive:
             raise MemesError(str(exc)) from None
         return QueryPicture(loaded.content_hash, self.pictures.looked_up(loaded.rgb))
 
-    def similar_to_picture(self, query: QueryPicture, k: int) -> tuple[list[Result], list[str]]:
+    def similar_to_picture(self, query: QueryPicture, k: int) -> Answer:
         with self.searcher() as searcher:
-            return self._similar_to_loaded(searcher, query, k), searcher.notices
+            return self._similar_to_picture(searcher, query, k)
 
-    def _similar_to_loaded(self, searcher: Searcher, query: QueryPicture, k: int) -> list[Result]:
-        """Search by a looked-up picture; the meme that is its very bytes is not an answer."""
-        exclude = self.catalog.id_for_content(query.content_hash)
-        return searcher.similar_to_image(k=k, exclude=exclude, **query.looked_up)
+    def _similar_to_picture(self, searcher: Searcher, query: QueryPicture, k: int) -> Answer:
+        """Search by a looked-up picture; the meme that is its very bytes is not an answer, and
+        is named as `itself`."""
+        itself = self.catalog.id_for_content(query.content_hash)
+        return Answer(searcher.similar_to_image(k=k, exclude=itself, **query.looked_up), notices=searcher.notices,
+                      itself=itself)
 
     def evaluate(self, queries: list[Query], truth: list[dict]) -> tuple[list[Ranked], list[str]]:
         """Run labelled queries (see `search.evaluate`): each signal's ranking for each, memes

@@ -296,30 +296,50 @@ def index(
         raise typer.Exit(1)
 
 
-def _print_results(query: str, results, notices, as_json: bool, closest=None) -> None:
-    """Results, or where a text search matched nothing, says so and shows the closest apart."""
+def _print_results(query: str, results, notices, as_json: bool, closest=None, explain: bool = False,
+                   marks: bool = False, itself=False) -> None:
+    """Results (each its path and one line of text, the query's words in bold on a terminal;
+    `explain` adds scores and the signals' ranks), or where a text search matched nothing, says
+    so and shows the closest apart."""
     for notice in notices:
         err(f"warning: {notice}")
     if as_json:
         from memes.shapes import results_json
 
-        typer.echo(json.dumps(results_json(query, results, notices, closest), ensure_ascii=False))
+        typer.echo(json.dumps(results_json(query, results, notices, closest, itself), ensure_ascii=False))
         return
     if not results:
         typer.echo(f"nothing matches {query!r}" if closest is not None else f"no memes found for {query!r}")
         if closest:
             typer.echo("closest by meaning (weaker):")
-            _print_ranked(closest)
+            _print_ranked(closest, query if marks else None, explain)
         return
-    _print_ranked(results)
+    _print_ranked(results, query if marks else None, explain)
 
 
-def _print_ranked(results) -> None:
+def _print_ranked(results, query: str | None, explain: bool) -> None:
+    bold = sys.stdout.isatty()
     for rank, r in enumerate(results, start=1):
-        found_by = " ".join(f"{name}:{value}" for name, value in r.signals.items())
-        typer.echo(f"{rank:>2}. {r.score:.4f}  {r.path or r.id}  [{found_by}]")
+        if explain:
+            found_by = " ".join(f"{name}:{value}" for name, value in r.signals.items())
+            typer.echo(f"{rank:>2}. {r.score:.4f}  {r.path or r.id}  [{found_by}]")
+        else:
+            typer.echo(f"{rank:>2}. {r.path or r.id}")
         if r.snippet:
-            typer.echo(f"    {r.snippet[:160]}")
+            typer.echo(f"    {_marked(r.snippet[:160], query, bold)}")
+
+
+def _marked(text: str, query: str | None, bold: bool) -> str:
+    """The query's words in bold, where the output is a terminal."""
+    if not query or not bold:
+        return text
+    from archive.readings import matched_spans
+
+    out, at = [], 0
+    for start, end in matched_spans(text, query):
+        out += [text[at:start], "\x1b[1m", text[start:end], "\x1b[0m"]
+        at = end
+    return "".join(out) + text[at:]
 
 
 @app.command()
@@ -331,6 +351,7 @@ def search(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per query on stdout."),
     queries: Optional[Path] = typer.Option(None, "--queries", metavar="FILE",
                                            help="Answer every line of FILE as a query."),
+    explain: bool = typer.Option(False, "--explain", help="Show each result's score and the signals that found it."),
 ):
     """Search by meaning over descriptions, OCR text and the pictures themselves."""
     if (query is None) == (queries is None):
@@ -346,7 +367,7 @@ def search(
     else:
         lines = [query.strip()]
     for line, answer in archive.search_each(filter(None, lines), k):
-        _print_results(line, answer.results, answer.notices, as_json, answer.closest)
+        _print_results(line, answer.results, answer.notices, as_json, answer.closest, explain, marks=True)
 
 
 @app.command()
@@ -356,11 +377,15 @@ def similar(
     image: str = typer.Argument(..., metavar="IMAGE_PATH_OR_ID", help="An image file, or a meme id or hash."),
     k: int = typer.Option(10, "-k", min=1, max=1000, help="How many results."),
     as_json: bool = typer.Option(False, "--json", help="A JSON object on stdout."),
+    explain: bool = typer.Option(False, "--explain", help="Show each result's score and the signals that found it."),
 ):
     """Find memes that look like an image (reposts, edits, the same template)."""
     archive = _state(ctx).existing_archive
-    results, notices = archive.similar(image, k)
-    _print_results(image, results, notices, as_json)
+    answer = archive.similar(image, k)
+    if answer.itself and not as_json:
+        typer.echo(f"this image is in the archive: meme {answer.itself} ({archive.record(answer.itself).path}); "
+                   "other memes like it:")
+    _print_results(image, answer.results, answer.notices, as_json, explain=explain, itself=answer.itself)
 
 
 @app.command()

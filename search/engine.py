@@ -11,6 +11,7 @@ from archive.catalog import Catalog
 from archive.errors import ModelUnavailable
 from archive.likeness import (MAX_PIXEL_DIFFERENCE, hash_array, nearest_distances, text_similarity,
                               trigrams)
+from archive.readings import clean_reading
 from archive.vectors import ANNOTATION_TEXT, IMAGE, OCR_TEXT, VectorStore
 
 from . import signals
@@ -166,6 +167,9 @@ class Searcher:
     def _look_alikes(self, vector, phashes: list[str], exclude: str | None,
                      text: str | None, pixels: Pixels | None) -> dict[str, list[SignalHit]]:
         rankings: dict[str, list[SignalHit]] = {}
+        if vector is None and self.image_encoder is not None:  # (a model that failed to load said so)
+            self.notices.append("no image vectors in this archive: alike by perceptual hash, the words OCR read "
+                                "and the aligned pixels")
         if phashes:
             rankings["phash"] = self._phash_neighbours(phashes)
         if vector is not None:
@@ -226,7 +230,8 @@ class Searcher:
         for result in results:
             meme = self.catalog.get(result.id)
             result.path = meme.path if meme else None
-            if result.snippet is None and meme is not None and meme.ocr_text:
-                result.snippet = " ".join(meme.ocr_text.split())[:160]
+            reading = next((o.text for o in meme.ocr_texts if o.text.strip()), "") if meme is not None else ""
+            if result.snippet is None and reading:  # the first engine's reading, as a person reads it
+                result.snippet = clean_reading(reading)[:160]
             result.score = round(result.score, 6)
         return results

@@ -34,9 +34,10 @@ class Result:
 
 @dataclass
 class Answer:
-    """A text search's answer: the memes that match it, best first; where none does, the memes
-    closest by meaning (under the relevance floor, shown apart); and notices."""
+    """A search's answer: the memes that match it, best first; for a text search where none
+    does, the memes closest by meaning (under the relevance floor, shown apart); notices."""
 
     results: list[Result]
     closest: list[Result] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    itself: str | None = None  # a search by picture: the meme whose bytes the picture is, if any

@@ -8,6 +8,7 @@ from rapidfuzz import fuzz, process
 
 from archive.catalog import Catalog, query_words
 from archive.model import Annotation
+from archive.readings import clean_reading
 from archive.vectors import VectorSpace
 
 from .results import SignalHit
@@ -62,14 +63,15 @@ def keyword(catalog: Catalog, query: str, depth: int, floor: bool = True) -> lis
         if row["meme_id"] not in best or score > best[row["meme_id"]][0]:
             best[row["meme_id"]] = (score, row)
     ranked = sorted(best.items(), key=lambda item: -item[1][0])[:depth]
-    return [SignalHit(meme_id, score, window(row["body"], words)) for meme_id, (score, row) in ranked]
+    return [SignalHit(meme_id, score, window(clean_reading(row["body"]), words)) for meme_id, (score, row) in ranked]
 
 
 def words_found(words: list[str], text: str) -> float:
     """The share of the query's words (those of 3+ letters, where it has any) that `text` has:
     as a word; inside a run of words OCR glued together (4+ letters); or a typing slip away (4+
     letters: a word of the text at fuzz.ratio >= 80, or a stretch of the glued text at
-    partial_ratio >= 85)."""
+    partial_ratio >= 85). Common words count like any other: leaving them out (a stopword list)
+    lost known items on every set (the held-out rendered one: R@10 0.986 -> 0.958)."""
     wanted = [w for w in words if len(w) >= 3] or words
     if not wanted:
         return 0.0

@@ -1,4 +1,5 @@
 import json
+import re
 
 from archive.likeness import hamming
 from search.fusion import fuse
@@ -115,3 +116,37 @@ def test_a_query_that_matches_nothing_finds_nothing_and_says_so(indexed, cli):
     for blank in ("", "   "):
         empty = cli("search", blank)
         assert empty.exit_code == 2 and "the query is empty" in empty.stderr
+
+
+def test_results_read_cleanly_and_say_why_only_when_asked(indexed, cli):
+    archive_dir, samples = indexed
+    top = json.loads(cli("search", "monday again", "--json", "-k", "1").stdout)["results"][0]
+    assert top["path"].endswith("monday-flat.png")
+    assert "MONDAYAGAIN" not in top["snippet"] and "monday again" not in top["snippet"]  # one reading, not three
+    assert "MONDAY AGAIN" in top["snippet"]
+    plain = cli("search", "monday again", "-k", "1").stdout.splitlines()
+    assert plain[0] == f" 1. {samples / 'monday-flat.png'}" and plain[1].strip().startswith("MONDAY AGAIN")
+    explained = cli("search", "monday again", "-k", "1", "--explain").stdout.splitlines()
+    assert re.match(r" 1\. \d+\.\d{4}  \S+monday-flat\.png  \[keyword:1 ", explained[0]), explained[0]
+
+
+def test_clean_reading_folds_the_added_word_forms_back():
+    from archive.readings import clean_reading, matched_spans
+    from indexer.ocr import restore_word_breaks
+
+    read = restore_word_breaks(["MONDAYAGAIN", "NOBODYASKED FOR THIS"])
+    assert read.startswith("MONDAYAGAIN monday again")
+    assert clean_reading(read) == "MONDAY AGAIN NOBODY ASKED FOR THIS"
+    assert clean_reading("MMLU mm lu (%) LLaMA2 llama 2 70") == "MMLU (%) LLaMA2 70"  # as read, once
+    assert matched_spans("MONDAY AGAIN, monday", "monday x") == [(0, 6), (14, 20)]
+
+
+def test_searching_by_an_archived_image_names_it_and_shows_the_others(indexed, cli):
+    _, samples = indexed
+    own = samples / "monday-flat.png"
+    meme_id = json.loads(cli("show", own, "--json").stdout)["id"]
+    answer = json.loads(cli("similar", own, "--json", "-k", "3").stdout)
+    assert answer["itself"] == meme_id and meme_id not in [r["id"] for r in answer["results"]]
+    assert answer["results"]  # the others like it
+    text = cli("similar", own, "-k", "3").stdout
+    assert text.startswith(f"this image is in the archive: meme {meme_id} ({own}); other memes like it:")

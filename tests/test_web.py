@@ -513,3 +513,18 @@ def test_the_gallery_says_when_nothing_matches_and_when_the_query_is_blank(clien
     assert api.status_code == 422 and api.json()["error"].startswith("the query is empty")
     found = client.get("/api/search", params={"q": "zzzzqqqq"}).json()
     assert found["results"] == [] and "closest" in found
+
+
+def test_snippets_mark_the_query_words_and_escape_the_rest(client, env):
+    from memes.web.pages import marked
+
+    assert str(marked('a <b>"x"</b> MONDAY again', "monday")) == \
+        'a &lt;b&gt;&#34;x&#34;&lt;/b&gt; <mark>MONDAY</mark> again'
+    page = client.get("/", params={"q": "monday again"})
+    assert "<mark>MONDAY</mark> <mark>AGAIN</mark>" in page.text
+    assert '<details class="why"><summary>why</summary>' in page.text  # scores behind a toggle
+    upload = (env[1] / "monday-flat.png").read_bytes()
+    meme_id = _id_of(client, env[1], "monday-flat.png")
+    by_image = client.post("/search/image", files={"image": ("m.png", upload, "image/png")})
+    assert f'This image is in the archive: <a href="/meme/{meme_id}">' in by_image.text
+    assert client.post("/api/similar", files={"image": ("m.png", upload, "image/png")}).json()["itself"] == meme_id

@@ -54,13 +54,13 @@ def api_routes(gallery: Gallery) -> APIRouter:
     @api.get("/similar/{meme_id}", tags=["search"], summary="Memes that look like one in the archive")
     def similar(meme_id: str, k: int = Query(20, ge=1, le=MAX_K)):
         with gallery.reading() as a:
-            results, notices = a.similar_to_meme(meme_id, k)
-        return results_json(meme_id, results, notices)
+            answer = a.similar_to_meme(meme_id, k)
+        return results_json(meme_id, answer.results, answer.notices, itself=answer.itself)
 
     @api.post("/similar", tags=["search"], summary="Memes that look like an uploaded image (not stored)")
     async def similar_upload(image: UploadFile = File(...), k: int = Form(20, ge=1, le=MAX_K)):
-        results, notices = await similar_upload_results(gallery, await read_upload(image), k)
-        return results_json(image.filename or "upload", results, notices)
+        answer = await similar_upload_results(gallery, await read_upload(image), k)
+        return results_json(image.filename or "upload", answer.results, answer.notices, itself=answer.itself)
 
     @api.get("/memes", tags=["memes"], summary="Memes, most recently first seen first")
     def memes(page: int = Query(1, ge=1, le=MAX_PAGE), per_page: int = Query(PER_PAGE, ge=1, le=MAX_PER_PAGE)):

@@ -6,8 +6,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 from starlette.concurrency import run_in_threadpool
 
+from archive.readings import matched_spans
 from memes.web.api import MAX_K, MAX_PAGE, PER_PAGE, add_upload, read_upload, similar_upload_results
 from memes.web.gallery import Gallery
 from memes.web.guard import form_token
@@ -15,8 +17,19 @@ from memes.web.guard import form_token
 RESULTS_SHOWN = 24
 
 
+def marked(text: str, query: str) -> Markup:
+    """`text`, escaped, with the query's words in `<mark>` (`archive.readings.matched_spans`)."""
+    out, at = [], 0
+    for start, end in matched_spans(text, query):
+        out += [escape(text[at:start]), Markup("<mark>"), escape(text[start:end]), Markup("</mark>")]
+        at = end
+    out.append(escape(text[at:]))
+    return Markup("").join(out)
+
+
 def page_routes(gallery: Gallery, templates: Jinja2Templates) -> APIRouter:
     pages = APIRouter(include_in_schema=False)
+    templates.env.filters["marked"] = marked
     checked = [Depends(form_token)]
 
     def page(request: Request, name: str, **context) -> HTMLResponse:
@@ -37,8 +50,9 @@ def page_routes(gallery: Gallery, templates: Jinja2Templates) -> APIRouter:
         data = await read_upload(image)
         name = image.filename or "pasted image"
         added = (await run_in_threadpool(add_upload, gallery, data, name))[0] if add else None
-        results, notices = await similar_upload_results(gallery, data, RESULTS_SHOWN)
-        return page(request, "search.html", q="", results=results, notices=notices, by_image=name, added=added)
+        answer = await similar_upload_results(gallery, data, RESULTS_SHOWN)
+        return page(request, "search.html", q="", results=answer.results, notices=answer.notices, by_image=name,
+                    added=added, itself=None if added else answer.itself)
 
     @pages.get("/meme/{meme_id}", response_class=HTMLResponse)
     def meme_page(request: Request, meme_id: str):
@@ -63,8 +77,8 @@ def page_routes(gallery: Gallery, templates: Jinja2Templates) -> APIRouter:
     def similar_page(request: Request, meme_id: str):
         with gallery.reading() as a:
             meme = a.record(meme_id)
-            results, notices = a.similar_to_meme(meme.id, RESULTS_SHOWN)
-        return page(request, "search.html", q="", results=results, notices=notices, like=meme)
+            answer = a.similar_to_meme(meme.id, RESULTS_SHOWN)
+        return page(request, "search.html", q="", results=answer.results, notices=answer.notices, like=meme)
 
     @pages.get("/browse", response_class=HTMLResponse)
     def browse(request: Request, page_number: int = Query(1, ge=1, le=MAX_PAGE, alias="page")):

@@ -1,0 +1,67 @@
+"""What OCR read, as a person reads it.
+
+Indexing keeps, after each token OCR read glued together (`MONDAYAGAIN`), the words it splits
+into (`monday again`), so that both forms are found (`indexer.ocr.restore_word_breaks`). Shown
+to a person that reads twice; `clean_reading` folds the added words back into the token, in its
+case (`MONDAY AGAIN`). `matched_spans` says where a query's words stand in a text, for the edges
+to mark (bold in a terminal, `<mark>` in the gallery).
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+_WORD = re.compile(r"[A-Za-z0-9']+")
+
+
+@lru_cache(maxsize=1)
+def _known() -> dict:
+    import wordninja
+
+    return wordninja.DEFAULT_LANGUAGE_MODEL._wordcost  # the words wordninja knows (no public accessor)
+
+
+def glued_words(letters: str) -> list[str]:
+    """The words of a run of lower-case letters OCR read without spaces; [] where it is short
+    or a word itself."""
+    if len(letters) <= 3 or letters in _known():
+        return []
+    import wordninja
+
+    return wordninja.split(letters)
+
+
+def letters_of(token: str) -> str:
+    return "".join(w.lower() for w in _WORD.findall(token))
+
+
+def clean_reading(text: str) -> str:
+    """`text` with the word forms indexing added folded back into their tokens, spaces
+    collapsed: one reading of what the picture says."""
+    tokens = text.split()
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        pieces = glued_words(letters_of(token))
+        if pieces and [t.lower() for t in tokens[i + 1:i + 1 + len(pieces)]] == pieces:
+            # a caption's words run together read better apart; a short or mixed-case token
+            # (MMLU, LLaMA2) stays as it was read
+            glued_caption = token.isupper() and len(letters_of(token)) >= 6
+            out += [p.upper() for p in pieces] if glued_caption else [token]
+            i += 1 + len(pieces)
+        else:
+            out.append(token)
+            i += 1
+    return " ".join(out)
+
+
+def matched_spans(text: str, query: str) -> list[tuple[int, int]]:
+    """Where the query's words (of 3+ letters, or all where none is) stand in `text`, as
+    (start, end) pairs in order, case aside; a word found inside a longer one counts."""
+    wanted = [w.lower() for w in _WORD.findall(query)]
+    wanted = [w for w in wanted if len(w) >= 3] or wanted
+    if not wanted:
+        return []
+    pattern = re.compile("|".join(re.escape(w) for w in sorted(set(wanted), key=len, reverse=True)), re.IGNORECASE)
+    return [(m.start(), m.end()) for m in pattern.finditer(text)]
