@@ -469,6 +469,45 @@ class Catalog:
                                (limit, offset)).fetchall()
         return total, [r[0] for r in rows]
 
+    def meme_ids_where(self, after: datetime | None = None, before: datetime | None = None,
+                       folder: str | None = None, has_text: bool | None = None,
+                       annotated: bool | None = None) -> set[str]:
+        """The memes first seen on or after `after` and before `before`, with a file under
+        `folder`, with (or, False, without) words OCR read, annotated (or not)."""
+        where, params = [], []
+        if after is not None:
+            where.append("m.first_seen >= ?")
+            params.append(_iso(after))
+        if before is not None:
+            where.append("m.first_seen < ?")
+            params.append(_iso(before))
+        if folder is not None:
+            root = path_to_db(os.path.abspath(os.path.expanduser(folder))).rstrip("/")
+            where.append("EXISTS (SELECT 1 FROM sightings s WHERE s.meme_id = m.id AND "
+                         "(s.path = ? OR substr(s.path, 1, ?) = ?))")
+            params += [root, len(root) + 1, root + "/"]
+        for wanted, sql in ((has_text, "SELECT 1 FROM sections x WHERE x.meme_id = m.id AND x.type = 'ocr' "
+                                        "AND trim(x.body) <> ''"),
+                            (annotated, "SELECT 1 FROM sections x WHERE x.meme_id = m.id AND x.type = 'annotation'")):
+            if wanted is not None:
+                where.append(("" if wanted else "NOT ") + f"EXISTS ({sql})")
+        sql = "SELECT m.id FROM memes m" + (" WHERE " + " AND ".join(where) if where else "")
+        return {r[0] for r in self.db.execute(sql, params)}
+
+    def texts(self, meme_ids: Sequence[str]) -> dict[str, str]:
+        """meme id -> every section's text (annotations and OCR), joined."""
+        return {meme_id: "\n".join(r[0] for r in self.db.execute(
+            "SELECT body FROM sections WHERE meme_id = ? ORDER BY position", (meme_id,))) for meme_id in meme_ids}
+
+    def seen_between(self, meme_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """meme id -> (first seen, last seen) as ISO text ('' where unknown)."""
+        out = {}
+        for meme_id in meme_ids:
+            row = self.db.execute("SELECT m.first_seen, max(s.seen_at) FROM memes m LEFT JOIN sightings s "
+                                  "ON s.meme_id = m.id WHERE m.id = ? GROUP BY m.first_seen", (meme_id,)).fetchone()
+            out[meme_id] = (row[0] or "", row[1] or row[0] or "") if row else ("", "")
+        return out
+
     def ocr_texts(self, meme_ids: Sequence[str] | None = None) -> dict[str, str]:
         """meme id -> its OCR text (every engine's, joined), for memes that have any: all of
         them, or those of `meme_ids`."""

@@ -37,6 +37,7 @@ from indexer.scan import Found, scan
 from search.engine import Searcher
 from search.evaluate import KNOWN_ITEM, NEGATIVE, REPOST, SAME_TEMPLATE, Query, Ranked, in_truth_ids
 from search.groups import lookalike_groups
+from search.query import Filters
 from search.results import Answer
 
 CATALOG_FILE = "catalog.sqlite3"
@@ -345,17 +346,20 @@ class Archive:
         for _ in embedder.embed_ids(list(dict.fromkeys(meme_ids)), self.config.batch_size):
             pass
 
-    def search(self, query: str, k: int) -> Answer:
+    def search(self, query: str, k: int, filters: Filters | None = None, sort: str = "relevance") -> Answer:
+        """Memes matching a query in the query language (`search.query`), among those `filters`
+        admit, best first or newest first (`sort`)."""
         with self.searcher() as searcher:
-            results = searcher.search(query, k)
+            results = searcher.search(query, k, filters, sort)
             return Answer(results, searcher.closest, searcher.notices)
 
-    def search_each(self, queries: Iterable[str], k: int) -> Iterator[tuple[str, Answer]]:
+    def search_each(self, queries: Iterable[str], k: int, filters: Filters | None = None,
+                    sort: str = "relevance") -> Iterator[tuple[str, Answer]]:
         """Several queries with the index opened once: each with its answer (and the notices new
         with it)."""
         with self.searcher() as searcher:
             for query in queries:
-                results = searcher.search(query, k)
+                results = searcher.search(query, k, filters, sort)
                 yield query, Answer(results, searcher.closest, list(searcher.notices))
                 searcher.notices.clear()
 

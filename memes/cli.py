@@ -346,18 +346,38 @@ def _marked(text: str, query: str | None, bold: bool) -> str:
 @translated
 def search(
     ctx: typer.Context,
-    query: Optional[str] = typer.Argument(None, help="What you remember: words of the caption, what it shows."),
+    query: Optional[str] = typer.Argument(None, help='What you remember: words of the caption, what it shows; '
+                                                     '"an exact phrase", -word or -"a phrase" to leave out.'),
     k: int = typer.Option(10, "-k", min=1, max=1000, help="How many results."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per query on stdout."),
     queries: Optional[Path] = typer.Option(None, "--queries", metavar="FILE",
                                            help="Answer every line of FILE as a query."),
     explain: bool = typer.Option(False, "--explain", help="Show each result's score and the signals that found it."),
+    after: Optional[str] = typer.Option(None, "--after", metavar="DATE", help="First seen on or after DATE (YYYY-MM-DD)."),
+    before: Optional[str] = typer.Option(None, "--before", metavar="DATE", help="First seen before DATE."),
+    folder: Optional[str] = typer.Option(None, "--in", metavar="FOLDER", help="With a file under FOLDER."),
+    has: Optional[str] = typer.Option(None, "--has", metavar="text|no-text",
+                                      help="With (or without) words OCR read on the picture."),
+    annotated: bool = typer.Option(False, "--annotated", help="Only memes a vision model described."),
+    sort: str = typer.Option("relevance", "--sort", metavar="relevance|first-seen|last-seen",
+                             help="Best first, or newest first by when first (or last) seen."),
 ):
-    """Search by meaning over descriptions, OCR text and the pictures themselves."""
+    """Search by meaning over descriptions, OCR text and the pictures themselves. Filters choose
+    the memes ranked, before ranking."""
+    from search.query import SORTS, Filters, parse
+
     if (query is None) == (queries is None):
         raise typer.BadParameter("give a QUERY or --queries FILE (one of them)")
     if query is not None and not query.strip():
         raise typer.BadParameter("the query is empty: give some words to search for")
+    if sort not in SORTS:
+        raise typer.BadParameter(f"--sort must be one of {', '.join(SORTS)}")
+    try:
+        filters = Filters.given(after, before, folder, has, annotated or None)
+        if query is not None:
+            parse(query)
+    except MemesError as exc:
+        raise typer.BadParameter(str(exc)) from None
     archive = _state(ctx).existing_archive
     if queries is not None:
         try:
@@ -366,7 +386,7 @@ def search(
             raise MemesError(f"cannot read {queries}: {exc}") from None
     else:
         lines = [query.strip()]
-    for line, answer in archive.search_each(filter(None, lines), k):
+    for line, answer in archive.search_each(filter(None, lines), k, filters, sort):
         _print_results(line, answer.results, answer.notices, as_json, answer.closest, explain, marks=True)
 
 

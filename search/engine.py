@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from archive.catalog import Catalog
-from archive.errors import ModelUnavailable
+from archive.errors import MemesError, ModelUnavailable
 from archive.likeness import (MAX_PIXEL_DIFFERENCE, hash_array, nearest_distances, text_similarity,
                               trigrams)
 from archive.readings import clean_reading
@@ -16,6 +16,7 @@ from archive.vectors import ANNOTATION_TEXT, IMAGE, OCR_TEXT, VectorStore
 
 from . import signals
 from .fusion import fuse
+from .query import SORTS, Filters, Query, parse
 from .results import Result, SignalHit
 
 # Perceptual hashes further apart than this are different pictures (random ones sit near 32).
@@ -35,6 +36,9 @@ IMAGE_WEIGHTS = {"pixels": 3.0}
 Pixels = Callable[[str], "float | None"]
 DENSE = (ANNOTATION_TEXT, OCR_TEXT, IMAGE)  # signals that rank every meme by closeness of meaning
 CLOSEST = 5  # memes shown as closest by meaning where nothing matches
+# With a filter, a phrase, an exclusion or a sort by date, each signal looks among this many
+# nearest memes (not the usual 50), so that filtering leaves k where k qualify.
+NARROWED_DEPTH = 2000
 
 
 def matching(hits: dict[str, list[SignalHit]]) -> dict[str, list[SignalHit]]:
@@ -103,29 +107,53 @@ class Searcher:
         evaluation reads these too): see `matching`."""
         return matching(self._text_hits(query))
 
-    def _text_hits(self, query: str) -> dict[str, list[SignalHit]]:
+    def _text_hits(self, query: str, depth: int | None = None) -> dict[str, list[SignalHit]]:
         """Each signal's nearest memes, the text vectors' and the image's under their floor too."""
+        depth = depth or self.depth
         rankings: dict[str, list[SignalHit]] = {}
-        rankings["keyword"] = signals.keyword(self.catalog, query, self.depth)
+        rankings["keyword"] = signals.keyword(self.catalog, query, depth)
         text_vector = self.text_encoder.encode_texts([query])[0]
         for name in (ANNOTATION_TEXT, OCR_TEXT):
-            rankings[name] = signals.nearest_memes(self._space(name, self.text_encoder), text_vector, self.depth)
+            rankings[name] = signals.nearest_memes(self._space(name, self.text_encoder), text_vector, depth)
         image_space = self._image_space()
         if image_space is not None:
             try:
                 clip_vector = self.image_encoder.encode_texts([query])[0]
-                rankings[IMAGE] = signals.nearest_memes(image_space, clip_vector, self.depth)
+                rankings[IMAGE] = signals.nearest_memes(image_space, clip_vector, depth)
             except ModelUnavailable as exc:
                 self.notices.append(f"{exc}; searching without image vectors")
         return rankings
 
-    def search(self, query: str, k: int = 10) -> list[Result]:
-        """Memes matching a text query, best first, fused over every signal that applies. Where
-        none matches, `closest` holds the memes nearest by meaning (under the floor), apart."""
-        hits = self._text_hits(query)
-        results = self._fused(matching(hits), k)
+    def search(self, query: str, k: int = 10, filters: Filters | None = None, sort: str = "relevance") -> list[Result]:
+        """Memes matching a text query (see `search.query`), best first or sorted by `sort`,
+        fused over every signal that applies, among the memes `filters` admit. Where none
+        matches, `closest` holds the memes nearest by meaning (under the floor), apart."""
+        if sort not in SORTS:
+            raise MemesError(f"sort must be one of {', '.join(SORTS)}")
+        parsed = parse(query)
+        narrowed = bool(filters) or bool(parsed.phrases or parsed.excluded) or sort != "relevance"
+        hits = self._text_hits(parsed.words, max(self.depth, NARROWED_DEPTH) if narrowed else None)
+        if narrowed:
+            hits = self._admitted(hits, parsed, filters)
+        results = self._fused(matching(hits), k if sort == "relevance" else NARROWED_DEPTH)
+        if sort != "relevance":
+            seen = self.catalog.seen_between([r.id for r in results])
+            at = 0 if sort == "first-seen" else 1
+            results = sorted(results, key=lambda r: seen[r.id][at], reverse=True)[:k]
         self.closest = [] if results else self._fused({s: hits[s] for s in DENSE if s in hits}, CLOSEST)
         return results
+
+    def _admitted(self, hits: dict[str, list[SignalHit]], parsed: Query,
+                  filters: Filters | None) -> dict[str, list[SignalHit]]:
+        """Each signal's hits among the memes the filters, phrases and exclusions admit."""
+        candidates = {h.meme_id for found in hits.values() for h in found}
+        if filters:
+            candidates &= self.catalog.meme_ids_where(filters.after, filters.before, filters.folder,
+                                                      filters.has_text, filters.annotated)
+        if parsed.phrases or parsed.excluded:
+            texts = self.catalog.texts(sorted(candidates))
+            candidates = {i for i in candidates if parsed.admits(texts[i])}
+        return {s: [h for h in found if h.meme_id in candidates] for s, found in hits.items()}
 
     def _fused(self, rankings: dict[str, list[SignalHit]], k: int) -> list[Result]:
         results = fuse({s: h for s, h in rankings.items() if h}, self.text_rrf_k, SNIPPET_ORDER,

@@ -1,6 +1,8 @@
 import json
 import re
 
+import pytest
+
 from archive.likeness import hamming
 from search.fusion import fuse
 from search.results import SignalHit
@@ -150,3 +152,41 @@ def test_searching_by_an_archived_image_names_it_and_shows_the_others(indexed, c
     assert answer["results"]  # the others like it
     text = cli("similar", own, "-k", "3").stdout
     assert text.startswith(f"this image is in the archive: meme {meme_id} ({own}); other memes like it:")
+
+
+def test_the_query_language_takes_phrases_and_exclusions_apart():
+    from archive.errors import MemesError
+    from search.query import parse
+
+    q = parse('one "does not" simply -mordor -"stack trace"')
+    assert q.words == "one does not simply" and q.phrases == ("does not",)
+    assert q.excluded == ("mordor", "stack trace")
+    assert q.admits("ONE DOES NOT SIMPLY walk") and not q.admits("one does not simply walk into MORDOR")
+    assert not q.admits("ONE DOES SIMPLY NOT") and not q.admits("one does not simply read the STACK TRACE")
+    assert parse('"monday again"').phrases == ("monday again",)
+    with pytest.raises(MemesError):
+        parse("-mordor")
+
+
+def test_phrases_exclusions_filters_and_sorting_on_the_command_line(indexed, cli, tmp_path):
+    _, samples = indexed
+
+    def found(*args) -> list[str]:
+        result = cli("search", *args, "--json", "-k", "20")
+        assert result.exit_code == 0, result.output
+        return [r["path"].rsplit("/", 1)[-1] for r in json.loads(result.stdout)["results"]]
+
+    memes = found("memes")
+    assert {"loading.gif", "one-does-not-simply-small.jpg"} <= set(memes)
+    assert "loading.gif" not in found("memes -loading") and "loading.gif" not in found('memes -"please wait"')
+    assert found('"memes please"') == ["loading.gif"]  # the phrase, in order
+    assert found('"please memes"') == []
+    assert found("memes", "--in", samples / "reposts") == ["one-does-not-simply-small.jpg"]
+    assert found("memes", "--after", "2999-01-01") == [] and set(found("memes", "--before", "2999-01-01")) == set(memes)
+    assert found("memes", "--annotated") == []  # nothing here was described by a vision model
+    assert set(found("memes", "--has", "text")) == set(memes) and found("memes", "--has", "no-text") == []
+    newest = found("memes", "--sort", "first-seen")
+    assert sorted(newest) == sorted(memes)
+    bad = cli("search", "memes", "--after", "yesterday")
+    assert bad.exit_code == 2 and "not a date" in bad.stderr
+    assert cli("search", "memes", "--sort", "colour").exit_code == 2

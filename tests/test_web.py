@@ -528,3 +528,14 @@ def test_snippets_mark_the_query_words_and_escape_the_rest(client, env):
     by_image = client.post("/search/image", files={"image": ("m.png", upload, "image/png")})
     assert f'This image is in the archive: <a href="/meme/{meme_id}">' in by_image.text
     assert client.post("/api/similar", files={"image": ("m.png", upload, "image/png")}).json()["itself"] == meme_id
+
+
+def test_the_gallery_takes_the_same_query_language_and_filters(client, env):
+    samples = env[1]
+    found = client.get("/api/search", params={"q": "memes", "in": str(samples / "reposts")}).json()["results"]
+    assert [r["path"].rsplit("/", 1)[-1] for r in found] == ["one-does-not-simply-small.jpg"]
+    assert client.get("/api/search", params={"q": "memes -loading -simply"}).json()["results"] == []
+    assert client.get("/api/search", params={"q": "memes", "after": "soon"}).status_code == 422
+    assert client.get("/api/search", params={"q": "memes", "sort": "colour"}).status_code == 422
+    page = client.get("/", params={"q": '"memes please"', "sort": "first-seen"})
+    assert page.status_code == 200 and "loading.gif" in page.text and "<details class=\"filters\" open>" in page.text

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import mimetypes
 
-from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile
 from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from memes.shapes import meme_json, results_json
+from search.query import Filters
 from memes.web.gallery import Gallery
 from memes.web.guard import MAX_UPLOAD_BYTES, TOO_BIG
 
@@ -40,15 +41,37 @@ async def similar_upload_results(gallery: Gallery, data: bytes, k: int):
     return await run_in_threadpool(gallery.read(lambda a: a.similar_to_picture(query, k)))
 
 
+class SearchFilters:
+    """The search filters as query parameters (the CLI's --after, --before, --in, --has,
+    --annotated, --sort)."""
+
+    def __init__(self, after: str = Query("", max_length=40, description="first seen on or after (YYYY-MM-DD)"),
+                 before: str = Query("", max_length=40, description="first seen before (YYYY-MM-DD)"),
+                 folder: str = Query("", alias="in", max_length=4096, description="with a file under this folder"),
+                 has: str = Query("", pattern="^(|text|no-text)$", description="text or no-text (read by OCR)"),
+                 annotated: bool = Query(False, description="only memes a vision model described"),
+                 sort: str = Query("relevance", pattern="^(relevance|first-seen|last-seen)$")):
+        self.after, self.before, self.folder, self.has, self.annotated, self.sort = \
+            after, before, folder, has, annotated, sort
+
+    def chosen(self) -> tuple[Filters, str]:
+        """(filters, sort); raises MemesError for a date that is none."""
+        return Filters.given(self.after, self.before, self.folder, self.has, self.annotated or None), self.sort
+
+    def __bool__(self) -> bool:
+        return bool(self.after or self.before or self.folder or self.has or self.annotated or self.sort != "relevance")
+
+
 def api_routes(gallery: Gallery) -> APIRouter:
     api = APIRouter(prefix="/api")
 
-    @api.get("/search", tags=["search"], summary="Memes matching a text query, best first")
-    def search(q: str = Query(..., min_length=1, max_length=500), k: int = Query(20, ge=1, le=MAX_K)):
+    @api.get("/search", tags=["search"], summary="Memes matching a query (words, \"phrases\", -excluded), best first")
+    def search(q: str = Query(..., min_length=1, max_length=500), k: int = Query(20, ge=1, le=MAX_K),
+               filters: SearchFilters = Depends()):
         if not q.strip():
             raise HTTPException(422, "the query is empty: give some words to search for")
         with gallery.reading() as a:
-            answer = a.search(q.strip(), k)
+            answer = a.search(q.strip(), k, *filters.chosen())
         return results_json(q.strip(), answer.results, answer.notices, answer.closest)
 
     @api.get("/similar/{meme_id}", tags=["search"], summary="Memes that look like one in the archive")

@@ -10,7 +10,8 @@ from markupsafe import Markup, escape
 from starlette.concurrency import run_in_threadpool
 
 from archive.readings import matched_spans
-from memes.web.api import MAX_K, MAX_PAGE, PER_PAGE, add_upload, read_upload, similar_upload_results
+from memes.web.api import (MAX_K, MAX_PAGE, PER_PAGE, SearchFilters, add_upload, read_upload,
+                           similar_upload_results)
 from memes.web.gallery import Gallery
 from memes.web.guard import form_token
 
@@ -36,14 +37,15 @@ def page_routes(gallery: Gallery, templates: Jinja2Templates) -> APIRouter:
         return templates.TemplateResponse(request, name, {"csrf": request.app.state.csrf, **context})
 
     @pages.get("/", response_class=HTMLResponse)
-    def home(request: Request, q: str = Query("", max_length=500), k: int = Query(RESULTS_SHOWN, ge=1, le=MAX_K)):
+    def home(request: Request, q: str = Query("", max_length=500), k: int = Query(RESULTS_SHOWN, ge=1, le=MAX_K),
+             filters: SearchFilters = Depends()):
         results, notices, closest = [], [], []
         if q.strip():
             with gallery.reading() as a:
-                answer = a.search(q.strip(), k)
+                answer = a.search(q.strip(), k, *filters.chosen())
             results, notices, closest = answer.results, answer.notices, answer.closest
         return page(request, "search.html", q=q, results=results, notices=notices, closest=closest,
-                    blank=bool(q) and not q.strip())
+                    blank=bool(q) and not q.strip(), filters=filters)
 
     @pages.post("/search/image", response_class=HTMLResponse, dependencies=checked)
     async def search_by_image(request: Request, image: UploadFile = File(...), add: bool = Form(False)):
