@@ -346,6 +346,12 @@ class Archive:
         for _ in embedder.embed_ids(list(dict.fromkeys(meme_ids)), self.config.batch_size):
             pass
 
+    def warm_up(self) -> list[str]:
+        """Load the models and open the index a first search would wait for; returns notices."""
+        with self.searcher() as searcher:
+            searcher.warm_up()
+            return searcher.notices
+
     def search(self, query: str, k: int, filters: Filters | None = None, sort: str = "relevance") -> Answer:
         """Memes matching a query in the query language (`search.query`), among those `filters`
         admit, best first or newest first (`sort`)."""

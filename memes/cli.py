@@ -737,7 +737,7 @@ def serve(ctx: typer.Context,
     import uvicorn
 
     err("loading the models (the first search would otherwise wait for them)")
-    for notice in archive.search("warm up", 1).notices:
+    for notice in archive.warm_up():
         err(f"warning: {notice}")
     shown = f"[{host}]" if ":" in host else host
     err(f"memes gallery on http://{shown}:{port}/" + (f"?token={token}" if token else "")

@@ -102,6 +102,16 @@ class Searcher:
             return None
         return space if space.count() > 0 else None
 
+    def warm_up(self) -> None:
+        """Load what a first text search would wait for: the encoders (a model that cannot be
+        loaded says so in `notices`)."""
+        self.text_encoder.encode_texts(["warm up"])
+        if self._image_space() is not None:
+            try:
+                self.image_encoder.encode_texts(["warm up"])
+            except ModelUnavailable as exc:
+                self.notices.append(f"{exc}; searching without image vectors")
+
     def text_rankings(self, query: str) -> dict[str, list[SignalHit]]:
         """Each signal's own ranking for a text query, of the memes that match it (the
         evaluation reads these too): see `matching`."""

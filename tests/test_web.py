@@ -539,3 +539,12 @@ def test_the_gallery_takes_the_same_query_language_and_filters(client, env):
     assert client.get("/api/search", params={"q": "memes", "sort": "colour"}).status_code == 422
     page = client.get("/", params={"q": '"memes please"', "sort": "first-seen"})
     assert page.status_code == 200 and "loading.gif" in page.text and "<details class=\"filters\" open>" in page.text
+
+
+def test_warming_up_loads_what_a_first_search_waits_for(env):
+    from archive.config import resolve_config
+    from memes.app import Archive
+
+    archive = Archive(resolve_config({}), resident=True)
+    assert archive.warm_up() == []
+    assert archive.text_encoder._model is not None and archive.image_encoder._loaded is not None
