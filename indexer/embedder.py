@@ -38,6 +38,10 @@ class Embedder:
         self.image_encoder = image_encoder
         self.max_pixels = max_pixels
 
+    def without_images(self) -> "Embedder":
+        """This embedder for the text spaces only (no image model, no image decoded)."""
+        return Embedder(self.catalog, self.store, self.text_encoder, None, self.max_pixels)
+
     def model(self, space: str) -> str:
         return (self.image_encoder if space == IMAGE else self.text_encoder).model_id
 

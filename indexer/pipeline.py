@@ -270,7 +270,7 @@ class Indexer:
         try:
             encoder.load()
         except ModelUnavailable as exc:
-            self.embedder.image_encoder = None
+            self.embedder = self.embedder.without_images()
             yield Notice(f"{exc}; going on without image vectors (text search and perceptual-hash "
                          "similarity still work; `memes reindex` adds them later)")
 

@@ -341,8 +341,7 @@ class Archive:
 
     def _embed_texts(self, meme_ids: list[str]) -> None:
         """Text vectors for memes whose records changed (imports, annotations)."""
-        embedder = self.embedder()
-        embedder.image_encoder = None  # texts changed, images did not
+        embedder = self.embedder().without_images()  # texts changed, images did not
         for _ in embedder.embed_ids(list(dict.fromkeys(meme_ids)), self.config.batch_size):
             pass
 
@@ -616,7 +615,7 @@ class Archive:
         `text_only` rebuilds the text spaces and decodes no image."""
         embedder = self.embedder()
         if text_only:
-            embedder.image_encoder = None
+            embedder = embedder.without_images()
         else:
             embedder.image_encoder.load()  # raises ModelUnavailable: better now than half-way
         embedder.rebuild(self.config.batch_size, on_batch=on_batch)
