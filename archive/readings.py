@@ -15,7 +15,7 @@ _WORD = re.compile(r"[A-Za-z0-9']+")
 
 
 @lru_cache(maxsize=1)
-def _known() -> dict:
+def known_words() -> dict:
     import wordninja
 
     return wordninja.DEFAULT_LANGUAGE_MODEL._wordcost  # the words wordninja knows (no public accessor)
@@ -24,7 +24,7 @@ def _known() -> dict:
 def glued_words(letters: str) -> list[str]:
     """The words of a run of lower-case letters OCR read without spaces; [] where it is short
     or a word itself."""
-    if len(letters) <= 3 or letters in _known():
+    if len(letters) <= 3 or letters in known_words():
         return []
     import wordninja
 
@@ -65,3 +65,13 @@ def matched_spans(text: str, query: str) -> list[tuple[int, int]]:
         return []
     pattern = re.compile("|".join(re.escape(w) for w in sorted(set(wanted), key=len, reverse=True)), re.IGNORECASE)
     return [(m.start(), m.end()) for m in pattern.finditer(text)]
+
+
+def marked(text: str, query: str, opening: str, closing: str, escape=str) -> str:
+    """`text` with each of the query's words (`matched_spans`) between `opening` and `closing`;
+    `escape` applies to the text itself (HTML for a page)."""
+    out, at = [], 0
+    for start, end in matched_spans(text, query):
+        out += [escape(text[at:start]), opening, escape(text[start:end]), closing]
+        at = end
+    return "".join(out) + escape(text[at:])

@@ -151,9 +151,9 @@ def restore_word_breaks(lines: Sequence[str]) -> str:
     """The lines read, each token that is no English word followed by the words it splits into
     (wordninja), so both "THEDABISDEAD" and "the dab is dead" are found. A word a caption broke
     across two lines ("HALLOWEE" / "N IS BS") is looked for in the two ends joined."""
-    from archive.readings import _known, glued_words as split
+    from archive.readings import glued_words as split, known_words
 
-    known = _known()
+    known = known_words()
     out: list[str] = []
     lines = [line.split() for line in lines if line.split()]
     for n, tokens in enumerate(lines):

@@ -372,21 +372,23 @@ class Archive:
         """Memes like an image file (in the archive or not) or like a meme given by id or hash.
         A file whose bytes are a meme of the archive is no answer; the answer names it (`itself`)."""
         path = Path(ref).expanduser()
-        if not path.is_file() and (path.exists() or os.sep in ref):  # a path, unless it is one indexed and gone
+        meme_id = None
+        if not path.is_file():
             try:
-                self.catalog.resolve(ref)
+                meme_id = self.catalog.resolve(ref)
             except MemeNotFound:
+                if not (path.exists() or os.sep in ref):  # not a path: an id or hash that matches nothing
+                    raise
                 raise MemesError(f"{ref}: " + ("a folder, not an image file" if path.is_dir() else "not a regular "
                                                "file" if path.exists() else "no such file or meme")) from None
         with self.searcher() as searcher:
-            if path.is_file():
+            if meme_id is None:
                 try:
                     loaded = load_image(path, self.config.max_image_pixels)
                 except ImageLoadError as exc:
                     raise MemesError(f"{path}: {exc}") from None
                 return self._similar_to_picture(
                     searcher, QueryPicture(loaded.content_hash, self.pictures.looked_up(loaded.rgb)), k)
-            meme_id = self.catalog.resolve(ref)
             return Answer(searcher.similar_to_meme(meme_id, k, self.pictures.pixels_of(meme_id)),
                           notices=searcher.notices)
 

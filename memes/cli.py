@@ -333,13 +333,9 @@ def _marked(text: str, query: str | None, bold: bool) -> str:
     """The query's words in bold, where the output is a terminal."""
     if not query or not bold:
         return text
-    from archive.readings import matched_spans
+    from archive.readings import marked
 
-    out, at = [], 0
-    for start, end in matched_spans(text, query):
-        out += [text[at:start], "\x1b[1m", text[start:end], "\x1b[0m"]
-        at = end
-    return "".join(out) + text[at:]
+    return marked(text, query, "\x1b[1m", "\x1b[0m")
 
 
 @app.command()
@@ -368,12 +364,10 @@ def search(
 
     if (query is None) == (queries is None):
         raise typer.BadParameter("give a QUERY or --queries FILE (one of them)")
-    if query is not None and not query.strip():
-        raise typer.BadParameter("the query is empty: give some words to search for")
     if sort not in SORTS:
         raise typer.BadParameter(f"--sort must be one of {', '.join(SORTS)}")
     try:
-        filters = Filters.given(after, before, folder, has, annotated or None)
+        filters = Filters.given(after, before, folder, has, annotated)
         if query is not None:
             parse(query)
     except MemesError as exc:

@@ -191,27 +191,27 @@ class Searcher:
         """Each signal's ranking of memes like a picture: `phashes` are its perceptual hashes
         (whole, and with any frame trimmed), `text` what OCR read on it, `pixels(meme_id)` how
         much it and a meme's picture differ once aligned (`indexer.alignment.difference`, or None)."""
-        vector = None
-        if self._image_space() is not None:
-            vector = self.image_encoder.encode_images([picture])[0]
-        return self._look_alikes(vector, phashes, exclude, text, pixels)
+        space = self._image_space()
+        vector = self.image_encoder.encode_images([picture])[0] if space is not None else None
+        return self._look_alikes(space, vector, phashes, exclude, text, pixels)
 
     def meme_rankings(self, meme_id: str, pixels: Pixels | None = None) -> dict[str, list[SignalHit]]:
         meme = self.catalog.require(meme_id)
         space = self._image_space()
         vector = space.vector(meme_id) if space is not None else None
-        return self._look_alikes(vector, [meme.phash] if meme.phash else [], meme_id, meme.ocr_text, pixels)
+        return self._look_alikes(space, vector, [meme.phash] if meme.phash else [], meme_id, meme.ocr_text, pixels)
 
-    def _look_alikes(self, vector, phashes: list[str], exclude: str | None,
+    def _look_alikes(self, space, vector, phashes: list[str], exclude: str | None,
                      text: str | None, pixels: Pixels | None) -> dict[str, list[SignalHit]]:
+        """`space`: the image space (None where there is none), `vector` the query's in it."""
         rankings: dict[str, list[SignalHit]] = {}
-        if vector is None and self.image_encoder is not None:  # (a model that failed to load said so)
+        if space is None and self.image_encoder is not None:  # (a model that failed to load said so)
             self.notices.append("no image vectors in this archive: alike by perceptual hash, the words OCR read "
                                 "and the aligned pixels")
         if phashes:
             rankings["phash"] = self._phash_neighbours(phashes)
         if vector is not None:
-            rankings[IMAGE] = signals.nearest_memes(self._image_space(), vector, self.depth + 1)
+            rankings[IMAGE] = signals.nearest_memes(space, vector, self.depth + 1)
         rankings = {s: [h for h in hits if h.meme_id != exclude] for s, hits in rankings.items()}
         worded: list[SignalHit] = []
         if text is not None:  # memes whose text the query's matches: a crop's hash may be far off

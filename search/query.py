@@ -40,7 +40,10 @@ def _said(term: str, said: str) -> bool:
 
 
 def parse(text: str) -> Query:
-    """Raises MemesError for a query with nothing to look for (only exclusions)."""
+    """Raises MemesError for an empty or all-space query, and one with nothing to look for (only
+    exclusions)."""
+    if not text.strip():
+        raise MemesError("the query is empty: give some words to search for")
     words: list[str] = []
     phrases: list[str] = []
     excluded: list[str] = []

@@ -209,9 +209,9 @@ def test_serve_refuses_a_network_address_without_a_token(env, monkeypatch):
 
 
 def test_uploads_are_capped_and_must_be_images(client):
-    from memes import web
+    from memes.web.guard import MAX_UPLOAD_BYTES
 
-    big = b"\xff\xd8" + b"0" * (web.MAX_UPLOAD_BYTES + 10)
+    big = b"\xff\xd8" + b"0" * (MAX_UPLOAD_BYTES + 10)
     too_big = client.post("/api/similar", files={"image": ("big.jpg", big, "image/jpeg")})
     assert too_big.status_code == 413 and "limited to" in too_big.json()["error"]
     text = client.post("/api/similar", files={"image": ("notes.jpg", b"just some text\n", "image/jpeg")})

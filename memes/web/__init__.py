@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from memes.app import Archive
 from memes.web.api import api_routes
 from memes.web.gallery import Gallery
-from memes.web.guard import MAX_UPLOAD_BYTES, Guard, Site, new_csrf_token  # noqa: F401 (MAX_UPLOAD_BYTES: the cap)
+from memes.web.guard import Guard, Site, new_csrf_token
 from memes.web.pages import page_routes
 
 HERE = Path(__file__).resolve().parent
@@ -46,7 +46,7 @@ def create_app(archive: Archive, token: str | None = None, site: Site = DEFAULT_
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.state.gallery = gallery
     app.state.csrf = new_csrf_token()
-    app.add_middleware(Guard, site=site, token=token, csrf=app.state.csrf)
+    app.add_middleware(Guard, site=site, token=token)
 
     @app.exception_handler(StarletteHTTPException)
     async def errors(request: Request, exc: StarletteHTTPException):

@@ -115,11 +115,10 @@ class BodyTooLarge(HTTPException):
 class Guard:
     """The ASGI middleware described above; outermost, so nothing runs before it."""
 
-    def __init__(self, app, site: Site, token: str | None, csrf: str, max_body: int = MAX_BODY_BYTES):
+    def __init__(self, app, site: Site, token: str | None, max_body: int = MAX_BODY_BYTES):
         self.app = app
         self.site = site
         self.token = token or None
-        self.csrf = csrf
         self.max_body = max_body
 
     async def __call__(self, scope, receive, send):

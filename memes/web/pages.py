@@ -9,7 +9,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 from starlette.concurrency import run_in_threadpool
 
-from archive.readings import matched_spans
+from archive import readings
 from memes.web.api import (MAX_K, MAX_PAGE, PER_PAGE, SearchFilters, add_upload, read_upload,
                            similar_upload_results)
 from memes.web.gallery import Gallery
@@ -19,13 +19,8 @@ RESULTS_SHOWN = 24
 
 
 def marked(text: str, query: str) -> Markup:
-    """`text`, escaped, with the query's words in `<mark>` (`archive.readings.matched_spans`)."""
-    out, at = [], 0
-    for start, end in matched_spans(text, query):
-        out += [escape(text[at:start]), Markup("<mark>"), escape(text[start:end]), Markup("</mark>")]
-        at = end
-    out.append(escape(text[at:]))
-    return Markup("").join(out)
+    """`text`, escaped, with the query's words in `<mark>` (`archive.readings.marked`)."""
+    return Markup(readings.marked(text, query, "<mark>", "</mark>", lambda piece: str(escape(piece))))
 
 
 def page_routes(gallery: Gallery, templates: Jinja2Templates) -> APIRouter:
