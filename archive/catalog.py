@@ -13,7 +13,7 @@ import os
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -494,18 +494,28 @@ class Catalog:
         sql = "SELECT m.id FROM memes m" + (" WHERE " + " AND ".join(where) if where else "")
         return {r[0] for r in self.db.execute(sql, params)}
 
+    def _rows_of(self, sql: str, meme_ids: Sequence[str]) -> Iterator[Row]:
+        """The rows of `sql` (whose `{ids}` stands for a list of placeholders) for these memes,
+        a few hundred at a time: one query per chunk, not one per meme."""
+        for start in range(0, len(meme_ids), 500):
+            chunk = list(meme_ids[start:start + 500])
+            yield from self.db.execute(sql.format(ids=", ".join("?" * len(chunk))), chunk)
+
     def texts(self, meme_ids: Sequence[str]) -> dict[str, str]:
-        """meme id -> every section's text (annotations and OCR), joined."""
-        return {meme_id: "\n".join(r[0] for r in self.db.execute(
-            "SELECT body FROM sections WHERE meme_id = ? ORDER BY position", (meme_id,))) for meme_id in meme_ids}
+        """meme id -> every section's text (annotations and OCR), joined ('' where none)."""
+        out = dict.fromkeys(meme_ids, "")
+        for meme_id, body in self._rows_of("SELECT meme_id, body FROM sections WHERE meme_id IN ({ids}) "
+                                           "ORDER BY meme_id, position", meme_ids):
+            out[meme_id] = f"{out[meme_id]}\n{body}" if out[meme_id] else body
+        return out
 
     def seen_between(self, meme_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
         """meme id -> (first seen, last seen) as ISO text ('' where unknown)."""
-        out = {}
-        for meme_id in meme_ids:
-            row = self.db.execute("SELECT m.first_seen, max(s.seen_at) FROM memes m LEFT JOIN sightings s "
-                                  "ON s.meme_id = m.id WHERE m.id = ? GROUP BY m.first_seen", (meme_id,)).fetchone()
-            out[meme_id] = (row[0] or "", row[1] or row[0] or "") if row else ("", "")
+        out = dict.fromkeys(meme_ids, ("", ""))
+        for meme_id, first, last in self._rows_of(
+                "SELECT m.id, m.first_seen, max(s.seen_at) FROM memes m LEFT JOIN sightings s ON s.meme_id = m.id "
+                "WHERE m.id IN ({ids}) GROUP BY m.id, m.first_seen", meme_ids):
+            out[meme_id] = (first or "", last or first or "")
         return out
 
     def ocr_texts(self, meme_ids: Sequence[str] | None = None) -> dict[str, str]:
@@ -514,8 +524,8 @@ class Catalog:
         if meme_ids is None:
             rows = self.db.execute("SELECT meme_id, body FROM sections WHERE type = 'ocr' ORDER BY id").fetchall()
         else:
-            rows = [r for meme_id in meme_ids for r in self.db.execute(
-                "SELECT meme_id, body FROM sections WHERE meme_id = ? AND type = 'ocr' ORDER BY id", (meme_id,))]
+            rows = list(self._rows_of("SELECT meme_id, body FROM sections WHERE meme_id IN ({ids}) AND type = 'ocr' "
+                                      "ORDER BY id", meme_ids))
         out: dict[str, str] = {}
         for meme_id, body in rows:
             out[meme_id] = (out.get(meme_id, "") + "\n" + body).strip()

@@ -20,6 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .readings import words_by_frequency
+
 MAX_DISTANCE = 26  # bits of 64 between perceptual hashes: beyond, another picture (a 6% crop moves ~24)
 NEAR_DISTANCE = 10  # bits of 64: near enough to align whatever the texts say
 CANDIDATE_SIMILARITY = 0.05  # trigram overlap that makes a farther look-alike worth aligning
@@ -76,10 +78,7 @@ def text_similarity(a: frozenset[str], b: frozenset[str]) -> float:
 @lru_cache(maxsize=1)
 def _common_words() -> frozenset[str]:
     """The WORD_RANK commonest English words (wordninja's frequency list, already used by OCR)."""
-    import wordninja
-
-    ranked = sorted(wordninja.DEFAULT_LANGUAGE_MODEL._wordcost.items(), key=lambda item: item[1])
-    return frozenset(word for word, _ in ranked[:WORD_RANK])
+    return frozenset(words_by_frequency()[:WORD_RANK])
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,12 @@ def known_words() -> dict:
     return wordninja.DEFAULT_LANGUAGE_MODEL._wordcost  # the words wordninja knows (no public accessor)
 
 
+@lru_cache(maxsize=1)
+def words_by_frequency() -> list[str]:
+    """English words, commonest first (wordninja's frequency list)."""
+    return [word for word, _ in sorted(known_words().items(), key=lambda item: item[1])]
+
+
 def glued_words(letters: str) -> list[str]:
     """The words of a run of lower-case letters OCR read without spaces; [] where it is short
     or a word itself."""

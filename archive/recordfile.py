@@ -174,10 +174,12 @@ def record_files(given: list[str]) -> tuple[list[Path], list[str]]:
         path = Path(entry).expanduser()
         if path.is_dir():
             matched = sorted(p for p in path.rglob("*.txt") if p.is_file())
-        elif path.exists() or not any(c in entry for c in "*?["):
-            matched = [path] if path.exists() else []
-        else:
+        elif path.exists():
+            matched = [path]
+        elif any(c in entry for c in "*?["):
             matched = sorted(Path(p) for p in glob.glob(os.path.expanduser(entry), recursive=True))
+        else:
+            matched = []
         found += matched
         if not matched:
             missing.append(entry)

@@ -360,13 +360,12 @@ def search(
 ):
     """Search by meaning over descriptions, OCR text and the pictures themselves. Filters choose
     the memes ranked, before ranking."""
-    from search.query import SORTS, Filters, parse
+    from search.query import Filters, checked_sort, parse
 
     if (query is None) == (queries is None):
         raise typer.BadParameter("give a QUERY or --queries FILE (one of them)")
-    if sort not in SORTS:
-        raise typer.BadParameter(f"--sort must be one of {', '.join(SORTS)}")
     try:
+        checked_sort(sort)
         filters = Filters.given(after, before, folder, has, annotated)
         if query is not None:
             parse(query)

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from archive.catalog import Catalog
-from archive.errors import MemesError, ModelUnavailable
+from archive.errors import ModelUnavailable
 from archive.likeness import (MAX_PIXEL_DIFFERENCE, hash_array, nearest_distances, text_similarity,
                               trigrams)
 from archive.readings import clean_reading
@@ -16,7 +16,7 @@ from archive.vectors import ANNOTATION_TEXT, IMAGE, OCR_TEXT, VectorStore
 
 from . import signals
 from .fusion import fuse
-from .query import SORTS, Filters, Query, parse
+from .query import Filters, Query, checked_sort, parse
 from .results import Result, SignalHit
 
 # Perceptual hashes further apart than this are different pictures (random ones sit near 32).
@@ -138,8 +138,7 @@ class Searcher:
         """Memes matching a text query (see `search.query`), best first or sorted by `sort`,
         fused over every signal that applies, among the memes `filters` admit. Where none
         matches, `closest` holds the memes nearest by meaning (under the floor), apart."""
-        if sort not in SORTS:
-            raise MemesError(f"sort must be one of {', '.join(SORTS)}")
+        checked_sort(sort)
         parsed = parse(query)
         narrowed = bool(filters) or bool(parsed.phrases or parsed.excluded) or sort != "relevance"
         hits = self._text_hits(parsed.words, max(self.depth, NARROWED_DEPTH) if narrowed else None)

@@ -28,6 +28,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from archive.readings import letters_of, words_by_frequency
+
 from .engine import IMAGE_RRF_K, IMAGE_WEIGHTS, TEXT_RRF_K, TEXT_WEIGHTS
 from .fusion import RRF_K, fuse
 from .results import SignalHit
@@ -261,7 +263,7 @@ def negative_queries(texts: list[str], n: int = 200, seed: int = 13) -> list[dic
 
     rnd = random.Random(seed)
     present = {w.lower() for text in texts for w in _WORD.findall(text)}
-    glued = " ".join("".join(w.lower() for w in _WORD.findall(text)) for text in texts)
+    glued = " ".join(letters_of(text) for text in texts)
 
     def absent(word: str) -> bool:
         if word in present or word in glued:
@@ -269,10 +271,7 @@ def negative_queries(texts: list[str], n: int = 200, seed: int = 13) -> list[dic
         near = process.extractOne(word, present, scorer=fuzz.ratio, score_cutoff=80) if present else None
         return near is None
 
-    import wordninja
-
-    ranked = sorted(wordninja.DEFAULT_LANGUAGE_MODEL._wordcost.items(), key=lambda item: item[1])
-    vocabulary = [w for w, _ in ranked[2000:30000] if w.isalpha() and len(w) >= 4]
+    vocabulary = [w for w in words_by_frequency()[2000:30000] if w.isalpha() and len(w) >= 4]
     queries: list[dict] = []
     while len(queries) < n:
         size = rnd.randint(1, 3)

@@ -73,6 +73,13 @@ def moment(text: str, what: str) -> datetime:
     return found if found.tzinfo else found.replace(tzinfo=timezone.utc)
 
 
+def checked_sort(sort: str) -> str:
+    """`sort` if it is one of SORTS; raises MemesError otherwise."""
+    if sort not in SORTS:
+        raise MemesError(f"sort must be one of {', '.join(SORTS)}")
+    return sort
+
+
 @dataclass(frozen=True)
 class Filters:
     """Which memes a search ranks among. `after` / `before`: first seen on or after / before;

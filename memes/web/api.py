@@ -8,7 +8,7 @@ from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from memes.shapes import meme_json, results_json
-from search.query import Filters
+from search.query import SORTS, Filters
 from memes.web.gallery import Gallery
 from memes.web.guard import MAX_UPLOAD_BYTES, TOO_BIG
 
@@ -50,7 +50,7 @@ class SearchFilters:
                  folder: str = Query("", alias="in", max_length=4096, description="with a file under this folder"),
                  has: str = Query("", pattern="^(|text|no-text)$", description="text or no-text (read by OCR)"),
                  annotated: bool = Query(False, description="only memes a vision model described"),
-                 sort: str = Query("relevance", pattern="^(relevance|first-seen|last-seen)$")):
+                 sort: str = Query("relevance", pattern=f"^({'|'.join(SORTS)})$")):
         self.after, self.before, self.folder, self.has, self.annotated, self.sort = \
             after, before, folder, has, annotated, sort
 
