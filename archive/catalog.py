@@ -824,9 +824,12 @@ class Catalog:
 
     def embeddings(self, space: str, item_ids: Sequence[str] | None = None,
                    ) -> tuple[list[str], np.ndarray, list[dict]]:
-        """Item ids, their vectors (one per row) and metadata; all of `space`, or the ones asked for."""
+        """Item ids, their vectors (one per row) and metadata; all of `space` (in SQLite in the
+        order first stored, the order in which Chroma breaks ties between equal distances), or the
+        ones asked for."""
         if item_ids is None:
-            rows = self.db.execute("SELECT item_id, vector, meta FROM embeddings WHERE space = ? ORDER BY item_id",
+            order = "item_id" if self.on_server else "rowid"
+            rows = self.db.execute(f"SELECT item_id, vector, meta FROM embeddings WHERE space = ? ORDER BY {order}",
                                    (space,)).fetchall()
         else:
             rows = [r for i in item_ids for r in self.db.execute(

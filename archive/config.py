@@ -51,6 +51,12 @@ class Config:
     # every meme's record file in the archive's records/, so `memes rebuild` can make the catalog
     # anew from records and images (archive.recordsdir); SQLite archives only
     keep_records: bool = True
+    # copies of the query-side models (text model, image model's text tower) exported to ONNX in
+    # the archive's models/, so a search starts without PyTorch (indexer.queryencoders)
+    fast_queries: bool = True
+    # a command searches an archive whose vector spaces hold at most this many vectors by an exact
+    # scan of the catalog's copies, without opening Chroma (bench/cli_latency.py); 0: always Chroma
+    exact_scan_limit: int = 20_000
     # Servers, for archives bigger than one machine (README, "Bigger archives"); empty: embedded
     records_url: str = ""  # postgresql://USER[:PASSWORD]@HOST:PORT/DB; empty: SQLite in the archive dir
     chroma_url: str = ""  # http(s)://HOST:PORT of a `chroma run` server; empty: Chroma embedded
@@ -92,9 +98,9 @@ class Config:
 
 _PATHS = {"archive", "clip_checkpoint"}
 _INTS = {"workers", "batch_size", "max_image_pixels", "annotate_concurrency", "annotate_retries",
-         "annotate_image_side"}
+         "annotate_image_side", "exact_scan_limit"}
 _FLOATS = {"annotate_timeout", "annotate_backoff"}
-_BOOLS = {"annotate", "group_reposts", "keep_records"}
+_BOOLS = {"annotate", "group_reposts", "keep_records", "fast_queries"}
 _ALIASES = {"ollama_host": "OLLAMA_HOST"}  # the variable Ollama's own tools read
 
 
@@ -124,7 +130,7 @@ def _convert(name: str, value: Any, base: Path | None) -> Any:
             number = int(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
-        least = 0 if name == "annotate_retries" else 1
+        least = 0 if name in ("annotate_retries", "exact_scan_limit") else 1
         if number < least:
             raise ConfigError(f"{name} must be at least {least}, got {number}")
         return number

@@ -49,8 +49,8 @@ def clean_reading(text: str) -> str:
     i = 0
     while i < len(tokens):
         token = tokens[i]
-        pieces = glued_words(letters_of(token))
-        if pieces and [t.lower() for t in tokens[i + 1:i + 1 + len(pieces)]] == pieces:
+        pieces = _added_words(letters_of(token), tokens[i + 1:])
+        if pieces:
             # a caption's words run together read better apart; a short or mixed-case token
             # (MMLU, LLaMA2) stays as it was read
             glued_caption = token.isupper() and len(letters_of(token)) >= 6
@@ -60,6 +60,24 @@ def clean_reading(text: str) -> str:
             out.append(token)
             i += 1
     return " ".join(out)
+
+
+def _added_words(letters: str, following: list[str]) -> list[str]:
+    """The words indexing wrote after a glued token (`glued_words(letters)`, in lower case): the
+    tokens that follow and spell `letters` exactly, two or more, or one where `letters` holds a
+    digit or an apostrophe (`2019 2019`, `friend's friend's`; a word said twice is no such
+    form). Found by spelling, not by asking wordninja again: reading a result loads no word list."""
+    if len(letters) <= 3:
+        return []
+    pieces, spelt = [], ""
+    for token in following:
+        if token != letters_of(token) or not letters.startswith(spelt + token):
+            break
+        pieces.append(token)
+        spelt += token
+        if spelt == letters:
+            return pieces if len(pieces) >= 2 or not letters.isalpha() else []
+    return []
 
 
 def matched_spans(text: str, query: str) -> list[tuple[int, int]]:

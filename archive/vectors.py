@@ -334,6 +334,7 @@ class CatalogVectors:
 
     def __init__(self, catalog: Catalog):
         self.catalog = catalog
+        self._spaces: dict[str, CatalogSpace] = {}  # loaded once for the searches of one reading
 
     def space(self, name: str, model: str | None = None) -> CatalogSpace | None:
         models = self.catalog.embedding_models(name)
@@ -341,7 +342,9 @@ class CatalogVectors:
             return None
         if model is not None and models != [model]:
             raise _mismatch(name, ", ".join(models), model)
-        return CatalogSpace(self.catalog, name, models[0])
+        if name not in self._spaces or self._spaces[name].model != models[0]:
+            self._spaces[name] = CatalogSpace(self.catalog, name, models[0])
+        return self._spaces[name]
 
     def describe(self) -> dict[str, dict[str, Any]]:
         out = {}

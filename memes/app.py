@@ -21,11 +21,12 @@ from archive.model import Meme, OcrText, Sighting, merge_record
 from archive import disk, recordsdir
 from archive.backup import Backup, make_backup, restore_backup
 from archive.recordfile import format_record, read_record_file, record_file_name
-from archive.vectors import IMAGE, CatalogVectors, MendedVectors, VectorStore
+from archive.vectors import IMAGE, SPACES, CatalogVectors, MendedVectors, VectorStore
 from indexer.annotate import (DEFAULT_ANNOTATORS, Annotated, AnnotationRecorder, AnnotationRun,
                               AnnotatorSpec, OllamaAnnotator, image_for_prompt)
 from indexer.embedder import TEXT_SPACES, Embedder
 from indexer.encoders import ClipEncoder, SentenceEncoder
+from indexer import queryencoders
 from indexer.imageio import (IMAGE_SUFFIXES, ImageLoadError, decode, file_of, image_of, load_image, thumbnail_file,
                              picture_hashes)
 from indexer import upkeep
@@ -140,6 +141,44 @@ class Archive:
             pretrained = str(self.config.clip_checkpoint)
         return ClipEncoder(arch, pretrained, batch_size=self.config.batch_size)
 
+    @cached_property
+    def query_encoders(self) -> tuple:
+        """The encoders a text search uses: the exported copies of the models where the archive
+        has them (no PyTorch; `indexer.queryencoders`), else the models themselves."""
+        text, image = self.text_encoder, self.image_encoder
+        if not self.config.fast_queries:
+            return text, image
+        fast_text = queryencoders.exported(self.directory, text.model_id)
+        fast_image = queryencoders.exported(self.directory, image.model_id)
+        for fast in (fast_text, fast_image):
+            if fast is not None:
+                fast.preload()
+        return (fast_text or text,
+                queryencoders.QueryImageModel(fast_image, image) if fast_image is not None else image)
+
+    def prepare_fast_queries(self) -> list[str]:
+        """Export the query-side models the archive's vectors need and lacks copies of (call
+        under `lock()`; loads the models, once); returns what happened, in words."""
+        if not self.config.fast_queries:
+            return []
+        said = []
+        spaces = {name: self.catalog.embedding_models(name) for name in SPACES}
+        wanted = [(self.text_encoder, queryencoders.export_text_model)] if any(spaces[n] for n in TEXT_SPACES) else []
+        if spaces[IMAGE] == [self.image_encoder.model_id]:
+            wanted.append((self.image_encoder, queryencoders.export_clip_text))
+        for encoder, export in wanted:
+            if queryencoders.exported(self.directory, encoder.model_id) is not None:
+                continue
+            try:
+                said.append(export(encoder, self.directory))
+            except MemesError as exc:
+                said.append(f"{encoder.model_id}: not exported for fast searches: {exc}")
+            except Exception as exc:  # noqa: BLE001 - an exporter's failure leaves searches on PyTorch
+                said.append(f"{encoder.model_id}: not exported for fast searches ({type(exc).__name__}: "
+                            f"{str(exc).strip()[:160]}); searches use PyTorch")
+        self.__dict__.pop("query_encoders", None)
+        return said
+
     def exists(self) -> bool:
         """Whether there is an archive to read (its records were ever written)."""
         self._require_folder()
@@ -205,10 +244,13 @@ class Archive:
                         self.config.max_image_pixels)
 
     @contextmanager
-    def reading(self) -> Iterator[tuple[VectorStore | CatalogVectors | MendedVectors, list[str]]]:
+    def reading(self, scan_small: bool = False) -> Iterator[tuple[VectorStore | CatalogVectors | MendedVectors,
+                                                                  list[str]]]:
         """The vectors to search, and notices: Chroma, or while another process writes the
         archive, the catalog's copies of what it has committed (see `archive.lock`); the copies
-        too where Chroma is damaged or lacks a space, and in a read-only archive."""
+        too where Chroma is damaged or lacks a space, and in a read-only archive. `scan_small`:
+        a command's search of an archive whose spaces hold at most `exact_scan_limit` vectors
+        scans the copies (exact, and Chroma stays shut: opening it costs more than the scan)."""
         if self.read_only:
             yield CatalogVectors(self.catalog), []
             return
@@ -223,6 +265,9 @@ class Archive:
             if reading.writer is not None:
                 yield CatalogVectors(self.catalog), [
                     f"{reading.writer} is writing this archive; searching what it has committed so far"]
+                return
+            if scan_small and not self.resident and self._scannable():
+                yield CatalogVectors(self.catalog), []
                 return
             if "store" in self.__dict__ and reading.generation != self._vectors_generation:
                 self.store.close()  # a writer changed Chroma under this long-lived process
@@ -239,10 +284,16 @@ class Archive:
                 if not self.resident:  # Chroma rewrites its files as it closes: sealed as it leaves them
                     self.store.close()
 
+    def _scannable(self) -> bool:
+        limit = self.config.exact_scan_limit
+        return limit > 0 and max(map(self.catalog.embedding_count, SPACES)) <= limit
+
     @contextmanager
-    def searcher(self) -> Iterator[Searcher]:
-        with self.reading() as (store, notices):
-            searcher = Searcher(self.catalog, store, self.text_encoder, self.image_encoder)
+    def searcher(self, by_text: bool = False) -> Iterator[Searcher]:
+        """A searcher over the archive; `by_text`: for text queries only (the query encoders)."""
+        with self.reading(scan_small=True) as (store, notices):
+            text, image = self.query_encoders if by_text else (self.text_encoder, self.image_encoder)
+            searcher = Searcher(self.catalog, store, text, image)
             searcher.notices.extend(notices)
             yield searcher
 
@@ -347,14 +398,14 @@ class Archive:
 
     def warm_up(self) -> list[str]:
         """Load the models and open the index a first search would wait for; returns notices."""
-        with self.searcher() as searcher:
+        with self.searcher(by_text=True) as searcher:
             searcher.warm_up()
             return searcher.notices
 
     def search(self, query: str, k: int, filters: Filters | None = None, sort: str = "relevance") -> Answer:
         """Memes matching a query in the query language (`search.query`), among those `filters`
         admit, best first or newest first (`sort`)."""
-        with self.searcher() as searcher:
+        with self.searcher(by_text=True) as searcher:
             results = searcher.search(query, k, filters, sort)
             return Answer(results, searcher.closest, searcher.notices)
 
@@ -362,7 +413,7 @@ class Archive:
                     sort: str = "relevance") -> Iterator[tuple[str, Answer]]:
         """Several queries with the index opened once: each with its answer (and the notices new
         with it)."""
-        with self.searcher() as searcher:
+        with self.searcher(by_text=True) as searcher:
             for query in queries:
                 results = searcher.search(query, k, filters, sort)
                 yield query, Answer(results, searcher.closest, list(searcher.notices))
@@ -436,7 +487,7 @@ class Archive:
         to_meme = {t: m for m, t in to_truth.items()}
         ranked: list[Ranked] = []
         notices: list[str] = []
-        with self.searcher() as searcher:
+        with self.searcher(by_text=True) as searcher:
             for query in queries:
                 if query.type in (KNOWN_ITEM, NEGATIVE):
                     hits = searcher.text_rankings(query.text or "")

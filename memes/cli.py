@@ -280,6 +280,7 @@ def index(
             counts["memes_without_files"] = len(orphans)
             what = "removed" if dropped else "kept (--prune-orphans removes them)"
             err(f"pruned {forgotten} files that are gone; {len(orphans)} memes have no file left: {what}")
+        _say_fast_queries(archive)
         total = archive.catalog.stats()["memes"]
     if as_json:
         typer.echo(json.dumps({**counts, "skipped_files": skipped, "joined_files": joined,
@@ -622,7 +623,14 @@ def reindex(ctx: typer.Context,
         with progress:
             task = progress.add_task("reindexing", total=total)
             archive.reindex(on_batch=lambda report: progress.advance(task, report.memes), text_only=text_only)
+        _say_fast_queries(archive)
     err(f"reindexed {total} memes")
+
+
+def _say_fast_queries(archive) -> None:
+    """Export the query models a search needs (once per model and archive), and say so."""
+    for line in archive.prepare_fast_queries():
+        err(line)
 
 
 @app.command()

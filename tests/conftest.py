@@ -58,6 +58,7 @@ def archive_dir(tmp_path, monkeypatch, tiny_clip_dir) -> Path:
     monkeypatch.setenv("MEMES_CLIP_MODEL", f"local-dir:{tiny_clip_dir}")
     monkeypatch.setenv("MEMES_ANNOTATE", "0")  # annotation tests turn it on, against a fake server
     monkeypatch.setenv("MEMES_GROUP_REPOSTS", "0")  # the sample repost stays a meme of its own; test_reposts turns it on
+    monkeypatch.setenv("MEMES_FAST_QUERIES", "0")  # exporting the query models costs seconds; test_fast_queries does
     for name in ("MEMES_CLIP_PRETRAINED", "MEMES_CLIP_CHECKPOINT", "MEMES_TEXT_MODEL", "OLLAMA_HOST",
                  "MEMES_OLLAMA_HOST", *SERVER_SETTINGS):
         monkeypatch.delenv(name, raising=False)

@@ -40,7 +40,8 @@ def pristine(tmp_path_factory, tiny_clip_dir):
 def _env(directory: Path, tiny_clip_dir: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEMES_")}
     env.update(MEMES_ARCHIVE=str(directory), MEMES_CLIP_MODEL=f"local-dir:{tiny_clip_dir}", MEMES_ANNOTATE="0",
-               MEMES_GROUP_REPOSTS="0")
+               MEMES_GROUP_REPOSTS="0", MEMES_FAST_QUERIES="0",
+               MEMES_EXACT_SCAN_LIMIT="0")  # the damage these tests make is to Chroma: searches open it
     return env
 
 
