@@ -815,6 +815,13 @@ class Catalog:
         row = self.db.execute("SELECT length(vector) FROM embeddings WHERE space = ? LIMIT 1", (space,)).fetchone()
         return row[0] // 4 if row else None  # float32
 
+    def data_version(self) -> int | None:
+        """A number that changes when another connection commits to the catalog (SQLite's
+        `PRAGMA data_version`); None on a server, where nothing says so."""
+        if self.on_server:
+            return None
+        return self.db.execute("PRAGMA data_version").fetchone()[0]
+
     def embedding_count(self, space: str) -> int:
         return self.db.execute("SELECT count(*) FROM embeddings WHERE space = ?", (space,)).fetchone()[0]
 

@@ -57,6 +57,9 @@ class Config:
     # a command searches an archive whose vector spaces hold at most this many vectors by an exact
     # scan of the catalog's copies, without opening Chroma (bench/cli_latency.py); 0: always Chroma
     exact_scan_limit: int = 20_000
+    # after a search, keep a resident process with the models loaded for this many idle minutes;
+    # later searches answer through it in a fraction of a second (memes.resident); 0: none
+    resident_minutes: float = 0.0
     # Servers, for archives bigger than one machine (README, "Bigger archives"); empty: embedded
     records_url: str = ""  # postgresql://USER[:PASSWORD]@HOST:PORT/DB; empty: SQLite in the archive dir
     chroma_url: str = ""  # http(s)://HOST:PORT of a `chroma run` server; empty: Chroma embedded
@@ -99,7 +102,7 @@ class Config:
 _PATHS = {"archive", "clip_checkpoint"}
 _INTS = {"workers", "batch_size", "max_image_pixels", "annotate_concurrency", "annotate_retries",
          "annotate_image_side", "exact_scan_limit"}
-_FLOATS = {"annotate_timeout", "annotate_backoff"}
+_FLOATS = {"annotate_timeout", "annotate_backoff", "resident_minutes"}
 _BOOLS = {"annotate", "group_reposts", "keep_records", "fast_queries"}
 _ALIASES = {"ollama_host": "OLLAMA_HOST"}  # the variable Ollama's own tools read
 

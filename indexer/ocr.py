@@ -194,10 +194,21 @@ class MemeOcr:
         for reader in self.readers:
             reader.check()
 
-    def read_all(self, img: Image.Image) -> list[tuple[str, str]]:
-        """(engine, text) for every engine, in the configured order."""
-        return [(reader.engine, reader.read(img)) for reader in self.readers]
+    def read_all(self, img: Image.Image, side_by_side: bool = False) -> list[tuple[str, str]]:
+        """(engine, text) for every engine, in the configured order. `side_by_side`: the other
+        engines read while the first does (one picture to read, as in a search by image; an
+        index run keeps the cores busy with several pictures instead). The first reads in this
+        thread, which keeps its loaded models."""
+        if not side_by_side or len(self.readers) < 2:
+            return [(reader.engine, reader.read(img)) for reader in self.readers]
+        from concurrent.futures import ThreadPoolExecutor
 
-    def read(self, img: Image.Image) -> str:
+        with ThreadPoolExecutor(len(self.readers) - 1) as pool:
+            others = [pool.submit(reader.read, img) for reader in self.readers[1:]]
+            first = self.readers[0].read(img)
+            texts = [first] + [f.result() for f in others]
+        return [(reader.engine, text) for reader, text in zip(self.readers, texts)]
+
+    def read(self, img: Image.Image, side_by_side: bool = False) -> str:
         """Every engine's reading in one text: the first whole, then the words the others add."""
-        return merge_readings(*(text for _, text in self.read_all(img)))
+        return merge_readings(*(text for _, text in self.read_all(img, side_by_side)))

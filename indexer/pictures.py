@@ -21,7 +21,7 @@ class Pictures:
     def looked_up(self, rgb: Image.Image) -> dict:
         """What `Searcher.similar_to_image` needs of a query picture (its keyword arguments)."""
         picture = model_input(rgb)  # pictures are compared at the size indexing compares them
-        return {"picture": picture, "phashes": picture_hashes(rgb), "text": self.ocr.read(rgb),
+        return {"picture": picture, "phashes": picture_hashes(rgb), "text": self.ocr.read(rgb, side_by_side=True),
                 "pixels": self.judge(picture)}
 
     def pixels_of(self, meme_id: str):

@@ -171,17 +171,17 @@ def _tokenizer(folder: Path, spec: dict):
                      spec.get("strip_id"))
 
 
-# --- the encoder a search uses ----------------------------------------------------------------
+# --- the encoders a search uses ---------------------------------------------------------------
 
-class OnnxTextEncoder:
-    """Texts to unit vectors through an exported model (the same model id as the PyTorch one)."""
+class _Exported:
+    """An exported model: its ONNX Runtime session, loaded on first use (or in the background)."""
 
     def __init__(self, folder: Path, meta: dict):
         self.folder = folder
         self.model_id = meta["model_id"]
+        self.meta = meta
         self._dim = int(meta["dim"])
-        self._spec = meta["tokenizer"]
-        self._parts = None
+        self._session = None
         self._lock = threading.Lock()
 
     @property
@@ -190,16 +190,19 @@ class OnnxTextEncoder:
 
     def _loaded(self):
         with self._lock:
-            if self._parts is None:
+            if self._session is None:
                 import onnxruntime
 
                 options = onnxruntime.SessionOptions()
                 options.intra_op_num_threads = min(4, os.cpu_count() or 1)
                 options.log_severity_level = 3
-                session = onnxruntime.InferenceSession(str(self.folder / "model.onnx"), options,
-                                                       providers=["CPUExecutionProvider"])
-                self._parts = _tokenizer(self.folder, self._spec), session
-            return self._parts
+                self._prepare()
+                self._session = onnxruntime.InferenceSession(str(self.folder / "model.onnx"), options,
+                                                             providers=["CPUExecutionProvider"])
+            return self._session
+
+    def _prepare(self) -> None:
+        """Whatever else a first use needs (a tokenizer)."""
 
     def load(self) -> None:
         self._loaded()
@@ -207,7 +210,7 @@ class OnnxTextEncoder:
     def preload(self) -> None:
         """Start loading in the background (ONNX Runtime loads without holding the GIL): two
         models load side by side, and beside whatever the search does meanwhile."""
-        if self._parts is None:
+        if self._session is None:
             threading.Thread(target=self._quietly_loaded, daemon=True).start()
 
     def _quietly_loaded(self) -> None:
@@ -216,51 +219,124 @@ class OnnxTextEncoder:
         except Exception:  # noqa: BLE001 - the search's own call meets the failure and reports it
             pass
 
-    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        tokenize, session = self._loaded()
-        vectors = np.asarray(session.run(None, tokenize(list(texts)))[0], dtype=np.float32)
+    def _vectors(self, inputs: dict) -> np.ndarray:
+        vectors = np.asarray(self._loaded().run(None, inputs)[0], dtype=np.float32)
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
-def exported(root: Path, model_id: str) -> OnnxTextEncoder | None:
-    """The exported copy of `model_id` under an archive's folder, where one was made and checked."""
-    folder = folder_for(root, model_id)
+class OnnxTextEncoder(_Exported):
+    """Texts to unit vectors through an exported model (the same model id as the PyTorch one)."""
+
+    _tokenize = None
+
+    def _prepare(self) -> None:
+        self._tokenize = _tokenizer(self.folder, self.meta["tokenizer"])
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        self._loaded()
+        return self._vectors(self._tokenize(list(texts)))
+
+
+class OnnxImageEncoder(_Exported):
+    """Pictures to unit vectors through an exported image tower, prepared as open_clip's
+    transforms prepare them (`Preparation`), without torch."""
+
+    def encode_images(self, images) -> np.ndarray:
+        if not images:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        prepare = Preparation(self.meta["preprocess"])
+        return self._vectors({"pixels": np.stack([prepare(image) for image in images])})
+
+
+class Preparation:
+    """open_clip's image transforms (Resize, CenterCrop, RGB, ToTensor, Normalize) in PIL and
+    numpy: `steps` as `preparation_of` reads them from the torchvision Compose."""
+
+    def __init__(self, steps: list[dict]):
+        self.steps = steps
+
+    def __call__(self, image) -> np.ndarray:
+        from PIL import Image
+
+        out = None
+        for step in self.steps:
+            if "resize" in step:
+                size = step["resize"]
+                if isinstance(size, int):  # the shorter side to `size`, as torchvision computes it
+                    w, h = image.size
+                    short, long = (w, h) if w <= h else (h, w)
+                    new_short, new_long = size, int(size * long / short)
+                    target = (new_short, new_long) if w <= h else (new_long, new_short)
+                else:
+                    target = (size[1], size[0])
+                if target != image.size:
+                    image = image.resize(target, Image.Resampling.BICUBIC)
+            elif "center_crop" in step:
+                th, tw = step["center_crop"]
+                w, h = image.size
+                top, left = int(round((h - th) / 2.0)), int(round((w - tw) / 2.0))
+                image = image.crop((left, top, left + tw, top + th))
+            elif "mode" in step:
+                if image.mode != step["mode"]:
+                    image = image.convert(step["mode"])
+            elif "to_tensor" in step:
+                out = np.asarray(image, dtype=np.float32).transpose(2, 0, 1) / np.float32(255)
+            elif "mean" in step:
+                mean = np.asarray(step["mean"], dtype=np.float32)[:, None, None]
+                std = np.asarray(step["std"], dtype=np.float32)[:, None, None]
+                out = (out - mean) / std
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def exported(root: Path, model_id: str, part: str = "texts"):
+    """The exported copy of `model_id`'s `part` (texts or images) under an archive's folder,
+    where one was made and checked: an OnnxTextEncoder or OnnxImageEncoder, or None."""
+    folder = folder_for(root, _key(model_id, part))
     try:
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if (meta.get("format") != FORMAT or meta.get("model_id") != model_id or not (folder / "model.onnx").is_file()
-            or not (folder / WEIGHTS).is_file()):
+    if (meta.get("format") != FORMAT or meta.get("model_id") != model_id or meta.get("part", "texts") != part
+            or not (folder / "model.onnx").is_file() or not (folder / WEIGHTS).is_file()):
         return None
-    return OnnxTextEncoder(folder, meta)
+    return (OnnxImageEncoder if part == "images" else OnnxTextEncoder)(folder, meta)
+
+
+def _key(model_id: str, part: str) -> str:
+    return model_id if part == "texts" else f"{model_id} {part}"
 
 
 class QueryImageModel:
     """The image model for searches: texts through its exported text tower, pictures (a search by
-    image) through the PyTorch model, loaded only then."""
+    image) through its exported image tower where there is one, else the PyTorch model (loaded
+    only then)."""
 
-    def __init__(self, texts: OnnxTextEncoder, model):
+    def __init__(self, texts: OnnxTextEncoder | None, images: OnnxImageEncoder | None, model):
         self.texts = texts
+        self.images = images
         self.model = model
         self.model_id = model.model_id
 
     @property
     def dim(self) -> int:
-        return self.texts.dim
+        return (self.texts or self.images or self.model).dim
 
     def load(self) -> None:
-        self.texts.load()
+        """Load what a text query needs (raises ModelUnavailable where that is PyTorch's and it cannot)."""
+        (self.texts or self.model).load()
 
     def preload(self) -> None:
-        self.texts.preload()
+        for part in (self.texts, self.images):
+            if part is not None:
+                part.preload()
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        return self.texts.encode_texts(texts)
+        return (self.texts or self.model).encode_texts(texts)
 
     def encode_images(self, images) -> np.ndarray:
-        return self.model.encode_images(images)
+        return (self.images or self.model).encode_images(images)
 
 
 # --- making the exported copies (needs torch and the loaded model) ---------------------------
@@ -296,12 +372,13 @@ def export_text_model(encoder, root: Path) -> str:
     spec = {"kind": "hub", "file": "tokenizer.json", "max_length": int(model.max_seq_length),
             "pad_id": int(hub.pad_token_id or 0), "fixed": False, "clean": "strip"}
 
-    def write(folder: Path) -> None:
+    def write(folder: Path) -> dict:
         hub.backend_tokenizer.save(str(folder / "tokenizer.json"))
         sample = hub(["a b"], return_tensors="pt")
         _onnx(Pooled(transformer.auto_model).eval(), (sample["input_ids"], sample["attention_mask"]),
               folder / "model.onnx", ["input_ids", "attention_mask"],
               {"input_ids": {0: "batch", 1: "length"}, "attention_mask": {0: "batch", 1: "length"}})
+        return {"tokenizer": spec}
 
     def reference(texts: list[str]) -> np.ndarray:
         return model.encode(texts, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
@@ -309,7 +386,7 @@ def export_text_model(encoder, root: Path) -> str:
     def reference_tokens(texts: list[str]) -> np.ndarray:
         return model.tokenize(texts)["input_ids"].numpy()
 
-    return _export(root, encoder.model_id, spec, write, reference, reference_tokens, "input_ids")
+    return _export(root, encoder.model_id, "texts", write, _texts_check(reference, reference_tokens, "input_ids"))
 
 
 def export_clip_text(encoder, root: Path) -> str:
@@ -349,19 +426,83 @@ def export_clip_text(encoder, root: Path) -> str:
         def forward(self, tokens):
             return torch.nn.functional.normalize(self.inner.encode_text(tokens).float(), dim=-1)
 
-    def write(folder: Path) -> None:
+    def write(folder: Path) -> dict:
         if copy_vocabulary is not None:
             shutil.copyfile(copy_vocabulary, folder / spec["file"])
         else:
             tokenize.tokenizer.backend_tokenizer.save(str(folder / "tokenizer.json"))
         _onnx(TextTower(model).eval(), (tokenize(["a b"]),), folder / "model.onnx", ["tokens"],
               {"tokens": {0: "batch"}})
+        return {"tokenizer": spec}
 
     def reference(texts: list[str]) -> np.ndarray:
         with torch.inference_mode():
             return torch.nn.functional.normalize(model.encode_text(tokenize(texts)).float(), dim=-1).numpy()
 
-    return _export(root, encoder.model_id, spec, write, reference, lambda texts: tokenize(texts).numpy(), "tokens")
+    return _export(root, encoder.model_id, "texts", write,
+                   _texts_check(reference, lambda texts: tokenize(texts).numpy(), "tokens"))
+
+
+def export_clip_images(encoder, root: Path) -> str:
+    """Export the image tower of a `ClipEncoder`'s open_clip model, with its preparation of a
+    picture (`Preparation`); returns what happened, in words."""
+    import torch
+
+    model, preprocess, _ = encoder._load()
+    steps = preparation_of(preprocess)
+    if steps is None:
+        return f"{encoder.model_id}: its image transforms are not ones this tool runs without PyTorch; " \
+               "searches by image use PyTorch"
+
+    class ImageTower(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, pixels):
+            return torch.nn.functional.normalize(self.inner.encode_image(pixels).float(), dim=-1)
+
+    pictures = _check_pictures()
+
+    def write(folder: Path) -> dict:
+        _onnx(ImageTower(model).eval(), (preprocess(pictures[0]).unsqueeze(0),), folder / "model.onnx", ["pixels"],
+              {"pixels": {0: "batch"}})
+        return {"preprocess": steps}
+
+    def check(folder: Path, meta: dict):
+        prepare = Preparation(steps)
+        ours = np.stack([prepare(p) for p in pictures])
+        theirs = torch.stack([preprocess(p) for p in pictures])
+        if ours.shape != tuple(theirs.shape) or float(np.max(np.abs(ours - theirs.numpy()))) > 1e-4:
+            return "pictures prepared without PyTorch differ from the model's own preparation"
+        with torch.inference_mode():
+            expected = torch.nn.functional.normalize(model.encode_image(theirs).float(), dim=-1).numpy()
+        meta["dim"] = int(expected.shape[1])
+        return float(np.min(np.sum(OnnxImageEncoder(folder, meta).encode_images(pictures) * expected, axis=1)))
+
+    return _export(root, encoder.model_id, "images", write, check)
+
+
+def preparation_of(preprocess) -> list[dict] | None:
+    """The steps of an open_clip image transform as `Preparation` runs them; None where it has a
+    step this module does not know (the PyTorch model then prepares its own pictures)."""
+    steps = []
+    for t in getattr(preprocess, "transforms", [None]):
+        name = type(t).__name__
+        if name == "Resize" and str(t.interpolation).lower().endswith("bicubic") and t.max_size is None:
+            size = t.size
+            steps.append({"resize": size if isinstance(size, int) else list(size) if len(size) == 2 else size[0]})
+        elif name == "CenterCrop":
+            steps.append({"center_crop": list(t.size)})
+        elif name in ("MaybeConvertMode", "_convert_to_rgb") or getattr(t, "__name__", "") == "_convert_to_rgb":
+            steps.append({"mode": getattr(t, "mode", "RGB") or "RGB"})
+        elif name in ("MaybeToTensor", "ToTensor"):
+            steps.append({"to_tensor": True})
+        elif name == "Normalize":
+            steps.append({"mean": [float(x) for x in t.mean], "std": [float(x) for x in t.std]})
+        else:
+            return None
+    return steps
 
 
 def _onnx(module, sample: tuple, target: Path, inputs: list[str], axes: dict) -> None:
@@ -407,30 +548,54 @@ def _silenced():
             os.close(saved[1])
 
 
-def _export(root: Path, model_id: str, spec: dict, write, reference, reference_tokens, token_input: str) -> str:
-    """Write into a fresh folder, check tokens and vectors against PyTorch, then move it in place."""
-    target = folder_for(root, model_id)
+def _export(root: Path, model_id: str, part: str, write, check) -> str:
+    """Write into a fresh folder, check against PyTorch (`check(folder)`: the lowest cosine, or
+    why the copy cannot stand in), then move it in place."""
+    target = folder_for(root, _key(model_id, part))
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
     work.chmod(0o755)
+    what = "searches" if part == "texts" else "searches by image"
     try:
-        write(work)
-        texts = list(CHECK_TEXTS)
-        expected = np.asarray(reference(texts), dtype=np.float32)
-        meta = {"format": FORMAT, "model_id": model_id, "dim": int(expected.shape[1]), "tokenizer": spec}
-        candidate = OnnxTextEncoder(work, meta)
-        tokens = _tokenizer(work, spec)(texts)[token_input]
-        wanted = np.asarray(reference_tokens(texts))
-        if tokens.shape != wanted.shape or not np.array_equal(tokens, wanted):
-            return f"{model_id}: the tokens made without PyTorch differ from the model's own; searches use PyTorch"
-        agreement = float(np.min(np.sum(candidate.encode_texts(texts) * expected, axis=1)))
+        meta = {"format": FORMAT, "model_id": model_id, "part": part, **write(work)}
+        agreement = check(work, meta)
+        if isinstance(agreement, str):
+            return f"{model_id}: {agreement}; {what} use PyTorch"
         if not agreement >= MIN_AGREEMENT:
-            return f"{model_id}: the exported model agrees only to cosine {agreement:.6f}; searches use PyTorch"
+            return f"{model_id}: the exported {part} model agrees only to cosine {agreement:.6f}; {what} use PyTorch"
         meta["agreement"] = round(agreement, 7)
         (work / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
         if target.exists():
             shutil.rmtree(target)
         os.replace(work, target)
-        return f"{model_id}: exported for fast searches (cosine {agreement:.6f} to PyTorch)"
+        return f"{model_id}: {part} exported for fast {what} (cosine {agreement:.6f} to PyTorch)"
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _texts_check(reference, reference_tokens, token_input: str):
+    """The check of an exported text model: the same tokens, and the vectors of CHECK_TEXTS."""
+
+    def check(folder: Path, meta: dict):
+        texts = list(CHECK_TEXTS)
+        expected = np.asarray(reference(texts), dtype=np.float32)
+        tokens = _tokenizer(folder, meta["tokenizer"])(texts)[token_input]
+        wanted = np.asarray(reference_tokens(texts))
+        if tokens.shape != wanted.shape or not np.array_equal(tokens, wanted):
+            return "the tokens made without PyTorch differ from the model's own"
+        meta["dim"] = int(expected.shape[1])
+        return float(np.min(np.sum(OnnxTextEncoder(folder, meta).encode_texts(texts) * expected, axis=1)))
+
+    return check
+
+
+def _check_pictures():
+    """Pictures of several sizes and shapes (wide, tall, small, flat, noisy) to check an image
+    tower and its preparation on."""
+    from PIL import Image
+
+    rnd = np.random.default_rng(3)
+    noisy = Image.fromarray(rnd.integers(0, 256, (457, 123, 3), dtype=np.uint8))
+    ramp = Image.fromarray(np.dstack([np.tile(np.linspace(0, 255, 640, dtype=np.uint8), (300, 1))] * 3))
+    return [noisy, ramp, Image.new("RGB", (64, 64), (200, 30, 90)), Image.new("RGB", (1000, 999), "white"),
+            Image.fromarray(rnd.integers(0, 256, (50, 700, 3), dtype=np.uint8))]

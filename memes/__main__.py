@@ -1,3 +1,3 @@
-from memes.cli import main
+from memes.entry import main
 
 main()

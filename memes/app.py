@@ -93,6 +93,7 @@ class Archive:
         self.resident = resident
         self.disk_full = False  # found full when the catalog was opened: it is then read only
         self._vectors_generation = ""
+        self._scanned: tuple[int | None, CatalogVectors] | None = None
 
     def _require_folder(self) -> None:
         if not self.config.records_url and self.directory.exists() and not self.directory.is_dir():
@@ -143,18 +144,19 @@ class Archive:
 
     @cached_property
     def query_encoders(self) -> tuple:
-        """The encoders a text search uses: the exported copies of the models where the archive
-        has them (no PyTorch; `indexer.queryencoders`), else the models themselves."""
+        """The encoders a search uses: the exported copies of the models where the archive has
+        them (no PyTorch; `indexer.queryencoders`), else the models themselves."""
         text, image = self.text_encoder, self.image_encoder
         if not self.config.fast_queries:
             return text, image
         fast_text = queryencoders.exported(self.directory, text.model_id)
-        fast_image = queryencoders.exported(self.directory, image.model_id)
-        for fast in (fast_text, fast_image):
+        image_parts = [queryencoders.exported(self.directory, image.model_id, part) for part in ("texts", "images")]
+        for fast in (fast_text, *image_parts):
             if fast is not None:
                 fast.preload()
-        return (fast_text or text,
-                queryencoders.QueryImageModel(fast_image, image) if fast_image is not None else image)
+        if any(image_parts):
+            image = queryencoders.QueryImageModel(*image_parts, image)
+        return fast_text or text, image
 
     def prepare_fast_queries(self) -> list[str]:
         """Export the query-side models the archive's vectors need and lacks copies of (call
@@ -163,18 +165,20 @@ class Archive:
             return []
         said = []
         spaces = {name: self.catalog.embedding_models(name) for name in SPACES}
-        wanted = [(self.text_encoder, queryencoders.export_text_model)] if any(spaces[n] for n in TEXT_SPACES) else []
+        wanted = [(self.text_encoder, "texts", queryencoders.export_text_model)] if any(
+            spaces[n] for n in TEXT_SPACES) else []
         if spaces[IMAGE] == [self.image_encoder.model_id]:
-            wanted.append((self.image_encoder, queryencoders.export_clip_text))
-        for encoder, export in wanted:
-            if queryencoders.exported(self.directory, encoder.model_id) is not None:
+            wanted += [(self.image_encoder, "texts", queryencoders.export_clip_text),
+                       (self.image_encoder, "images", queryencoders.export_clip_images)]
+        for encoder, part, export in wanted:
+            if queryencoders.exported(self.directory, encoder.model_id, part) is not None:
                 continue
             try:
                 said.append(export(encoder, self.directory))
             except MemesError as exc:
-                said.append(f"{encoder.model_id}: not exported for fast searches: {exc}")
+                said.append(f"{encoder.model_id}: {part} not exported for fast searches: {exc}")
             except Exception as exc:  # noqa: BLE001 - an exporter's failure leaves searches on PyTorch
-                said.append(f"{encoder.model_id}: not exported for fast searches ({type(exc).__name__}: "
+                said.append(f"{encoder.model_id}: {part} not exported for fast searches ({type(exc).__name__}: "
                             f"{str(exc).strip()[:160]}); searches use PyTorch")
         self.__dict__.pop("query_encoders", None)
         return said
@@ -267,7 +271,7 @@ class Archive:
                     f"{reading.writer} is writing this archive; searching what it has committed so far"]
                 return
             if scan_small and not self.resident and self._scannable():
-                yield CatalogVectors(self.catalog), []
+                yield self._copies(), []
                 return
             if "store" in self.__dict__ and reading.generation != self._vectors_generation:
                 self.store.close()  # a writer changed Chroma under this long-lived process
@@ -284,16 +288,35 @@ class Archive:
                 if not self.resident:  # Chroma rewrites its files as it closes: sealed as it leaves them
                     self.store.close()
 
+    def _copies(self) -> CatalogVectors:
+        """The catalog's vector copies, loaded once and kept (by a process that searches again)
+        until another connection commits to the catalog."""
+        version = self.catalog.data_version()
+        if self._scanned is None or version is None or self._scanned[0] != version:
+            self._scanned = (version, CatalogVectors(self.catalog))
+        return self._scanned[1]
+
+    def generation(self) -> tuple:
+        """What a long-lived process compares to know it still has the same archive: the catalog
+        file (a restore or a rebuild puts another in its place) and the exported query models."""
+        marks = []
+        for path in (self.directory / CATALOG_FILE, self.directory / queryencoders.MODELS_DIR):
+            try:
+                found = path.stat()
+                marks.append((found.st_dev, found.st_ino, found.st_mtime_ns if path.is_dir() else 0))
+            except OSError:
+                marks.append(None)
+        return tuple(marks)
+
     def _scannable(self) -> bool:
         limit = self.config.exact_scan_limit
         return limit > 0 and max(map(self.catalog.embedding_count, SPACES)) <= limit
 
     @contextmanager
-    def searcher(self, by_text: bool = False) -> Iterator[Searcher]:
-        """A searcher over the archive; `by_text`: for text queries only (the query encoders)."""
+    def searcher(self) -> Iterator[Searcher]:
+        """A searcher over the archive, with the query encoders."""
         with self.reading(scan_small=True) as (store, notices):
-            text, image = self.query_encoders if by_text else (self.text_encoder, self.image_encoder)
-            searcher = Searcher(self.catalog, store, text, image)
+            searcher = Searcher(self.catalog, store, *self.query_encoders)
             searcher.notices.extend(notices)
             yield searcher
 
@@ -398,14 +421,14 @@ class Archive:
 
     def warm_up(self) -> list[str]:
         """Load the models and open the index a first search would wait for; returns notices."""
-        with self.searcher(by_text=True) as searcher:
+        with self.searcher() as searcher:
             searcher.warm_up()
             return searcher.notices
 
     def search(self, query: str, k: int, filters: Filters | None = None, sort: str = "relevance") -> Answer:
         """Memes matching a query in the query language (`search.query`), among those `filters`
         admit, best first or newest first (`sort`)."""
-        with self.searcher(by_text=True) as searcher:
+        with self.searcher() as searcher:
             results = searcher.search(query, k, filters, sort)
             return Answer(results, searcher.closest, searcher.notices)
 
@@ -413,7 +436,7 @@ class Archive:
                     sort: str = "relevance") -> Iterator[tuple[str, Answer]]:
         """Several queries with the index opened once: each with its answer (and the notices new
         with it)."""
-        with self.searcher(by_text=True) as searcher:
+        with self.searcher() as searcher:
             for query in queries:
                 results = searcher.search(query, k, filters, sort)
                 yield query, Answer(results, searcher.closest, list(searcher.notices))
@@ -487,7 +510,7 @@ class Archive:
         to_meme = {t: m for m, t in to_truth.items()}
         ranked: list[Ranked] = []
         notices: list[str] = []
-        with self.searcher(by_text=True) as searcher:
+        with self.searcher() as searcher:
             for query in queries:
                 if query.type in (KNOWN_ITEM, NEGATIVE):
                     hits = searcher.text_rankings(query.text or "")

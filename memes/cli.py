@@ -6,6 +6,7 @@ Results go to stdout (`--json` gives one JSON object per query); progress, warni
 from __future__ import annotations
 
 import functools
+import io
 import json
 import logging
 import os
@@ -35,6 +36,24 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore")
 
 
+class _Resident:
+    """In a resident process (`memes resident`): the archive of the last command, its models
+    loaded, kept for the next while the configuration and `Archive.generation` are the same."""
+
+    serving = False
+    kept: tuple | None = None  # (config, generation, archive)
+
+    @classmethod
+    def archive(cls, config: Config):
+        from memes.app import Archive
+
+        if cls.kept is not None and cls.kept[0] == config and cls.kept[2].generation() == cls.kept[1]:
+            return cls.kept[2]
+        archive = Archive(config)
+        cls.kept = (config, archive.generation(), archive)
+        return archive
+
+
 @dataclass
 class State:
     flags: dict
@@ -50,7 +69,7 @@ class State:
         if self._archive is None:
             from memes.app import Archive
 
-            self._archive = Archive(self.config)
+            self._archive = _Resident.archive(self.config) if _Resident.serving else Archive(self.config)
         return self._archive
 
     @property
@@ -382,6 +401,7 @@ def search(
         lines = [query.strip()]
     for line, answer in archive.search_each(filter(None, lines), k, filters, sort):
         _print_results(line, answer.results, answer.notices, as_json, answer.closest, explain, marks=True)
+    _stay_resident(archive)
 
 
 @app.command()
@@ -400,6 +420,17 @@ def similar(
         typer.echo(f"this image is in the archive: meme {answer.itself} ({archive.record(answer.itself).path}); "
                    "other memes like it:")
     _print_results(image, answer.results, answer.notices, as_json, explain=explain, itself=answer.itself)
+    _stay_resident(archive)
+
+
+def _stay_resident(archive) -> None:
+    """Where the settings ask for one, leave a resident process for the next searches."""
+    minutes = archive.config.resident_minutes
+    if minutes > 0 and not _Resident.serving and not archive.config.records_url:
+        from memes import resident
+
+        sys.stdout.flush()
+        resident.start_in_background(archive.directory, minutes)
 
 
 @app.command()
@@ -745,6 +776,72 @@ def serve(ctx: typer.Context,
         + f" for {archive.where} (Ctrl-C stops it)")
     uvicorn.run(create_app(archive, token, Site.serving(host, port, allowed_host)), host=host, port=port,
                 log_level="warning")
+
+
+@app.command("resident")
+@translated
+def resident_command(ctx: typer.Context,
+                     minutes: float = typer.Option(30.0, "--minutes", min=0.1,
+                                                   help="Exit after this many minutes with no command.")):
+    """Keep the archive's models loaded in this process, so that `memes search` and `memes similar`
+    answer through it at once (a Unix socket in the archive, for this user only); exits when idle.
+    The `resident_minutes` setting starts one after a search, in the background."""
+    from memes import resident
+
+    archive = _state(ctx).existing_archive
+    if archive.config.records_url:
+        raise MemesError("a resident serves an archive whose records are in its folder (not on a server)")
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # leaves as when idle: the socket removed
+    _Resident.serving = True
+    _Resident.kept = (archive.config, archive.generation(), archive)
+    for notice in archive.warm_up():
+        err(f"warning: {notice}")
+    try:
+        resident.serve(archive.directory, minutes, run_captured,
+                       on_ready=lambda: err(f"answering searches of {archive.where} until {minutes:g} minutes pass "
+                                            "with none (Ctrl-C stops it)"))
+    except resident.AlreadyRunning as exc:
+        raise MemesError(str(exc)) from None
+
+
+class _Output(io.StringIO):
+    """A command's output, kept for the caller, a terminal where the caller's is."""
+
+    def __init__(self, tty: bool):
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def run_captured(argv: list[str], env: dict, cwd: str, tty: bool) -> tuple[int, str, str]:
+    """Run one command line as the `memes` command would, in `cwd` with the `MEMES_*` settings of
+    `env`: (exit code, stdout, stderr). What the resident runs for its callers."""
+    import contextlib
+
+    settings = {k: v for k, v in os.environ.items() if k.startswith(("MEMES_", "OLLAMA_HOST"))}
+    here = os.getcwd()
+    out, errors = _Output(tty), _Output(False)
+    try:
+        for name in settings:
+            del os.environ[name]
+        os.environ.update(env)
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(errors):
+            try:
+                app(args=argv, prog_name="memes", standalone_mode=True)
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        for name in [k for k in os.environ if k.startswith(("MEMES_", "OLLAMA_HOST"))]:
+            del os.environ[name]
+        os.environ.update(settings)
+        os.chdir(here)
+    return code, out.getvalue(), errors.getvalue()
 
 
 def main() -> None:

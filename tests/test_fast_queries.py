@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from indexer import queryencoders
 from indexer.encoders import ClipEncoder, SentenceEncoder
@@ -39,6 +38,13 @@ def test_exported_models_agree_with_pytorch(tmp_path, tiny_clip_dir):
     fast_clip = queryencoders.exported(tmp_path, clip.model_id)
     assert np.sum(fast_clip.encode_texts(TEXTS) * clip.encode_texts(TEXTS), axis=1).min() >= 0.9999
     assert queryencoders.exported(tmp_path, "open_clip:another:-") is None
+    assert "exported" in queryencoders.export_clip_images(clip, tmp_path)
+    images = queryencoders.exported(tmp_path, clip.model_id, "images")
+    from PIL import Image
+
+    pictures = [Image.new("RGB", (300, 200), "red"), Image.effect_noise((97, 411), 60).convert("RGB"),
+                Image.linear_gradient("L").convert("RGB").resize((640, 123))]
+    assert np.sum(images.encode_images(pictures) * clip.encode_images(pictures), axis=1).min() >= 0.9999
 
 
 def test_an_image_model_with_a_hugging_face_tokenizer_exports_too(tmp_path, tiny_clip_dir):
@@ -65,7 +71,7 @@ def test_an_image_model_with_a_hugging_face_tokenizer_exports_too(tmp_path, tiny
     said = queryencoders.export_clip_text(clip, tmp_path)
     assert "exported" in said, said
     fast = queryencoders.exported(tmp_path, clip.model_id)
-    assert fast._spec["kind"] == "hub" and fast._spec["clean"] == "canonicalize"
+    assert fast.meta["tokenizer"]["kind"] == "hub" and fast.meta["tokenizer"]["clean"] == "canonicalize"
     assert np.sum(fast.encode_texts(TEXTS) * clip.encode_texts(TEXTS), axis=1).min() >= 0.9999
 
 
@@ -99,7 +105,7 @@ def test_a_search_needs_no_pytorch_and_answers_as_pytorch_does(archive_dir, samp
     assert result.exit_code == 0, result.output
     assert "exported for fast searches" in result.stderr
     models = archive_dir / queryencoders.MODELS_DIR
-    assert len([p for p in models.iterdir() if (p / "meta.json").is_file()]) == 2  # text model, image text tower
+    assert len([p for p in models.iterdir() if (p / "meta.json").is_file()]) == 3  # text model, image model's towers
     again = cli("index", samples)
     assert "exported" not in again.stderr  # once
 

@@ -134,3 +134,29 @@ def test_every_supported_format_decodes(fmt):
     Image.new("RGB", (40, 30), (200, 10, 10)).save(out, fmt)
     loaded = decode(out.getvalue())
     assert loaded.format == fmt and loaded.rgb.size == (40, 30)
+
+
+def test_the_perceptual_hash_is_imagehashs_bit_for_bit(samples):
+    """Computed without scipy, the hash must stay the one every archive already stores."""
+    import imagehash
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from indexer.imageio import perceptual_hash
+    from tests.conftest import flat_colour_memes
+
+    rnd = np.random.default_rng(4)
+    pictures = [Image.open(p).convert("RGB") for p in sorted(samples.rglob("*")) if p.suffix in (".jpg", ".png")]
+    flat_colour_memes(samples / "flat", 12)
+    pictures += [Image.open(p).convert("RGB") for p in sorted((samples / "flat").iterdir())]
+    for n in range(60):
+        size = (int(rnd.integers(8, 400)), int(rnd.integers(8, 400)))
+        picture = Image.new("RGB", size, tuple(int(v) for v in rnd.integers(0, 256, 3)))  # flat: a DCT of zeros
+        if n % 2:
+            picture = Image.fromarray(rnd.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+        if n % 3 == 0:
+            ImageDraw.Draw(picture).text((2, 2), f"CAPTION {n}", fill=(255, 255, 255))
+        pictures.append(picture)
+    pictures += [p.crop((3, 3, p.width - 5, p.height - 4)) for p in pictures[:12]]
+    assert len(pictures) > 80
+    assert [perceptual_hash(p) for p in pictures] == [str(imagehash.phash(p)) for p in pictures]

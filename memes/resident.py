@@ -1,0 +1,208 @@
+"""The resident: a background process that keeps an archive's models loaded, so that `memes
+search` and `memes similar` answer in a fraction of a second.
+
+It listens on a Unix socket in the archive directory (`resident.sock`, mode 0600, and it answers
+only its own user), runs each command it is handed exactly as the CLI would (the same code, in
+the caller's working directory and with the caller's `MEMES_*` settings) and exits after a while
+idle. The CLI hands a command to it where one answers and does the work itself where none does,
+or where anything goes wrong on the way: a resident is a shortcut, never a requirement.
+
+Nothing it keeps can go stale: it reads the catalog at every command, keeps the catalog's vector
+copies only while SQLite says no other connection has committed (`PRAGMA data_version`), and
+builds its archive anew when the catalog file or the exported models are replaced.
+
+This module is imported before anything else of the CLI (`memes.entry`): it imports the
+standard library only, until it serves.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+from contextlib import suppress
+from pathlib import Path
+
+SOCKET = "resident.sock"
+LOCK = "resident.lock"
+COMMANDS = ("search", "similar")  # what the CLI hands over
+# global options of the CLI that take a value (the command name is the first other word)
+_VALUED = {"--archive", "--clip-model", "--clip-pretrained", "--clip-checkpoint", "--text-model", "--ollama-host",
+           "--records-url", "--chroma-url", "--chroma-token"}
+_SETTINGS = ("MEMES_", "OLLAMA_HOST")  # the environment a command's configuration reads
+_MAX_REPLY = 256 << 20
+
+
+def command_of(argv: list[str]) -> tuple[str | None, str | None]:
+    """(the command, the `--archive` value given) of a `memes` command line."""
+    archive, i = None, 0
+    while i < len(argv):
+        word = argv[i]
+        if word in _VALUED:
+            if word == "--archive" and i + 1 < len(argv):
+                archive = argv[i + 1]
+            i += 2
+            continue
+        if word.startswith("--archive="):
+            archive = word.split("=", 1)[1]
+        elif not word.startswith("-"):
+            return word, archive
+        i += 1
+    return None, archive
+
+
+def archive_directory(given: str | None, environ=os.environ) -> Path:
+    """Where the archive is, as `archive.config.resolve_config` finds it."""
+    chosen = given or environ.get("MEMES_ARCHIVE")
+    if not chosen:
+        from archive.config import default_archive_dir
+
+        return default_archive_dir()
+    return Path(os.path.abspath(os.path.expanduser(chosen)))
+
+
+# --- the client side: the `memes` command -------------------------------------------------------
+
+def forwarded(argv: list[str]) -> tuple[int, str, str] | None:
+    """Hand a search to the archive's resident: (exit code, stdout, stderr), or None where no
+    resident answers (or the command is not one it takes) and the CLI must do the work."""
+    command, given = command_of(argv)
+    if command not in COMMANDS or "--help" in argv:
+        return None
+    path = archive_directory(given) / SOCKET
+    if not path.exists():
+        return None
+    request = {"argv": argv, "cwd": os.getcwd(), "tty": sys.stdout.isatty(),
+               "env": {k: v for k, v in os.environ.items() if k.startswith(_SETTINGS)}}
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(2.0)
+            conn.connect(str(path))
+            conn.settimeout(None)  # a search may take a while; the resident answers or closes
+            _send(conn, request)
+            reply = _receive(conn)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(reply, dict) or reply.get("fallback") or not isinstance(reply.get("code"), int):
+        return None
+    return reply["code"], str(reply.get("stdout", "")), str(reply.get("stderr", ""))
+
+
+def running(directory: Path) -> bool:
+    """Whether a resident answers for the archive in `directory`."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(1.0)
+            conn.connect(str(directory / SOCKET))
+            return True
+    except OSError:
+        return False
+
+
+def start_in_background(directory: Path, minutes: float) -> None:
+    """Start a resident for the archive unless one runs; it outlives this command."""
+    if not os.access(directory, os.W_OK) or running(directory):
+        return
+    subprocess.Popen([sys.executable, "-m", "memes", "--archive", str(directory), "resident", "--minutes", str(minutes)],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     start_new_session=True, close_fds=True)
+
+
+def _send(conn: socket.socket, message: dict) -> None:
+    data = json.dumps(message).encode()
+    conn.sendall(struct.pack(">I", len(data)) + data)
+
+
+def _receive(conn: socket.socket) -> dict:
+    size = struct.unpack(">I", _exactly(conn, 4))[0]
+    if size > _MAX_REPLY:
+        raise ValueError("message too large")
+    return json.loads(_exactly(conn, size))
+
+
+def _exactly(conn: socket.socket, size: int) -> bytes:
+    chunks, left = [], size
+    while left:
+        chunk = conn.recv(min(left, 1 << 20))
+        if not chunk:
+            raise ValueError("the other side closed")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+# --- the server side: `memes resident` ----------------------------------------------------------
+
+class AlreadyRunning(Exception):
+    pass
+
+
+def serve(directory: Path, minutes: float, run, on_ready=None) -> None:
+    """Answer commands on the archive's socket until `minutes` pass with none. `run(argv, env,
+    cwd, tty)` runs one command as the CLI does and returns (exit code, stdout, stderr).
+    Raises AlreadyRunning where another resident holds the archive."""
+    import fcntl
+
+    lock = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AlreadyRunning(f"a resident already serves {directory}") from None
+        path = directory / SOCKET
+        path.unlink(missing_ok=True)  # left by one that was killed: the lock says none runs
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_mask = os.umask(0o177)  # the socket is made 0600
+        try:
+            listener.bind(str(path))
+        finally:
+            os.umask(old_mask)
+        listener.listen(8)
+        listener.settimeout(max(1.0, minutes * 60))
+        if on_ready is not None:
+            on_ready()
+        try:
+            while directory.is_dir() and path.exists():
+                try:
+                    conn, _ = listener.accept()
+                except socket.timeout:
+                    return  # idle long enough
+                with conn:
+                    _answer(conn, run)
+        finally:
+            listener.close()
+            with suppress(OSError):
+                path.unlink()
+    finally:
+        os.close(lock)
+
+
+def _answer(conn: socket.socket, run) -> None:
+    conn.settimeout(30.0)
+    try:
+        if _peer_uid(conn) not in (None, os.getuid()):
+            return
+        request = _receive(conn)
+        conn.settimeout(None)
+        argv, env, cwd = request["argv"], request["env"], request["cwd"]
+        if command_of(argv)[0] not in COMMANDS:
+            _send(conn, {"fallback": True})
+            return
+        try:
+            code, out, err = run(list(argv), dict(env), str(cwd), bool(request.get("tty")))
+        except Exception:  # noqa: BLE001 - the CLI, run by the caller itself, reports it properly
+            _send(conn, {"fallback": True})
+            return
+        _send(conn, {"code": code, "stdout": out, "stderr": err})
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # the caller went away or sent nonsense; it does the work itself
+
+
+def _peer_uid(conn: socket.socket) -> int | None:
+    try:
+        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        return struct.unpack("3i", creds)[1]
+    except (OSError, AttributeError):
+        return None
