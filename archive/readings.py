@@ -49,7 +49,7 @@ def clean_reading(text: str) -> str:
     i = 0
     while i < len(tokens):
         token = tokens[i]
-        pieces = _added_words(letters_of(token), tokens[i + 1:])
+        pieces = _added_words(token, tokens[i + 1:])
         if pieces:
             # a caption's words run together read better apart; a short or mixed-case token
             # (MMLU, LLaMA2) stays as it was read
@@ -62,21 +62,27 @@ def clean_reading(text: str) -> str:
     return " ".join(out)
 
 
-def _added_words(letters: str, following: list[str]) -> list[str]:
+def _added_words(token: str, following: list[str]) -> list[str]:
     """The words indexing wrote after a glued token (`glued_words(letters)`, in lower case): the
     tokens that follow and spell `letters` exactly, two or more, or one where `letters` holds a
     digit or an apostrophe (`2019 2019`, `friend's friend's`; a word said twice is no such
-    form). Found by spelling, not by asking wordninja again: reading a result loads no word list."""
+    form). Found by spelling; the word list is asked only where the token is in lower case."""
+    letters = letters_of(token)
     if len(letters) <= 3:
         return []
     pieces, spelt = [], ""
-    for token in following:
-        if token != letters_of(token) or not letters.startswith(spelt + token):
+    for word in following:
+        if word != letters_of(word) or not letters.startswith(spelt + word):
             break
-        pieces.append(token)
-        spelt += token
+        pieces.append(word)
+        spelt += word
         if spelt == letters:
-            return pieces if len(pieces) >= 2 or not letters.isalpha() else []
+            if len(pieces) < 2 and letters.isalpha():
+                return []
+            # an upper-case token followed by its letters in lower case is indexing's doing; a
+            # lower-case one may be prose ("together to get her"): indexing adds forms only
+            # after a token that is no word, so ask the word list (loaded only then)
+            return pieces if token != token.lower() or letters not in known_words() else []
     return []
 
 

@@ -31,6 +31,28 @@ def _reason(exc: BaseException) -> str:
     return (text[-1] if text else type(exc).__name__)[:200]
 
 
+def files_stamp(*paths: str) -> str:
+    """Sizes and times of the local files (or folders' files) behind a model, as a short hash:
+    what changes when its weights are replaced under the same name. Empty for a hub name."""
+    import hashlib
+
+    found = []
+    for path in paths:
+        if os.path.isdir(path):
+            found += sorted(os.path.join(path, n) for n in os.listdir(path))
+        elif os.path.isfile(path):
+            found.append(path)
+    marks = []
+    for name in found:
+        try:
+            st = os.stat(name)
+        except OSError:
+            continue
+        if os.path.isfile(name):
+            marks.append(f"{os.path.basename(name)}:{st.st_size}:{st.st_mtime_ns}")
+    return hashlib.sha1("|".join(marks).encode()).hexdigest()[:16] if marks else ""
+
+
 def _hub_reachable(timeout: float = 3.0) -> bool:
     host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
     try:
@@ -94,6 +116,10 @@ class SentenceEncoder:
             except ImportError:
                 pass
         return self.model_name
+
+    def stamp(self) -> str:
+        """`files_stamp` of the model's folder (the bundled one, or a local path)."""
+        return files_stamp(self._location())
 
     @property
     def model(self):
@@ -183,6 +209,15 @@ class ClipEncoder:
     def load(self) -> None:
         """Load now; raises ModelUnavailable."""
         self._load()
+
+    def parts(self):
+        """(the open_clip model, its picture preparation, its tokenizer), loaded."""
+        return self._load()[0], self._load()[1], self._tokenizer()
+
+    def stamp(self) -> str:
+        """`files_stamp` of a local checkpoint or `local-dir:` folder."""
+        local = self.model_name[len("local-dir:"):] if self.model_name.startswith("local-dir:") else ""
+        return files_stamp(*(p for p in (local, self.pretrained or "") if p))
 
     @property
     def dim(self) -> int:

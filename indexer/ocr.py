@@ -52,6 +52,7 @@ class TesseractOcr:
 
     languages: str = "eng"
     engine: str = "tesseract"
+    runs_elsewhere = True  # a process of its own: any thread may start it (MemeOcr.read_all)
     white_threshold: int = 230  # caption fill is pure white; JPEG keeps it above this
     upscale_below: int = 1600  # images smaller than this (longer side) are read at 2x
     min_confidence: float = 60  # for words of the plain reading
@@ -195,19 +196,20 @@ class MemeOcr:
             reader.check()
 
     def read_all(self, img: Image.Image, side_by_side: bool = False) -> list[tuple[str, str]]:
-        """(engine, text) for every engine, in the configured order. `side_by_side`: the other
-        engines read while the first does (one picture to read, as in a search by image; an
-        index run keeps the cores busy with several pictures instead). The first reads in this
+        """(engine, text) for every engine, in the configured order. `side_by_side`: tesseract (a
+        process of its own) reads while PP-OCR does (one picture to read, as in a search by image;
+        an index run keeps the cores busy with several pictures instead); PP-OCR reads in this
         thread, which keeps its loaded models."""
         if not side_by_side or len(self.readers) < 2:
             return [(reader.engine, reader.read(img)) for reader in self.readers]
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(len(self.readers) - 1) as pool:
-            others = [pool.submit(reader.read, img) for reader in self.readers[1:]]
-            first = self.readers[0].read(img)
-            texts = [first] + [f.result() for f in others]
-        return [(reader.engine, text) for reader, text in zip(self.readers, texts)]
+        here = [r for r in self.readers if not getattr(r, "runs_elsewhere", False)]  # models kept per thread
+        with ThreadPoolExecutor(len(self.readers)) as pool:
+            elsewhere = {r.engine: pool.submit(r.read, img) for r in self.readers if r not in here}
+            texts = {r.engine: r.read(img) for r in here}
+            texts.update({engine: future.result() for engine, future in elsewhere.items()})
+        return [(reader.engine, texts[reader.engine]) for reader in self.readers]
 
     def read(self, img: Image.Image, side_by_side: bool = False) -> str:
         """Every engine's reading in one text: the first whole, then the words the others add."""

@@ -176,12 +176,14 @@ def _tokenizer(folder: Path, spec: dict):
 class _Exported:
     """An exported model: its ONNX Runtime session, loaded on first use (or in the background)."""
 
-    def __init__(self, folder: Path, meta: dict):
+    def __init__(self, folder: Path, meta: dict, fallback=None):
         self.folder = folder
         self.model_id = meta["model_id"]
         self.meta = meta
+        self.fallback = fallback  # the PyTorch model, used where the copy does not load
         self._dim = int(meta["dim"])
         self._session = None
+        self._failed = False
         self._lock = threading.Lock()
 
     @property
@@ -189,23 +191,31 @@ class _Exported:
         return self._dim
 
     def _loaded(self):
+        """The session, or None where the copy does not load (damaged files): the fallback answers,
+        and the next `memes index` exports the copy anew."""
         with self._lock:
-            if self._session is None:
-                import onnxruntime
+            if self._session is None and not self._failed:
+                try:
+                    import onnxruntime
 
-                options = onnxruntime.SessionOptions()
-                options.intra_op_num_threads = min(4, os.cpu_count() or 1)
-                options.log_severity_level = 3
-                self._prepare()
-                self._session = onnxruntime.InferenceSession(str(self.folder / "model.onnx"), options,
-                                                             providers=["CPUExecutionProvider"])
+                    options = onnxruntime.SessionOptions()
+                    options.intra_op_num_threads = min(4, os.cpu_count() or 1)
+                    options.log_severity_level = 3
+                    self._prepare()
+                    self._session = onnxruntime.InferenceSession(str(self.folder / "model.onnx"), options,
+                                                                 providers=["CPUExecutionProvider"])
+                except Exception:  # noqa: BLE001 - any failure to load means: use the model itself
+                    self._failed = True
+                    if self.fallback is None:
+                        raise
             return self._session
 
     def _prepare(self) -> None:
         """Whatever else a first use needs (a tokenizer)."""
 
     def load(self) -> None:
-        self._loaded()
+        if self._loaded() is None:
+            self.fallback.load()
 
     def preload(self) -> None:
         """Start loading in the background (ONNX Runtime loads without holding the GIL): two
@@ -220,8 +230,9 @@ class _Exported:
             pass
 
     def _vectors(self, inputs: dict) -> np.ndarray:
-        vectors = np.asarray(self._loaded().run(None, inputs)[0], dtype=np.float32)
-        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        from .encoders import normalize
+
+        return normalize(self._loaded().run(None, inputs)[0])
 
 
 class OnnxTextEncoder(_Exported):
@@ -235,7 +246,8 @@ class OnnxTextEncoder(_Exported):
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        self._loaded()
+        if self._loaded() is None:
+            return self.fallback.encode_texts(texts)
         return self._vectors(self._tokenize(list(texts)))
 
 
@@ -246,6 +258,8 @@ class OnnxImageEncoder(_Exported):
     def encode_images(self, images) -> np.ndarray:
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self._loaded() is None:
+            return self.fallback.encode_images(images)
         prepare = Preparation(self.meta["preprocess"])
         return self._vectors({"pixels": np.stack([prepare(image) for image in images])})
 
@@ -290,18 +304,21 @@ class Preparation:
         return np.ascontiguousarray(out, dtype=np.float32)
 
 
-def exported(root: Path, model_id: str, part: str = "texts"):
-    """The exported copy of `model_id`'s `part` (texts or images) under an archive's folder,
-    where one was made and checked: an OnnxTextEncoder or OnnxImageEncoder, or None."""
-    folder = folder_for(root, _key(model_id, part))
+def exported(root: Path, encoder, part: str = "texts"):
+    """The exported copy of `encoder`'s model (its `part`: texts or images) under an archive's
+    folder, where one was made and checked from the same model files: an OnnxTextEncoder or
+    OnnxImageEncoder that falls back to `encoder` should the copy not load, or None."""
+    folder = folder_for(root, _key(encoder.model_id, part))
     try:
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        whole = ((folder / "model.onnx").is_file() and (folder / WEIGHTS).stat().st_size == meta["weights_bytes"]
+                 and isinstance(meta["dim"], int) and ("preprocess" if part == "images" else "tokenizer") in meta)
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    if (meta.get("format") != FORMAT or meta.get("model_id") != model_id or meta.get("part", "texts") != part
-            or not (folder / "model.onnx").is_file() or not (folder / WEIGHTS).is_file()):
+    if (not whole or meta.get("format") != FORMAT or meta.get("model_id") != encoder.model_id
+            or meta.get("part") != part or meta.get("stamp") != encoder.stamp()):
         return None
-    return (OnnxImageEncoder if part == "images" else OnnxTextEncoder)(folder, meta)
+    return (OnnxImageEncoder if part == "images" else OnnxTextEncoder)(folder, meta, fallback=encoder)
 
 
 def _key(model_id: str, part: str) -> str:
@@ -328,9 +345,9 @@ class QueryImageModel:
         (self.texts or self.model).load()
 
     def preload(self) -> None:
-        for part in (self.texts, self.images):
-            if part is not None:
-                part.preload()
+        """The text tower, which a text search needs (a search by image loads the image tower)."""
+        if self.texts is not None:
+            self.texts.preload()
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         return (self.texts or self.model).encode_texts(texts)
@@ -386,7 +403,7 @@ def export_text_model(encoder, root: Path) -> str:
     def reference_tokens(texts: list[str]) -> np.ndarray:
         return model.tokenize(texts)["input_ids"].numpy()
 
-    return _export(root, encoder.model_id, "texts", write, _texts_check(reference, reference_tokens, "input_ids"))
+    return _export(root, encoder, "texts", write, _texts_check(reference, reference_tokens, "input_ids"))
 
 
 def export_clip_text(encoder, root: Path) -> str:
@@ -395,8 +412,7 @@ def export_clip_text(encoder, root: Path) -> str:
     import torch
     from open_clip import tokenizer as clip_tokenizer
 
-    model, _, _ = encoder._load()
-    tokenize = encoder._tokenizer()
+    model, _, tokenize = encoder.parts()
     clean = next((name for name, fn in (("lower", clip_tokenizer._clean_lower),
                                          ("whitespace", clip_tokenizer._clean_whitespace),
                                          ("canonicalize", clip_tokenizer._clean_canonicalize))
@@ -439,7 +455,7 @@ def export_clip_text(encoder, root: Path) -> str:
         with torch.inference_mode():
             return torch.nn.functional.normalize(model.encode_text(tokenize(texts)).float(), dim=-1).numpy()
 
-    return _export(root, encoder.model_id, "texts", write,
+    return _export(root, encoder, "texts", write,
                    _texts_check(reference, lambda texts: tokenize(texts).numpy(), "tokens"))
 
 
@@ -448,7 +464,7 @@ def export_clip_images(encoder, root: Path) -> str:
     picture (`Preparation`); returns what happened, in words."""
     import torch
 
-    model, preprocess, _ = encoder._load()
+    model, preprocess, _ = encoder.parts()
     steps = preparation_of(preprocess)
     if steps is None:
         return f"{encoder.model_id}: its image transforms are not ones this tool runs without PyTorch; " \
@@ -480,7 +496,7 @@ def export_clip_images(encoder, root: Path) -> str:
         meta["dim"] = int(expected.shape[1])
         return float(np.min(np.sum(OnnxImageEncoder(folder, meta).encode_images(pictures) * expected, axis=1)))
 
-    return _export(root, encoder.model_id, "images", write, check)
+    return _export(root, encoder, "images", write, check)
 
 
 def preparation_of(preprocess) -> list[dict] | None:
@@ -548,22 +564,26 @@ def _silenced():
             os.close(saved[1])
 
 
-def _export(root: Path, model_id: str, part: str, write, check) -> str:
+def _export(root: Path, encoder, part: str, write, check) -> str:
     """Write into a fresh folder, check against PyTorch (`check(folder)`: the lowest cosine, or
-    why the copy cannot stand in), then move it in place."""
+    why the copy cannot stand in), then move it in place, stamped with the model's files."""
+    model_id = encoder.model_id
     target = folder_for(root, _key(model_id, part))
     target.parent.mkdir(parents=True, exist_ok=True)
+    for left in target.parent.glob(".export-*"):  # of an export that was killed (exports run under the writer lock)
+        shutil.rmtree(left, ignore_errors=True)
     work = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
     work.chmod(0o755)
     what = "searches" if part == "texts" else "searches by image"
     try:
-        meta = {"format": FORMAT, "model_id": model_id, "part": part, **write(work)}
+        meta = {"format": FORMAT, "model_id": model_id, "part": part, "stamp": encoder.stamp(), **write(work)}
         agreement = check(work, meta)
         if isinstance(agreement, str):
             return f"{model_id}: {agreement}; {what} use PyTorch"
         if not agreement >= MIN_AGREEMENT:
             return f"{model_id}: the exported {part} model agrees only to cosine {agreement:.6f}; {what} use PyTorch"
         meta["agreement"] = round(agreement, 7)
+        meta["weights_bytes"] = (work / WEIGHTS).stat().st_size
         (work / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
         if target.exists():
             shutil.rmtree(target)

@@ -149,13 +149,13 @@ class Archive:
         text, image = self.text_encoder, self.image_encoder
         if not self.config.fast_queries:
             return text, image
-        fast_text = queryencoders.exported(self.directory, text.model_id)
-        image_parts = [queryencoders.exported(self.directory, image.model_id, part) for part in ("texts", "images")]
-        for fast in (fast_text, *image_parts):
-            if fast is not None:
-                fast.preload()
+        fast_text = queryencoders.exported(self.directory, text)
+        image_parts = [queryencoders.exported(self.directory, image, part) for part in ("texts", "images")]
+        if fast_text is not None:
+            fast_text.preload()
         if any(image_parts):
             image = queryencoders.QueryImageModel(*image_parts, image)
+            image.preload()
         return fast_text or text, image
 
     def prepare_fast_queries(self) -> list[str]:
@@ -171,7 +171,7 @@ class Archive:
             wanted += [(self.image_encoder, "texts", queryencoders.export_clip_text),
                        (self.image_encoder, "images", queryencoders.export_clip_images)]
         for encoder, part, export in wanted:
-            if queryencoders.exported(self.directory, encoder.model_id, part) is not None:
+            if queryencoders.exported(self.directory, encoder, part) is not None:
                 continue
             try:
                 said.append(export(encoder, self.directory))
@@ -309,8 +309,9 @@ class Archive:
         return tuple(marks)
 
     def _scannable(self) -> bool:
+        """Small, and in SQLite here (from a PostgreSQL server every search would fetch them all)."""
         limit = self.config.exact_scan_limit
-        return limit > 0 and max(map(self.catalog.embedding_count, SPACES)) <= limit
+        return limit > 0 and not self.config.records_url and max(map(self.catalog.embedding_count, SPACES)) <= limit
 
     @contextmanager
     def searcher(self) -> Iterator[Searcher]:

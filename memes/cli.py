@@ -42,6 +42,7 @@ class _Resident:
 
     serving = False
     kept: tuple | None = None  # (config, generation, archive)
+    environ: dict | None = None  # the caller's settings, for the command being run
 
     @classmethod
     def archive(cls, config: Config):
@@ -62,7 +63,7 @@ class State:
 
     @property
     def config(self) -> Config:
-        return resolve_config(self.flags)
+        return resolve_config(self.flags, environ=_Resident.environ)
 
     @property
     def archive(self):
@@ -793,17 +794,24 @@ def resident_command(ctx: typer.Context,
         raise MemesError("a resident serves an archive whose records are in its folder (not on a server)")
     import signal
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # leaves as when idle: the socket removed
-    _Resident.serving = True
-    _Resident.kept = (archive.config, archive.generation(), archive)
-    for notice in archive.warm_up():
-        err(f"warning: {notice}")
+    def stop(*_):
+        raise resident.Stop
+
+    signal.signal(signal.SIGTERM, stop)  # leaves as when idle, the socket removed; a caller mid-command
+    _Resident.serving = True             # gets no answer and does the work itself
+
+    def prepare() -> None:
+        _Resident.kept = (archive.config, archive.generation(), archive)
+        for notice in archive.warm_up():
+            err(f"warning: {notice}")
+        err(f"answering searches of {archive.where} until {minutes:g} minutes pass with none (Ctrl-C stops it)")
+
     try:
-        resident.serve(archive.directory, minutes, run_captured,
-                       on_ready=lambda: err(f"answering searches of {archive.where} until {minutes:g} minutes pass "
-                                            "with none (Ctrl-C stops it)"))
-    except resident.AlreadyRunning as exc:
+        resident.serve(archive.directory, minutes, run_captured, prepare)
+    except resident.CannotServe as exc:
         raise MemesError(str(exc)) from None
+    except resident.Stop:
+        pass
 
 
 class _Output(io.StringIO):
@@ -818,17 +826,16 @@ class _Output(io.StringIO):
 
 
 def run_captured(argv: list[str], env: dict, cwd: str, tty: bool) -> tuple[int, str, str]:
-    """Run one command line as the `memes` command would, in `cwd` with the `MEMES_*` settings of
-    `env`: (exit code, stdout, stderr). What the resident runs for its callers."""
+    """Run one command line as the `memes` command would, in `cwd`, its configuration read from
+    `env` (the caller's `MEMES_*` settings, not this process's): (exit code, stdout, stderr).
+    What the resident runs for its callers, one at a time."""
     import contextlib
 
-    settings = {k: v for k, v in os.environ.items() if k.startswith(("MEMES_", "OLLAMA_HOST"))}
     here = os.getcwd()
     out, errors = _Output(tty), _Output(False)
+    _CtrlC.pressed = False
+    _Resident.environ = {k: v for k, v in env.items() if k.startswith(("MEMES_", "OLLAMA_HOST"))}
     try:
-        for name in settings:
-            del os.environ[name]
-        os.environ.update(env)
         os.chdir(cwd)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(errors):
             try:
@@ -837,9 +844,7 @@ def run_captured(argv: list[str], env: dict, cwd: str, tty: bool) -> tuple[int, 
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
-        for name in [k for k in os.environ if k.startswith(("MEMES_", "OLLAMA_HOST"))]:
-            del os.environ[name]
-        os.environ.update(settings)
+        _Resident.environ = None
         os.chdir(here)
     return code, out.getvalue(), errors.getvalue()
 

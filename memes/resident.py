@@ -33,6 +33,18 @@ _VALUED = {"--archive", "--clip-model", "--clip-pretrained", "--clip-checkpoint"
            "--records-url", "--chroma-url", "--chroma-token"}
 _SETTINGS = ("MEMES_", "OLLAMA_HOST")  # the environment a command's configuration reads
 _MAX_REPLY = 256 << 20
+REPLY_SECONDS = 120.0
+
+
+def _files_are_plain(argv: list[str]) -> bool:
+    """A `--queries FILE` the resident can read as the caller would: a regular file (not a pipe,
+    `/dev/stdin` or a process substitution, which are the caller's own)."""
+    for i, word in enumerate(argv):
+        value = argv[i + 1] if word == "--queries" and i + 1 < len(argv) else (
+            word.split("=", 1)[1] if word.startswith("--queries=") else None)
+        if value is not None and (value.startswith("/dev/") or not os.path.isfile(value)):
+            return False
+    return True
 
 
 def command_of(argv: list[str]) -> tuple[str | None, str | None]:
@@ -69,10 +81,13 @@ def forwarded(argv: list[str]) -> tuple[int, str, str] | None:
     """Hand a search to the archive's resident: (exit code, stdout, stderr), or None where no
     resident answers (or the command is not one it takes) and the CLI must do the work."""
     command, given = command_of(argv)
-    if command not in COMMANDS or "--help" in argv:
+    if command not in COMMANDS or "--help" in argv or not _files_are_plain(argv):
         return None
     path = archive_directory(given) / SOCKET
-    if not path.exists():
+    try:
+        if path.stat().st_uid != os.getuid():  # a socket someone else made: not ours to talk to
+            return None
+    except OSError:
         return None
     request = {"argv": argv, "cwd": os.getcwd(), "tty": sys.stdout.isatty(),
                "env": {k: v for k, v in os.environ.items() if k.startswith(_SETTINGS)}}
@@ -80,7 +95,9 @@ def forwarded(argv: list[str]) -> tuple[int, str, str] | None:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
             conn.settimeout(2.0)
             conn.connect(str(path))
-            conn.settimeout(None)  # a search may take a while; the resident answers or closes
+            if _peer_uid(conn) != os.getuid():
+                return None
+            conn.settimeout(REPLY_SECONDS)  # a resident that hangs: the CLI does the work after all
             _send(conn, request)
             reply = _receive(conn)
     except (OSError, ValueError):
@@ -107,7 +124,7 @@ def start_in_background(directory: Path, minutes: float) -> None:
         return
     subprocess.Popen([sys.executable, "-m", "memes", "--archive", str(directory), "resident", "--minutes", str(minutes)],
                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                     start_new_session=True, close_fds=True)
+                     start_new_session=True, close_fds=True, cwd=directory)
 
 
 def _send(conn: socket.socket, message: dict) -> None:
@@ -135,14 +152,19 @@ def _exactly(conn: socket.socket, size: int) -> bytes:
 
 # --- the server side: `memes resident` ----------------------------------------------------------
 
-class AlreadyRunning(Exception):
-    pass
+class CannotServe(Exception):
+    """Another resident holds the archive, or no socket can be made in its folder."""
 
 
-def serve(directory: Path, minutes: float, run, on_ready=None) -> None:
+class Stop(BaseException):
+    """Raised by a signal handler to leave at once, mid-command too (its caller then does the work
+    itself): not an Exception, so no command mistakes it for its own failure."""
+
+
+def serve(directory: Path, minutes: float, run, prepare=None) -> None:
     """Answer commands on the archive's socket until `minutes` pass with none. `run(argv, env,
-    cwd, tty)` runs one command as the CLI does and returns (exit code, stdout, stderr).
-    Raises AlreadyRunning where another resident holds the archive."""
+    cwd, tty)` runs one command as the CLI does and returns (exit code, stdout, stderr);
+    `prepare()` runs once the archive is this resident's (loads the models). Raises CannotServe."""
     import fcntl
 
     lock = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
@@ -150,20 +172,23 @@ def serve(directory: Path, minutes: float, run, on_ready=None) -> None:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise AlreadyRunning(f"a resident already serves {directory}") from None
+            raise CannotServe(f"a resident already serves {directory}") from None
         path = directory / SOCKET
-        path.unlink(missing_ok=True)  # left by one that was killed: the lock says none runs
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old_mask = os.umask(0o177)  # the socket is made 0600
         try:
+            path.unlink(missing_ok=True)  # left by one that was killed: the lock says none runs
             listener.bind(str(path))
+        except OSError as exc:  # a path too long for a socket, a file system without sockets
+            listener.close()
+            raise CannotServe(f"cannot make a socket at {path}: {exc.strerror or exc}") from None
         finally:
             os.umask(old_mask)
         listener.listen(8)
         listener.settimeout(max(1.0, minutes * 60))
-        if on_ready is not None:
-            on_ready()
         try:
+            if prepare is not None:
+                prepare()  # callers that come meanwhile wait in the queue
             while directory.is_dir() and path.exists():
                 try:
                     conn, _ = listener.accept()
@@ -182,7 +207,7 @@ def serve(directory: Path, minutes: float, run, on_ready=None) -> None:
 def _answer(conn: socket.socket, run) -> None:
     conn.settimeout(30.0)
     try:
-        if _peer_uid(conn) not in (None, os.getuid()):
+        if _peer_uid(conn) != os.getuid():  # only its own user (and none where the system cannot say)
             return
         request = _receive(conn)
         conn.settimeout(None)

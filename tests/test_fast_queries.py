@@ -29,17 +29,17 @@ def test_exported_models_agree_with_pytorch(tmp_path, tiny_clip_dir):
     text = SentenceEncoder()
     said = queryencoders.export_text_model(text, tmp_path)
     assert "exported" in said, said
-    fast = queryencoders.exported(tmp_path, text.model_id)
+    fast = queryencoders.exported(tmp_path, text)
     assert fast is not None and fast.model_id == text.model_id and fast.dim == 384
     cosines = np.sum(fast.encode_texts(TEXTS) * text.encode_texts(TEXTS), axis=1)
     assert cosines.min() >= 0.9999
     clip = ClipEncoder(f"local-dir:{tiny_clip_dir}")
     assert "exported" in queryencoders.export_clip_text(clip, tmp_path)
-    fast_clip = queryencoders.exported(tmp_path, clip.model_id)
+    fast_clip = queryencoders.exported(tmp_path, clip)
     assert np.sum(fast_clip.encode_texts(TEXTS) * clip.encode_texts(TEXTS), axis=1).min() >= 0.9999
-    assert queryencoders.exported(tmp_path, "open_clip:another:-") is None
+    assert queryencoders.exported(tmp_path, ClipEncoder("another")) is None
     assert "exported" in queryencoders.export_clip_images(clip, tmp_path)
-    images = queryencoders.exported(tmp_path, clip.model_id, "images")
+    images = queryencoders.exported(tmp_path, clip, "images")
     from PIL import Image
 
     pictures = [Image.new("RGB", (300, 200), "red"), Image.effect_noise((97, 411), 60).convert("RGB"),
@@ -70,7 +70,7 @@ def test_an_image_model_with_a_hugging_face_tokenizer_exports_too(tmp_path, tiny
     clip = ClipEncoder(f"local-dir:{folder}")
     said = queryencoders.export_clip_text(clip, tmp_path)
     assert "exported" in said, said
-    fast = queryencoders.exported(tmp_path, clip.model_id)
+    fast = queryencoders.exported(tmp_path, clip)
     assert fast.meta["tokenizer"]["kind"] == "hub" and fast.meta["tokenizer"]["clean"] == "canonicalize"
     assert np.sum(fast.encode_texts(TEXTS) * clip.encode_texts(TEXTS), axis=1).min() >= 0.9999
 
@@ -88,7 +88,7 @@ def test_a_copy_that_disagrees_is_not_kept(tmp_path, tiny_clip_dir, monkeypatch)
     monkeypatch.setattr(queryencoders.ClipBpe, "__call__", off_by_one)
     said = queryencoders.export_clip_text(clip, tmp_path)
     assert "searches use PyTorch" in said
-    assert queryencoders.exported(tmp_path, clip.model_id) is None
+    assert queryencoders.exported(tmp_path, clip) is None
     assert not any(p.name.startswith(".export") for p in (tmp_path / queryencoders.MODELS_DIR).iterdir())
 
 
@@ -139,7 +139,9 @@ def test_a_small_archive_is_searched_without_opening_chroma(indexed, cli, monkey
     """Up to `exact_scan_limit` vectors a space, a search scans the catalog's copies: the answer
     is the same, and a vector index that would not even open is no matter to it."""
     archive_dir, _ = indexed
-    before = json.loads(cli("search", "llama mistral chart", "--json").stdout)
+    monkeypatch.setenv("MEMES_EXACT_SCAN_LIMIT", "0")
+    before = json.loads(cli("search", "llama mistral chart", "--json").stdout)  # through Chroma
+    monkeypatch.delenv("MEMES_EXACT_SCAN_LIMIT")
     chroma = archive_dir / "vectors" / "chroma.sqlite3"
     chroma.write_bytes(chroma.read_bytes()[:4096])  # truncated: Chroma cannot open it
     scanned = cli("search", "llama mistral chart", "--json")
@@ -148,3 +150,25 @@ def test_a_small_archive_is_searched_without_opening_chroma(indexed, cli, monkey
     monkeypatch.setenv("MEMES_EXACT_SCAN_LIMIT", "0")  # always Chroma: it finds the damage, and says so
     opened = cli("search", "llama mistral chart", "--json")
     assert "memes doctor" in opened.stderr, opened.stderr
+
+
+def test_a_damaged_or_outdated_copy_is_never_used(tmp_path, tiny_clip_dir):
+    """Truncated weights or weights replaced under the same model id: no copy (the next index
+    exports anew); a graph that will not load: the PyTorch model answers instead."""
+    folder = tmp_path / "clip"
+    shutil.copytree(tiny_clip_dir, folder)
+    clip = ClipEncoder(f"local-dir:{folder}")
+    assert "exported" in queryencoders.export_clip_text(clip, tmp_path)
+    copy = queryencoders.folder_for(tmp_path, clip.model_id)
+    fast = queryencoders.exported(tmp_path, clip)
+    (copy / "model.onnx").write_bytes(b"not a model")
+    assert np.sum(fast.encode_texts(TEXTS) * clip.encode_texts(TEXTS), axis=1).min() >= 0.9999  # PyTorch's own
+    weights = copy / queryencoders.WEIGHTS
+    weights.write_bytes(weights.read_bytes()[:1000])
+    assert queryencoders.exported(tmp_path, clip) is None
+    assert "exported" in queryencoders.export_clip_text(clip, tmp_path)
+    assert queryencoders.exported(tmp_path, clip) is not None
+    checkpoint = folder / "open_clip_pytorch_model.bin"
+    checkpoint.write_bytes(checkpoint.read_bytes())  # the same name, new weights as far as anyone can tell
+    os.utime(checkpoint, ns=(1, 1))
+    assert queryencoders.exported(tmp_path, ClipEncoder(f"local-dir:{folder}")) is None

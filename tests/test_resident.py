@@ -38,17 +38,21 @@ def running(indexed):
         proc.kill()
 
 
-def test_the_resident_answers_as_the_cli_does(running, cli):
+def test_the_resident_answers_as_the_cli_does(running, cli, monkeypatch):
     archive_dir, samples, _ = running
+    monkeypatch.chdir(samples.parent)  # relative paths are the caller's
     mode = stat.S_IMODE(os.stat(archive_dir / resident.SOCKET).st_mode)
     assert mode == 0o600
     for argv in (["search", "deploy friday", "--json"], ["search", "zzqqxx", "--json", "-k", "3"],
                  ["search", "monday", "--explain"], ["search", "chart", "--sort", "first-seen"],
-                 ["similar", str(samples / "one-does-not-simply.jpg"), "--json"]):
+                 ["similar", str(samples / "one-does-not-simply.jpg"), "--json"],
+                 ["search", "friday", "--in", "samples", "--json"], ["similar", "samples/deploy-friday.jpg"]):
         answered = _ask(*argv)
         assert answered is not None, argv
         direct = cli(*argv)
         assert answered == (direct.exit_code, direct.stdout, direct.stderr), argv
+    code, out, err = _ask("search", "x", "--sort", "sideways")
+    assert code == 2 and "sort must be one of" in err and out == ""  # a usage error, as the CLI says it
     assert _ask("stats") is None and _ask("search", "--help") is None  # not searches: the CLI's own
 
 
@@ -89,4 +93,12 @@ def test_a_search_can_leave_a_resident_behind(indexed, monkeypatch):
                             capture_output=True, text=True, timeout=300)
     assert second.returncode == 1 and "already serves" in second.stderr
     (archive_dir / resident.SOCKET).unlink()  # the first exits after its next command (or when idle)
+    assert _ask("search", "deploy friday") is None
+
+
+def test_a_stopped_resident_leaves_nothing_behind(running):
+    archive_dir, _, proc = running
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert not (archive_dir / resident.SOCKET).exists()
     assert _ask("search", "deploy friday") is None

@@ -190,3 +190,10 @@ def test_phrases_exclusions_filters_and_sorting_on_the_command_line(indexed, cli
     bad = cli("search", "memes", "--after", "yesterday")
     assert bad.exit_code == 2 and "not a date" in bad.stderr
     assert cli("search", "memes", "--sort", "colour").exit_code == 2
+
+
+def test_clean_reading_leaves_prose_that_spells_a_word_alone():
+    from archive.readings import clean_reading
+
+    assert clean_reading("we came together to get her") == "we came together to get her"
+    assert clean_reading("2019 2019 CRAPPY 2020 2020 MEMES") == "2019 CRAPPY 2020 MEMES"
