@@ -31,7 +31,7 @@ import numpy as np
 
 MODELS_DIR = "models"
 WEIGHTS = "model.weights"  # the exported model's weights, beside model.onnx
-FORMAT = 2
+FORMAT = 3
 MIN_AGREEMENT = 0.9999  # cosine between the ONNX and the PyTorch vector of every check text
 CHECK_TEXTS = (
     "deploy on friday", "one does not simply walk into mordor", "LLaMA 2 70B vs Mistral: MMLU (%)",
