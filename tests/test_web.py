@@ -547,4 +547,14 @@ def test_warming_up_loads_what_a_first_search_waits_for(env):
 
     archive = Archive(resolve_config({}), resident=True)
     assert archive.warm_up() == []
-    assert archive.text_encoder._model is not None and archive.image_encoder._loaded is not None
+    text, image = archive.query_encoders  # the copies exported for queries where the archive has them
+
+    def loaded(encoder) -> bool:
+        from indexer.queryencoders import OnnxTextEncoder
+
+        part = getattr(encoder, "texts", None) or encoder
+        if isinstance(part, OnnxTextEncoder):
+            return part._session is not None
+        return (getattr(part, "_model", None) or getattr(part, "_loaded", None)) is not None
+
+    assert loaded(text) and loaded(image), (type(text), type(image))
