@@ -531,6 +531,11 @@ class Catalog:
             out[meme_id] = (out.get(meme_id, "") + "\n" + body).strip()
         return out
 
+    def with_image(self, meme_ids: Sequence[str]) -> set[str]:
+        """Those of `meme_ids` that have an image (not records imported without one)."""
+        return {r[0] for r in self._rows_of("SELECT id FROM memes WHERE id IN ({ids}) AND content_hash IS NOT NULL",
+                                            meme_ids)}
+
     def with_several_sightings(self) -> list[str]:
         return [r[0] for r in self.db.execute(
             "SELECT meme_id FROM sightings GROUP BY meme_id HAVING count(*) > 1 ORDER BY min(seen_at)")]

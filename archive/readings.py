@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Iterable, Iterator
 
 _WORD = re.compile(r"[A-Za-z0-9']+")
 
@@ -35,6 +36,38 @@ def glued_words(letters: str) -> list[str]:
     import wordninja
 
     return wordninja.split(letters)
+
+
+@lru_cache(maxsize=1)
+def _frequency_ranks() -> dict[str, int]:
+    return {word: rank for rank, word in enumerate(words_by_frequency())}
+
+
+COMMON_WORDS = 150  # the commonest English words (the, and, you…): no phrase starts or ends with one
+RARE_WORD = 1500  # an example phrase holds at least one word rarer than this rank
+
+
+def example_phrases(texts: Iterable[str], n: int = 3) -> list[str]:
+    """Up to `n` short phrases to offer as example searches, one from each of the first texts
+    that has one: two or three consecutive dictionary words (no OCR noise), neither end a
+    common word, at least one of them uncommon."""
+    ranks = _frequency_ranks()
+    found: list[str] = []
+    for text in texts:
+        words = [w.lower() for w in _WORD.findall(clean_reading(text))]
+        phrase = next((" ".join(run) for size in (3, 2) for run in _runs(words, size)
+                       if all(len(w) >= 3 and w in ranks for w in run)
+                       and min(ranks[run[0]], ranks[run[-1]]) >= COMMON_WORDS
+                       and max(ranks[w] for w in run) >= RARE_WORD), None)
+        if phrase and phrase not in found:
+            found.append(phrase)
+            if len(found) == n:
+                break
+    return found
+
+
+def _runs(words: list[str], size: int) -> Iterator[list[str]]:
+    return (words[i:i + size] for i in range(len(words) - size + 1))
 
 
 def letters_of(token: str) -> str:

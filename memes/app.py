@@ -18,7 +18,7 @@ from archive.config import Config
 from archive.errors import ArchiveDamaged, DiskFull, MemeNotFound, MemesError, RecordFormatError
 from archive.lock import search_lock, writer_lock
 from archive.model import Meme, OcrText, Sighting, merge_record
-from archive import disk, recordsdir
+from archive import disk, readings, recordsdir
 from archive.backup import Backup, make_backup, restore_backup
 from archive.recordfile import format_record, read_record_file, record_file_name
 from archive.vectors import IMAGE, SPACES, CatalogVectors, MendedVectors, VectorStore
@@ -431,7 +431,7 @@ class Archive:
         admit, best first or newest first (`sort`)."""
         with self.searcher() as searcher:
             results = searcher.search(query, k, filters, sort)
-            return Answer(results, searcher.closest, searcher.notices)
+            return Answer(results, searcher.closest, searcher.notices, total=searcher.matched)
 
     def search_each(self, queries: Iterable[str], k: int, filters: Filters | None = None,
                     sort: str = "relevance") -> Iterator[tuple[str, Answer]]:
@@ -440,7 +440,7 @@ class Archive:
         with self.searcher() as searcher:
             for query in queries:
                 results = searcher.search(query, k, filters, sort)
-                yield query, Answer(results, searcher.closest, list(searcher.notices))
+                yield query, Answer(results, searcher.closest, list(searcher.notices), total=searcher.matched)
                 searcher.notices.clear()
 
     def similar(self, ref: str, k: int) -> Answer:
@@ -547,6 +547,33 @@ class Archive:
         """Memes most recently first seen first, one page of them (pages count from 1)."""
         total, ids = self.catalog.recent((max(page, 1) - 1) * per_page, per_page)
         return total, [self.catalog.require(i) for i in ids]
+
+    def summary(self) -> dict:
+        """What the home page says the archive holds: memes, sightings, annotations pending."""
+        numbers = self.catalog.stats()
+        jobs = self.catalog.annotation_stats({})["by_annotator"].values()
+        return {"memes": numbers["memes"], "sightings": numbers["sightings"],
+                "pending_annotations": sum(j["pending"] for j in jobs)}
+
+    def example_queries(self, n: int = 3, among: int = 200) -> list[str]:
+        """A few searches drawn from the words of the `among` most recently first seen memes."""
+        _, ids = self.catalog.recent(0, among)
+        texts = self.catalog.ocr_texts(ids)
+        return readings.example_phrases((texts[i] for i in ids if i in texts), n)
+
+    def with_image(self, meme_ids: list[str]) -> set[str]:
+        """Those of `meme_ids` that have an image to show."""
+        return self.catalog.with_image(meme_ids)
+
+    def image_of_meme(self, ref: str) -> tuple[str, bytes]:
+        """The first file of a meme (given by id, hash or path) that still holds its image, and
+        its bytes; MemesError where there is none."""
+        meme = self.meme(ref)
+        found = file_of(meme)
+        if found is None:
+            raise MemesError(f"meme {meme.id} " + ("was imported without an image" if meme.content_hash is None
+                                                    else "has no file left that holds its image"))
+        return found
 
     def image_file(self, meme_id: str) -> tuple[str, bytes] | None:
         """The meme's image: the first of its files that still holds its bytes, and the bytes."""

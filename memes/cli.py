@@ -378,6 +378,7 @@ def search(
     annotated: bool = typer.Option(False, "--annotated", help="Only memes a vision model described."),
     sort: str = typer.Option("relevance", "--sort", metavar="relevance|first-seen|last-seen",
                              help="Best first, or newest first by when first (or last) seen."),
+    copy: bool = typer.Option(False, "--copy", help="Copy the first result's image to the clipboard."),
 ):
     """Search by meaning over descriptions, OCR text and the pictures themselves. Filters choose
     the memes ranked, before ranking."""
@@ -385,6 +386,8 @@ def search(
 
     if (query is None) == (queries is None):
         raise typer.BadParameter("give a QUERY or --queries FILE (one of them)")
+    if copy and queries is not None:
+        raise typer.BadParameter("--copy copies the first result of one QUERY, not of --queries")
     try:
         checked_sort(sort)
         filters = Filters.given(after, before, folder, has, annotated)
@@ -400,9 +403,40 @@ def search(
             raise MemesError(f"cannot read {queries}: {exc}") from None
     else:
         lines = [query.strip()]
+    answer = None
     for line, answer in archive.search_each(filter(None, lines), k, filters, sort):
         _print_results(line, answer.results, answer.notices, as_json, answer.closest, explain, marks=True)
+    if copy:
+        _copy_first(archive, answer.results if answer else [])
     _stay_resident(archive)
+
+
+def _copy_first(archive, results) -> None:
+    from memes import desktop
+
+    if not results:
+        err("nothing copied: no result")
+        return
+    path, data = archive.image_of_meme(results[0].id)
+    desktop.copy_image(data)
+    err(f"copied the image of {path} to the clipboard")
+
+
+@app.command("open")
+@translated
+def open_(ctx: typer.Context, ref: str = typer.Argument(..., metavar="ID_OR_PATH",
+                                                        help="A meme id, perceptual or content hash, or path."),
+          folder: bool = typer.Option(False, "--folder", help="Show the file in its folder instead.")):
+    """Open a meme's image with the desktop's application for it, or show it in its folder."""
+    from memes import desktop
+
+    path, _ = _state(ctx).existing_archive.image_of_meme(ref)
+    if folder:
+        desktop.show_in_folder(path)
+        err(f"showed {path} in its folder")
+    else:
+        desktop.open_file(path)
+        err(f"opened {path}")
 
 
 @app.command()
@@ -758,7 +792,8 @@ def serve(ctx: typer.Context,
                                                       "NAME or NAME:PORT); repeatable.")):
     """The web gallery: search, browse and compare memes in a browser (and a JSON API under /api/)."""
     from memes.app import Archive
-    from memes.web import create_app, is_loopback
+    from memes.web import create_app
+    from memes.web.guard import is_loopback
     from memes.web.guard import Site
 
     archive = Archive(_state(ctx).config, resident=True)  # keeps the index open between searches

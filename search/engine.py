@@ -82,6 +82,7 @@ class Searcher:
     weights: dict[str, float] | None = field(default_factory=lambda: dict(IMAGE_WEIGHTS))
     notices: list[str] = field(default_factory=list)
     closest: list[Result] = field(default_factory=list)  # of the last search, when it found nothing
+    matched: int = 0  # of the last search: how many memes matched in all (it returned k of them)
 
     def _space(self, name: str, encoder) -> object | None:
         if encoder is None:
@@ -149,7 +150,9 @@ class Searcher:
             seen = self.catalog.seen_between([r.id for r in results])
             at = 0 if sort == "first-seen" else 1
             results = sorted(results, key=lambda r: seen[r.id][at], reverse=True)[:k]
+        matched = self.matched
         self.closest = [] if results else self._fused({s: hits[s] for s in DENSE if s in hits}, CLOSEST)
+        self.matched = matched
         return results
 
     def _admitted(self, hits: dict[str, list[SignalHit]], parsed: Query,
@@ -166,7 +169,8 @@ class Searcher:
 
     def _fused(self, rankings: dict[str, list[SignalHit]], k: int) -> list[Result]:
         results = fuse({s: h for s, h in rankings.items() if h}, self.text_rrf_k, SNIPPET_ORDER,
-                       self.text_weights)[:k]
+                       self.text_weights)
+        self.matched, results = len(results), results[:k]
         annotation_hits = [h for h in rankings.get(ANNOTATION_TEXT, []) if h.meme_id in {r.id for r in results}]
         signals.passage_snippets(self.catalog, annotation_hits)
         by_meme = {h.meme_id: h.snippet for h in annotation_hits if h.snippet}

@@ -41,3 +41,4 @@ class Answer:
     closest: list[Result] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     itself: str | None = None  # a search by picture: the meme whose bytes the picture is, if any
+    total: int | None = None  # a text search: how many memes matched in all (results holds k of them)

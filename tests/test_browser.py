@@ -59,22 +59,43 @@ def test_search_open_and_find_the_repost_in_a_browser(server, tmp_path):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
                                     args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        desktop = browser.new_context(viewport={"width": 1280, "height": 900},
+                                      permissions=["clipboard-read", "clipboard-write"])
+        page = desktop.new_page()
         page.goto(server + "/")
+        page.screenshot(path=str(shots / "gallery-home.png"), full_page=True)
         page.get_by_role("searchbox", name="search").fill("one does not simply")
         page.keyboard.press("Enter")
         card = page.locator("#results .card", has=page.locator('a[title$="/one-does-not-simply.jpg"]'))
         expect(card).to_have_count(1)
+        meme_id = card.get_attribute("data-id")
         expect(card.locator("img")).to_have_js_property("complete", True)
         assert card.locator("img").evaluate("img => img.naturalWidth") > 0  # the thumbnail really loads
         page.screenshot(path=str(shots / "gallery-search.png"), full_page=True)
         card.locator("a").first.click()
         expect(page.locator("#full")).to_be_visible()
         expect(page.locator(".sightings")).to_contain_text("one-does-not-simply.jpg")
+        page.locator("#copy-image").click()  # the image, as a PNG, on the clipboard
+        expect(page.locator("#toast")).to_contain_text("Image copied")
+        assert "image/png" in page.evaluate("async () => (await navigator.clipboard.read())[0].types")
+        expect(page.locator("#steps")).to_be_visible()  # back to the results, from the search before
+        page.screenshot(path=str(shots / "gallery-meme.png"), full_page=True)
+        page.keyboard.press("Escape")
+        expect(page.locator("#results .card").first).to_be_visible()
+        page.goto(server + "/meme/" + meme_id)
         page.get_by_role("link", name="More like this").click()
         repost = page.locator("#results .card").first
-        expect(repost.locator("a")).to_have_attribute("title", re.compile(r"/one-does-not-simply-small\.jpg$"))
+        expect(repost.locator("a").first).to_have_attribute("title", re.compile(r"/one-does-not-simply-small\.jpg$"))
         page.screenshot(path=str(shots / "gallery-more-like-this.png"), full_page=True)
+        phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+        small = phone.new_page()
+        for path in ("/", "/?q=one+does+not+simply", "/meme/" + meme_id, "/browse", "/groups"):
+            small.goto(server + path)
+            assert small.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
+            assert small.locator("header").evaluate("h => h.getBoundingClientRect().height") < 60, path
+        expect(small.locator(".paste-hint")).to_be_hidden()
+        small.goto(server + "/")
+        small.screenshot(path=str(shots / "gallery-home-phone.png"), full_page=True)
         browser.close()
     assert (shots / "gallery-search.png").stat().st_size > 10_000
     print(f"screenshots: {shots / 'gallery-search.png'} {shots / 'gallery-more-like-this.png'}")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import time
 import os
 import shutil
 from contextlib import contextmanager
@@ -558,3 +560,66 @@ def test_warming_up_loads_what_a_first_search_waits_for(env):
         return (getattr(part, "_model", None) or getattr(part, "_loaded", None)) is not None
 
     assert loaded(text) and loaded(image), (type(text), type(image))
+
+
+def test_download_gives_the_original_bytes_under_the_files_name(client, env):
+    meme_id = _id_of(client, env[1], "monday-flat.png")
+    got = client.get(f"/api/memes/{meme_id}/image", params={"download": "true"})
+    assert got.status_code == 200 and got.content == (env[1] / "monday-flat.png").read_bytes()
+    assert 'filename="monday-flat.png"' in got.headers["content-disposition"]
+    assert "attachment" not in client.get(f"/api/memes/{meme_id}/image").headers.get("content-disposition", "")
+
+
+def test_search_pages_give_every_result_once_with_the_total(client):
+    every = [r["id"] for r in client.get("/api/search", params={"q": "meme", "k": 200}).json()["results"]]
+    assert len(every) >= 3
+    seen, page = [], 1
+    while True:
+        html = client.get("/", params={"q": "meme", "k": 2, "page": page}).text
+        seen += re.findall(r'<li class="card" data-id="([0-9a-f]+)"', html.split('id="closest"')[0])
+        assert f"{len(every)} results for" in html or page > 1
+        if 'id="more"' not in html:
+            break
+        page += 1
+    assert seen == every
+
+
+def test_the_home_page_shows_counts_recent_memes_and_examples(client):
+    from archive.readings import example_phrases
+
+    home = client.get("/").text
+    assert re.search(r'id="counts">\d+ memes · \d+ files', home) and 'id="recent"' in home
+    assert home.count('<li class="card"') >= 3
+    assert example_phrases(["THE ONE RING walks into mordor", "a cat", "zzqx ploff"]) == ["walks into mordor"]
+
+
+def test_show_in_folder_and_the_cli_open_and_copy_use_the_desktops_tools(client, env, cli, tmp_path, monkeypatch):
+    import stat
+
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    said = tmp_path / "said"
+    for name in ("xdg-open", "xclip"):
+        (tools / name).write_text(f'#!/bin/sh\necho "{name} $*" >> {said}\n'
+                                  + ("cat > " + str(tmp_path / "clip.png") + "\n" if name == "xclip" else ""))
+        (tools / name).chmod(stat.S_IRWXU)
+    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
+    meme_id = _id_of(client, env[1], "monday-flat.png")
+    refused = client.post(f"/api/memes/{meme_id}/reveal")  # the test client is not a browser on this machine
+    assert refused.status_code == 403
+    opened = cli("open", meme_id, "--folder")
+    assert opened.exit_code == 0, opened.output
+    copied = cli("search", "monday", "--copy")
+    assert copied.exit_code == 0 and "to the clipboard" in copied.stderr, copied.output
+    assert (tmp_path / "clip.png").read_bytes().startswith(b"\x89PNG")
+    for _ in range(50):
+        if said.exists() and "xdg-open" in said.read_text():
+            break
+        time.sleep(0.1)
+    assert f"xdg-open {env[1]}" in said.read_text()
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.delenv("DISPLAY")
+    none = cli("search", "monday", "--copy")
+    assert none.exit_code != 0 and "no clipboard tool here" in none.stderr and "Traceback" not in none.output

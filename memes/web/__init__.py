@@ -7,7 +7,6 @@ Images are served by meme id only: the path comes from the catalog, never from t
 """
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -26,15 +25,6 @@ from memes.web.pages import page_routes
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SITE = Site.serving("127.0.0.1", 8765)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def create_app(archive: Archive, token: str | None = None, site: Site = DEFAULT_SITE) -> FastAPI:

@@ -3,14 +3,18 @@ from __future__ import annotations
 
 import mimetypes
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile
+from pathlib import PurePath
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from memes.shapes import meme_json, results_json
 from search.query import SORTS, Filters
 from memes.web.gallery import Gallery
-from memes.web.guard import MAX_UPLOAD_BYTES, TOO_BIG
+from memes import desktop
+from memes.web.guard import MAX_UPLOAD_BYTES, TOO_BIG, from_this_machine
 
 PER_PAGE = 48
 MAX_PAGE = 1_000_000
@@ -39,6 +43,13 @@ async def similar_upload_results(gallery: Gallery, data: bytes, k: int):
     the event loop and beside other reads; only the search itself takes the read lock."""
     query = await run_in_threadpool(gallery.unlocked(lambda a: a.query_picture(data)))
     return await run_in_threadpool(gallery.read(lambda a: a.similar_to_picture(query, k)))
+
+
+def attachment(name: str) -> str:
+    """A Content-Disposition that saves the file under `name` (RFC 6266: an ASCII fallback and
+    the UTF-8 name)."""
+    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in name) or "meme"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 class SearchFilters:
@@ -112,16 +123,29 @@ def api_routes(gallery: Gallery) -> APIRouter:
         with gallery.writing() as a:
             return meme_json(a.join(meme_id, other))
 
-    @api.get("/memes/{meme_id}/image", tags=["memes"], summary="The meme's image file")
-    def image(meme_id: str):
+    @api.get("/memes/{meme_id}/image", tags=["memes"], summary="The meme's image file, as it is on disk")
+    def image(meme_id: str, download: bool = Query(False, description="as a download, under the file's own name")):
         with gallery.reading() as a:
             found = a.image_file(meme_id)
         if found is None:
             raise HTTPException(404, f"none of the files of meme {meme_id} still holds its image")
         path, data = found
         media = mimetypes.guess_type(path)[0] or "application/octet-stream"
+        headers = {"Cache-Control": "private, max-age=3600"}
+        if download:
+            headers["Content-Disposition"] = attachment(PurePath(path).name)
         return Response(data, media_type=media if media.startswith("image/") else "application/octet-stream",
-                        headers={"Cache-Control": "private, max-age=3600"})
+                        headers=headers)
+
+    @api.post("/memes/{meme_id}/reveal", tags=["memes"],
+              summary="Show the meme's file in its folder, on the desktop of the machine the gallery runs on")
+    def reveal(request: Request, meme_id: str):
+        if not from_this_machine(request):
+            raise HTTPException(403, "only a browser on the machine the gallery runs on can open its folders")
+        with gallery.reading() as a:
+            path, _ = a.image_of_meme(meme_id)
+            desktop.show_in_folder(path)
+        return {"shown": path}
 
     @api.get("/memes/{meme_id}/thumbnail", tags=["memes"], summary="A small WebP of the meme (cached)")
     def thumbnail(meme_id: str):

@@ -52,6 +52,21 @@ SECURITY_HEADERS = {
 CROSS_SITE = "a page on another site cannot change this archive"
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a name or an address) is this machine's loopback."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def from_this_machine(request: Request) -> bool:
+    """Whether the request comes from a browser on the machine the gallery runs on."""
+    return request.client is not None and is_loopback(request.client.host)
+
+
 def _bracketed(name: str) -> str:
     """A host name as a Host header writes it: an IPv6 address in brackets."""
     name = name.strip().lower()
