@@ -116,8 +116,14 @@ def window(text: str, query_words: list[str], width: int = 160) -> str:
         covered = len({w for p, w in hits if begin <= p < begin + width - len(w)})
         if covered > best:
             start, best = begin, covered
-    piece = text[start:start + width]
-    return ("…" if start > 0 else "") + piece + ("…" if start + width < len(text) else "")
+    if start > 0:  # begin and end on word boundaries, never inside a word
+        space = text.rfind(" ", 0, start + 1)
+        start = space + 1 if space >= 0 else 0
+    end = start + width
+    if end < len(text) and text[end] != " " and text.rfind(" ", start, end) > start:
+        end = text.rfind(" ", start, end)
+    piece = text[start:end].strip()
+    return ("…" if start > 0 else "") + piece + ("…" if end < len(text) else "")
 
 
 def nearest_memes(space: VectorSpace | None, vector: np.ndarray, depth: int) -> list[SignalHit]:

@@ -2,6 +2,7 @@
 `memes serve` started as a user starts it. Playwright never downloads a browser here."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -23,6 +24,10 @@ def _free_port() -> int:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
+
+def _launch(p):
+    return p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                             args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
 
 @pytest.fixture
 def server(indexed):
@@ -57,8 +62,7 @@ def test_search_open_and_find_the_repost_in_a_browser(server, tmp_path):
     shots = Path(os.environ.get("MEMES_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        browser = _launch(p)
         desktop = browser.new_context(viewport={"width": 1280, "height": 900},
                                       permissions=["clipboard-read", "clipboard-write"])
         page = desktop.new_page()
@@ -132,7 +136,6 @@ def test_a_page_on_another_origin_cannot_add_to_the_archive(server, tmp_path):
     image to the gallery (a no-cors fetch and a plain form). Nothing is added; the gallery's own
     page still adds one."""
     import http.server
-    import json
     import threading
 
     from playwright.sync_api import expect, sync_playwright
@@ -151,8 +154,7 @@ def test_a_page_on_another_origin_cannot_add_to_the_archive(server, tmp_path):
     before = memes()
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                        args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+            browser = _launch(p)
             page = browser.new_page()
             page.goto(f"http://127.0.0.1:{evil.server_address[1]}/index.html")
             expect(page.locator("#state")).to_contain_text("done:")
@@ -179,3 +181,98 @@ def _red_png() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (64, 48), (192, 16, 32)).save(out, "PNG")
     return out.getvalue()
+
+
+
+def test_keys_paging_download_and_every_page_on_both_screens(server, indexed, tmp_path):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `apt-get install chromium` (scripts/setup.sh does)")
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=30_000)
+    _, samples = indexed
+    shots = Path(os.environ.get("MEMES_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = _launch(p)
+        desktop = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+        page = desktop.new_page()
+
+        # "/" focuses the search box from anywhere on the page; Enter searches.
+        page.goto(server + "/browse")
+        page.keyboard.press("/")
+        expect(page.locator("#q")).to_be_focused()
+        page.keyboard.type("meme")
+        page.keyboard.press("Enter")
+        expect(page.locator("#count")).to_contain_text("for “meme”")
+
+        # Paging one at a time: scrolling down loads the rest, every result exactly once.
+        page.goto(server + "/?q=meme&k=1")
+        total = int(re.match(r"(\d+) results?", page.locator("#count").inner_text()).group(1))
+        assert total >= 3, "the sample archive should give three pages of results or more"
+        first_page = urllib.request.urlopen(server + "/?q=meme&k=1", timeout=30).read().decode()
+        assert first_page.count('<li class="card"') == 1  # the rest come as the page scrolls
+        _scroll_to_the_end(page)
+        ids = page.locator("#results .card").evaluate_all("cards => cards.map(c => c.dataset.id)")
+        assert len(ids) == total and len(set(ids)) == total, (total, ids)
+        wanted = {r["id"] for r in _get_json(server + f"/api/search?q=meme&k={total}")["results"]}
+        assert set(ids) == wanted
+
+        # The arrows move between cards, Enter opens the focused one; on its page ← → step and
+        # Escape goes back to the results.
+        page.goto(server + "/?q=meme&k=1")
+        _scroll_to_the_end(page)
+        page.locator("#q").focus()
+        page.keyboard.press("ArrowDown")
+        page.keyboard.press("ArrowRight")
+        expect(page.locator("#results .card > a").nth(1)).to_be_focused()
+        page.keyboard.press("Enter")
+        expect(page).to_have_url(server + "/meme/" + ids[1])
+        expect(page.locator("#position")).to_have_text(re.compile(r"^2 of \d+$"))
+        page.keyboard.press("ArrowLeft")
+        expect(page).to_have_url(server + "/meme/" + ids[0])
+        page.keyboard.press("ArrowRight")
+        expect(page).to_have_url(server + "/meme/" + ids[1])
+        page.keyboard.press("ArrowRight")
+        expect(page).to_have_url(server + "/meme/" + ids[2])
+        page.keyboard.press("Escape")
+        expect(page).to_have_url(server + "/?q=meme&k=1")
+
+        # Download gives the original bytes under the original name.
+        one = _get_json(server + "/api/search?q=one+does+not+simply&k=1")["results"][0]
+        page.goto(server + "/meme/" + one["id"])
+        with page.expect_download() as downloading:
+            page.locator("#download").click()
+        download = downloading.value
+        original = Path(one["path"])
+        assert download.suggested_filename == original.name
+        assert Path(download.path()).read_bytes() == original.read_bytes()
+
+        # Every page, on the desktop and on a phone: a screenshot each, and no sideways scroll.
+        pages = {"home": "/", "search": "/?q=meme", "meme": "/meme/" + one["id"], "browse": "/browse",
+                 "reposts": "/groups", "similar": "/similar/" + one["id"]}
+        phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+        for screen, context in (("desktop", desktop), ("phone", phone)):
+            tab = context.new_page()
+            for name, path in pages.items():
+                tab.goto(server + path)
+                tab.wait_for_load_state("networkidle")
+                assert tab.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), (screen, path)
+                tab.screenshot(path=str(shots / f"gallery-{name}-{screen}.png"), full_page=True)
+        browser.close()
+    for name in pages:
+        for screen in ("desktop", "phone"):
+            assert (shots / f"gallery-{name}-{screen}.png").stat().st_size > 5_000
+
+
+def _scroll_to_the_end(page) -> None:
+    deadline = time.time() + 60
+    while page.locator("#more").count() and time.time() < deadline:
+        page.mouse.wheel(0, 5000)
+        page.wait_for_timeout(200)
+    assert not page.locator("#more").count(), "scrolling down never loaded the last results"
+
+
+def _get_json(url: str):
+    with urllib.request.urlopen(url, timeout=30) as answer:
+        return json.load(answer)
