@@ -623,3 +623,19 @@ def test_show_in_folder_and_the_cli_open_and_copy_use_the_desktops_tools(client,
     monkeypatch.delenv("DISPLAY")
     none = cli("search", "monday", "--copy")
     assert none.exit_code != 0 and "no clipboard tool here" in none.stderr and "Traceback" not in none.output
+
+
+def test_a_record_without_an_image_gets_a_placeholder_and_counts_read_right(archive_dir, cli):
+    from memes.web.pages import plural
+
+    record = Path(__file__).parent / "fixtures" / "000_3d4397e866a55657.txt"
+    assert cli("import", record).exit_code == 0
+    client = gallery_client()
+    meme_id = client.get("/api/memes").json()["memes"][0]["id"]
+    assert client.get(f"/api/memes/{meme_id}/thumbnail").status_code == 404
+    for page in ("/", "/browse", f"/meme/{meme_id}", "/?q=" + "cat"):
+        html = client.get(page).text
+        assert f"/api/memes/{meme_id}/thumbnail" not in html and f"/api/memes/{meme_id}/image" not in html, page
+    assert 'class="placeholder"' in client.get("/browse").text
+    assert "1 meme," in client.get("/browse").text
+    assert [plural(n, "meme") for n in (0, 1, 2)] == ["0 memes", "1 meme", "2 memes"]
