@@ -566,10 +566,11 @@ class Catalog:
         expression = trigram_expression(query)
         if expression is None:
             return []
-        return self.db.execute(
-            """SELECT s.meme_id, s.type, s.kind, s.source, s.body, -bm25(sections_fts) AS score
-               FROM sections_fts JOIN sections s ON s.id = sections_fts.rowid
-               WHERE sections_fts MATCH ? ORDER BY score DESC LIMIT ?""",
+        return self.db.execute(  # ranked before the join: only the best rows' bodies are read
+            """SELECT s.meme_id, s.type, s.kind, s.source, s.body, f.score
+               FROM (SELECT rowid, -bm25(sections_fts) AS score FROM sections_fts
+                     WHERE sections_fts MATCH ? ORDER BY score DESC LIMIT ?) f
+               JOIN sections s ON s.id = f.rowid ORDER BY f.score DESC""",
             (expression, limit)).fetchall()
 
     # --- writing -------------------------------------------------------------------------

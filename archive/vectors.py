@@ -318,7 +318,7 @@ class CatalogSpace:
             return []
         query = np.asarray(vector, dtype=np.float32)
         similarity = matrix @ (query / max(float(np.linalg.norm(query)), 1e-12))
-        order = np.argsort(-similarity, kind="stable")[:n]
+        order = _top(similarity, n)
         return [Hit(id=ids[i], similarity=float(similarity[i]), metadata=metas[i]) for i in order]
 
     def meme_ids(self) -> set[str]:
@@ -329,15 +329,29 @@ class CatalogSpace:
         return matrix[0] if ids else None
 
 
+def _top(similarity: np.ndarray, n: int) -> np.ndarray:
+    """The indices of the `n` highest similarities, highest first, ties in index order (what a
+    stable sort of all of them gives), without sorting all of them."""
+    if n >= len(similarity):
+        return np.argsort(-similarity, kind="stable")
+    floor = np.partition(similarity, len(similarity) - n)[len(similarity) - n]
+    near = np.flatnonzero(similarity >= floor)  # every tie at the floor, in index order
+    return near[np.argsort(-similarity[near], kind="stable")][:n]
+
+
 class CatalogVectors:
     """The vector store as the catalog keeps it: read-only, safe beside a writing process."""
 
     def __init__(self, catalog: Catalog):
         self.catalog = catalog
         self._spaces: dict[str, CatalogSpace] = {}  # loaded once for the searches of one reading
+        self._models: dict[str, tuple[int | None, list[str]]] = {}  # by the catalog's data version
 
     def space(self, name: str, model: str | None = None) -> CatalogSpace | None:
-        models = self.catalog.embedding_models(name)
+        version = self.catalog.data_version()
+        if version is None or self._models.get(name, (None,))[0] != version:
+            self._models[name] = (version, self.catalog.embedding_models(name))  # a scan: once a version
+        models = self._models[name][1]
         if not models:
             return None
         if model is not None and models != [model]:

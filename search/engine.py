@@ -171,6 +171,10 @@ class Searcher:
         results = fuse({s: h for s, h in rankings.items() if h}, self.text_rrf_k, SNIPPET_ORDER,
                        self.text_weights)
         self.matched, results = len(results), results[:k]
+        shown = {r.id for r in results}
+        passages = {h.meme_id: signals.keyword_snippet(h) for h in rankings.get("keyword", []) if h.meme_id in shown}
+        for result in results:  # the matched words first, where the keyword signal found them
+            result.snippet = passages.get(result.id) or result.snippet
         annotation_hits = [h for h in rankings.get(ANNOTATION_TEXT, []) if h.meme_id in {r.id for r in results}]
         signals.passage_snippets(self.catalog, annotation_hits)
         by_meme = {h.meme_id: h.snippet for h in annotation_hits if h.snippet}

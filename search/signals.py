@@ -69,7 +69,15 @@ def keyword(catalog: Catalog, query: str, depth: int, floor: bool = True) -> lis
         if row["meme_id"] not in best or score > best[row["meme_id"]][0]:
             best[row["meme_id"]] = (score, row)
     ranked = sorted(best.items(), key=lambda item: -item[1][0])[:depth]
-    return [SignalHit(meme_id, score, window(clean_reading(row["body"]), words)) for meme_id, (score, row) in ranked]
+    return [SignalHit(meme_id, score, detail={"passage": row["body"], "words": words})
+            for meme_id, (score, row) in ranked]
+
+
+def keyword_snippet(hit: SignalHit) -> str:
+    """The stretch of a keyword hit's section where the query's words are, as a person reads it
+    (made for the results shown only: cleaning a reading costs)."""
+    where = hit.detail or {}
+    return window(clean_reading(where["passage"]), where["words"]) if "passage" in where else ""
 
 
 def words_found(words: list[str], text: str) -> float:
