@@ -78,8 +78,8 @@ class Searcher:
     # queries (crops and framed copies) and 72 same-template ones: k=60 with equal weights gave
     # repost Recall@1 0.93 (crops 0.86), k=5 with pixels x3 gives 0.97 (crops 0.94); same
     # template 1.00 either way. A verified pixel match is the strongest evidence there is.
-    rrf_k: int = IMAGE_RRF_K
-    weights: dict[str, float] | None = field(default_factory=lambda: dict(IMAGE_WEIGHTS))
+    image_rrf_k: int = IMAGE_RRF_K
+    image_weights: dict[str, float] = field(default_factory=lambda: dict(IMAGE_WEIGHTS))
     notices: list[str] = field(default_factory=list)
     closest: list[Result] = field(default_factory=list)  # of the last search, when it found nothing
     matched: int = 0  # of the last search: how many memes matched in all (it returned k of them)
@@ -91,7 +91,7 @@ class Searcher:
         return space if space is not None and space.count() > 0 else None
 
     def _image_space(self):
-        """The image space and its encoder, or (None, None) when either is missing."""
+        """The image space, or None when the archive has none or its encoder cannot load."""
         if self.image_encoder is None or self.store.space(IMAGE) is None:
             return None
         space = self.store.space(IMAGE, self.image_encoder.model_id)
@@ -253,7 +253,7 @@ class Searcher:
     def _similar(self, rankings: dict[str, list[SignalHit]], k: int) -> list[Result]:
         distances = {h.meme_id: int(-h.score) for h in rankings.get("phash", [])}
         similar_text = {h.meme_id: round(h.score, 3) for h in rankings.get("caption", [])}
-        results = fuse({s: h for s, h in rankings.items() if h}, self.rrf_k, weights=self.weights)[:k]
+        results = fuse({s: h for s, h in rankings.items() if h}, self.image_rrf_k, weights=self.image_weights)[:k]
         for result in results:
             if result.id in distances:
                 result.extra["phash_distance"] = distances[result.id]
