@@ -238,6 +238,16 @@ def test_keys_paging_download_and_every_page_on_both_screens(server, indexed, tm
         page.keyboard.press("Escape")
         expect(page).to_have_url(server + "/?q=meme&k=1")
 
+        # A search by image says it is working, and cannot be sent twice, until the answer comes
+        # (the test holds the form back after the gallery's own listener has run).
+        page.goto(server + "/")
+        page.locator("#image-file").set_input_files(str(samples / "one-does-not-simply.jpg"))
+        page.evaluate("document.getElementById('by-image').addEventListener('submit', (e) => e.preventDefault())")
+        expect(page.locator("#image-progress")).to_be_hidden()
+        page.locator("#by-image button[type=submit]").click()
+        expect(page.locator("#image-progress")).to_be_visible()
+        expect(page.locator("#by-image button[type=submit]")).to_be_disabled()
+
         # Download gives the original bytes under the original name.
         one = _get_json(server + "/api/search?q=one+does+not+simply&k=1")["results"][0]
         page.goto(server + "/meme/" + one["id"])
