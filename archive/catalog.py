@@ -543,19 +543,20 @@ class Catalog:
     def phashes(self) -> list[tuple[str, str]]:
         return [(r[0], r[1]) for r in self.db.execute("SELECT id, phash FROM memes WHERE phash IS NOT NULL")]
 
-    def match_sections(self, query: str, limit: int) -> list[Row]:
+    def match_sections(self, query: str, limit: int, own_connection: bool = False) -> list[Row]:
         """Sections matching the query's words, best first: meme_id, type, kind, source, score
         (higher is better, comparable only within one answer), body. Both engines compare
         character trigrams, of the words as written and run together, so misread and glued
-        words still match."""
+        words still match. `own_connection`: read on the calling thread's own connection."""
         words = query_words(query)
+        db = self.db.reader() if own_connection else self.db
         if self.on_server:
             spaced, glued = " ".join(words), "".join(words)
             if len(glued) < 3:
                 return []
             best: dict[int, Row] = {}
             for form in dict.fromkeys((spaced, glued)):  # nearest by trigram word similarity (GiST)
-                for row in self.db.execute(
+                for row in db.execute(
                         """SELECT s.id, s.meme_id, s.type, s.kind, s.source, s.body,
                                   1 - (:form <<-> s.body) AS score
                            FROM sections s ORDER BY :form <<-> s.body LIMIT :limit""",
@@ -566,7 +567,7 @@ class Catalog:
         expression = trigram_expression(query)
         if expression is None:
             return []
-        return self.db.execute(  # ranked before the join: only the best rows' bodies are read
+        return db.execute(  # ranked before the join: only the best rows' bodies are read
             """SELECT s.meme_id, s.type, s.kind, s.source, s.body, f.score
                FROM (SELECT rowid, -bm25(sections_fts) AS score FROM sections_fts
                      WHERE sections_fts MATCH ? ORDER BY score DESC LIMIT ?) f

@@ -438,8 +438,7 @@ class Archive:
         """Several queries with the index opened once: each with its answer (and the notices new
         with it)."""
         with self.searcher() as searcher:
-            for query in queries:
-                results = searcher.search(query, k, filters, sort)
+            for query, results in searcher.search_each(queries, k, filters, sort):
                 yield query, Answer(results, searcher.closest, list(searcher.notices), total=searcher.matched)
                 searcher.notices.clear()
 

@@ -47,14 +47,21 @@ DENSE_FLOOR = 0.5
 PHRASE_VOUCHES = 0.85
 
 
-def keyword(catalog: Catalog, query: str, depth: int, floor: bool = True) -> list[SignalHit]:
+def keyword_rows(catalog: Catalog, query: str, depth: int, own_connection: bool = False) -> list:
+    """The sections `keyword` ranks for `query` (read on a connection of the calling thread's own
+    with `own_connection`, so that a batch reads the next query's beside this one's ranking)."""
+    return catalog.match_sections(query, depth * 4, own_connection)
+
+
+def keyword(catalog: Catalog, query: str, depth: int, floor: bool = True, rows: list | None = None) -> list[SignalHit]:
     """Ranked keyword search over OCR text and annotations, best section per meme: the sections
     that share most character trigrams with the query (see `Catalog.match_sections`), re-ranked
     by how closely a stretch of each reads as the query's words in their order
     (`phrase_closeness`) plus PHRASE_TRIGRAM_SHARE times the section's trigram score relative to
-    the best one."""
+    the best one. `rows`: those of `keyword_rows`, read already."""
     words = query_words(query)
-    rows = catalog.match_sections(query, depth * 4)
+    if rows is None:
+        rows = keyword_rows(catalog, query, depth)
     if not rows:
         return []
     top = rows[0]["score"]
