@@ -208,16 +208,15 @@ class Searcher:
         results = fuse({s: h for s, h in rankings.items() if h}, self.text_rrf_k, SNIPPET_ORDER,
                        self.text_weights)
         self.matched, results = len(results), results[:k]
-        shown = {r.id for r in results}
-        passages = {h.meme_id: signals.keyword_snippet(h) for h in rankings.get("keyword", []) if h.meme_id in shown}
-        for result in results:  # the matched words first, where the keyword signal found them
-            result.snippet = passages.get(result.id) or result.snippet
-        annotation_hits = [h for h in rankings.get(ANNOTATION_TEXT, []) if h.meme_id in {r.id for r in results}]
+        shown = {r.id for r in results}  # passages are cut for these only: cleaning a reading costs
+        keyword_hits = [h for h in rankings.get("keyword", []) if h.meme_id in shown]
+        annotation_hits = [h for h in rankings.get(ANNOTATION_TEXT, []) if h.meme_id in shown]
+        signals.keyword_snippets(keyword_hits)
         signals.passage_snippets(self.catalog, annotation_hits)
-        by_meme = {h.meme_id: h.snippet for h in annotation_hits if h.snippet}
-        for result in results:
-            if not result.snippet or result.signals.get("keyword") is None:
-                result.snippet = by_meme.get(result.id, result.snippet)
+        by_keyword = {h.meme_id: h.snippet for h in keyword_hits if h.snippet}
+        by_annotation = {h.meme_id: h.snippet for h in annotation_hits if h.snippet}
+        for result in results:  # the words that matched, else the described passage that did, else fusion's pick
+            result.snippet = by_keyword.get(result.id) or by_annotation.get(result.id, result.snippet)
         return self._finish(results)
 
     def similar_to_image(self, picture: Image.Image, phashes: list[str], k: int = 10,

@@ -80,11 +80,13 @@ def keyword(catalog: Catalog, query: str, depth: int, floor: bool = True, rows: 
             for meme_id, (score, row) in ranked]
 
 
-def keyword_snippet(hit: SignalHit) -> str:
-    """The stretch of a keyword hit's section where the query's words are, as a person reads it
-    (made for the results shown only: cleaning a reading costs)."""
-    where = hit.detail or {}
-    return window(clean_reading(where["passage"]), where["words"]) if "passage" in where else ""
+def keyword_snippets(hits: list[SignalHit]) -> None:
+    """Fill each keyword hit's snippet with the stretch of its section where the query's words
+    are, as a person reads it (`passage_snippets` does the same for annotation hits)."""
+    for hit in hits:
+        where = hit.detail or {}
+        if "passage" in where:
+            hit.snippet = window(clean_reading(where["passage"]), where["words"])
 
 
 def words_found(words: list[str], text: str) -> float:

@@ -149,7 +149,7 @@ def test_a_page_on_another_origin_cannot_add_to_the_archive(server, tmp_path):
     threading.Thread(target=evil.serve_forever, daemon=True).start()
 
     def memes() -> int:
-        return json.load(urllib.request.urlopen(server + "/api/stats", timeout=30))["memes"]
+        return _get_json(server + "/api/stats")["memes"]
 
     before = memes()
     try:
