@@ -2,261 +2,25 @@
 on a PostgreSQL server (see `archive.database`: one code path, SQL written once).
 
 Memes, their sightings and their text sections (annotations and OCR) live here; Chroma holds
-only vectors, which can always be rebuilt from this. Ranked keyword search still matches glued
-or misread words: SQLite's FTS5 with the trigram tokenizer (BM25 over character trigrams), or
-PostgreSQL's pg_trgm (nearest by trigram word similarity, GiST-indexed).
+only vectors, which can always be rebuilt from this. Beside the records, each in a module of
+its own: the tables (`archive.schema`), keyword search per engine (`archive.keywords`), the
+annotation jobs (`jobs`, `archive.jobs`) and what is known of the vectors (`marks` and
+`copies`, `archive.copies`).
 """
 from __future__ import annotations
 
-import json
 import os
-import re
 from datetime import datetime
 from pathlib import Path
 from typing import Iterator, Sequence
 
-import numpy as np
-
+from . import keywords
+from .copies import VectorCopies, VectorMarks
 from .database import POSTGRESQL, Database, Row, SqliteDatabase, is_server_url, open_database
 from .errors import MemeNotFound, ReadOnlyArchive
-from .model import Annotation, Meme, OcrText, Section, Sighting, utc_now
-
-def _record_triggers() -> str:
-    """Triggers noting the meme of every row written in memes, sightings and sections (see
-    migration 6). Not `INSERT OR IGNORE`: an upsert's own conflict handling overrides it in a trigger."""
-    note = "INSERT INTO record_changes SELECT {0} WHERE NOT EXISTS (SELECT 1 FROM record_changes WHERE meme_id = {0});"
-    triggers = []
-    for table, key in (("memes", "id"), ("sightings", "meme_id"), ("sections", "meme_id")):
-        for event, rows in (("INSERT", ("new",)), ("UPDATE", ("old", "new")), ("DELETE", ("old",))):
-            body = "\n".join(note.format(f"{row}.{key}") for row in rows)
-            triggers.append(f"CREATE TRIGGER {table}_record_{event.lower()} AFTER {event} ON {table} BEGIN\n{body}\nEND;")
-    return "\n".join(triggers)
-
-
-MIGRATIONS = [
-    """
-    CREATE TABLE memes(
-        id TEXT PRIMARY KEY,
-        content_hash TEXT UNIQUE,
-        phash TEXT,
-        first_seen TEXT,
-        width INTEGER,
-        height INTEGER,
-        added_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'))
-    );
-    CREATE INDEX memes_phash ON memes(phash);
-    CREATE TABLE sightings(
-        path TEXT PRIMARY KEY,
-        meme_id TEXT NOT NULL REFERENCES memes(id) ON DELETE CASCADE,
-        seen_at TEXT NOT NULL,
-        size INTEGER,
-        mtime REAL
-    );
-    CREATE INDEX sightings_meme ON sightings(meme_id);
-    CREATE TABLE sections(
-        id INTEGER PRIMARY KEY,
-        meme_id TEXT NOT NULL REFERENCES memes(id) ON DELETE CASCADE,
-        position INTEGER NOT NULL,
-        type TEXT NOT NULL CHECK (type IN ('annotation', 'ocr')),
-        kind TEXT NOT NULL,
-        source TEXT NOT NULL,
-        body TEXT NOT NULL,
-        UNIQUE (meme_id, type, kind, source)
-    );
-    CREATE TABLE vectors(
-        meme_id TEXT NOT NULL REFERENCES memes(id) ON DELETE CASCADE,
-        space TEXT NOT NULL,
-        model TEXT NOT NULL,
-        PRIMARY KEY (meme_id, space)
-    );
-    CREATE VIRTUAL TABLE sections_fts USING fts5(
-        body, content='sections', content_rowid='id', tokenize='trigram');
-    CREATE TRIGGER sections_ai AFTER INSERT ON sections BEGIN
-        INSERT INTO sections_fts(rowid, body) VALUES (new.id, new.body);
-    END;
-    CREATE TRIGGER sections_ad AFTER DELETE ON sections BEGIN
-        INSERT INTO sections_fts(sections_fts, rowid, body) VALUES ('delete', old.id, old.body);
-    END;
-    CREATE TRIGGER sections_au AFTER UPDATE ON sections BEGIN
-        INSERT INTO sections_fts(sections_fts, rowid, body) VALUES ('delete', old.id, old.body);
-        INSERT INTO sections_fts(rowid, body) VALUES (new.id, new.body);
-    END;
-    """,
-    """
-    CREATE TABLE annotation_jobs(
-        meme_id TEXT NOT NULL REFERENCES memes(id) ON DELETE CASCADE,
-        kind TEXT NOT NULL,
-        source TEXT NOT NULL,
-        model TEXT NOT NULL,
-        prompt_hash TEXT NOT NULL,
-        status TEXT NOT NULL CHECK (status IN ('pending', 'done', 'failed')),
-        reason TEXT,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        updated_at TEXT NOT NULL,
-        PRIMARY KEY (meme_id, kind, source)
-    );
-    CREATE INDEX annotation_jobs_status ON annotation_jobs(status);
-    CREATE TABLE annotation_history(
-        meme_id TEXT NOT NULL REFERENCES memes(id) ON DELETE CASCADE,
-        kind TEXT NOT NULL,
-        source TEXT NOT NULL,
-        prompt_hash TEXT,
-        body TEXT NOT NULL,
-        replaced_at TEXT NOT NULL
-    );
-    """,
-    # The vectors themselves, beside Chroma's index of them: searches read these (an exact scan)
-    # while an index run writes, and a damaged Chroma is rebuilt from them without any model.
-    """
-    CREATE TABLE embeddings(
-        space TEXT NOT NULL,
-        item_id TEXT NOT NULL,
-        meme_id TEXT NOT NULL REFERENCES memes(id) ON DELETE CASCADE,
-        model TEXT NOT NULL,
-        vector BLOB NOT NULL,
-        meta TEXT,
-        PRIMARY KEY (space, item_id)
-    );
-    CREATE INDEX embeddings_meme ON embeddings(space, meme_id);
-    """,
-    # A sighting's own bytes: a repost (re-encoded, cropped, framed) is a sighting of the meme it
-    # repeats, and a re-run must know its bytes without reading them again.
-    """
-    ALTER TABLE sightings ADD COLUMN content_hash TEXT;
-    CREATE INDEX sightings_content ON sightings(content_hash);
-    UPDATE sightings SET content_hash = (SELECT content_hash FROM memes WHERE memes.id = sightings.meme_id);
-    """,
-    # What the user said about meme identity (`memes split`, `memes join`), by the images' bytes,
-    # so that no later grouping undoes it: 'apart' (an image is never joined to the meme whose
-    # bytes are `other`) and 'with' (an image belongs to the meme whose bytes are `other`).
-    """
-    CREATE TABLE identity_rules(
-        content_hash TEXT NOT NULL,
-        rule TEXT NOT NULL CHECK (rule IN ('apart', 'with')),
-        other TEXT NOT NULL,
-        PRIMARY KEY (content_hash, rule, other)
-    );
-    CREATE INDEX identity_rules_other ON identity_rules(other);
-    """,
-    # Memes whose record changed since the archive's records/ folder was last written (see
-    # `archive.recordsdir`), noted by triggers so no writer can forget one; every meme at first.
-    """
-    CREATE TABLE record_changes(meme_id TEXT PRIMARY KEY);
-    INSERT INTO record_changes SELECT id FROM memes;
-    """ + _record_triggers() + """
-    CREATE TRIGGER identity_rules_record_ai AFTER INSERT ON identity_rules BEGIN
-        INSERT INTO record_changes SELECT id FROM memes WHERE content_hash IN (new.content_hash, new.other)
-            AND id NOT IN (SELECT meme_id FROM record_changes);
-    END;
-    """,
-]
-
-
-# The same schema on PostgreSQL, as SQLite's migrations 1-4 leave it: keyword search by pg_trgm
-# instead of FTS5: the sections nearest the query by trigram word similarity, found through a
-# GiST index (256-byte signatures: the default 12 saturate on long annotations). On 1,007
-# rendered memes it ranks nearly as well as FTS5's BM25 (known item R@1 0.836 / R@10 0.931 against
-# 0.838 / 0.944); on 50,350 sections a search takes 115 ms median (FTS5: 57 ms), where a GIN
-# index with a similarity threshold took 307 ms (p95 1.6 s). Then BYTEA for BLOB, DOUBLE PRECISION
-# where SQLite's REAL is a float64 already. A later migration is added to both lists.
-POSTGRES_MIGRATIONS = {
-    4: """
-    CREATE EXTENSION IF NOT EXISTS pg_trgm;
-    CREATE TABLE memes(
-        id TEXT PRIMARY KEY,
-        content_hash TEXT UNIQUE,
-        phash TEXT,
-        first_seen TEXT,
-        width INTEGER,
-        height INTEGER,
-        added_at TEXT NOT NULL DEFAULT (to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"'))
-    );
-    CREATE INDEX memes_phash ON memes(phash);
-    CREATE TABLE sightings(
-        path TEXT PRIMARY KEY,
-        meme_id TEXT NOT NULL REFERENCES memes(id) ON DELETE CASCADE,
-        seen_at TEXT NOT NULL,
-        size BIGINT,
-        mtime DOUBLE PRECISION,
-        content_hash TEXT
-    );
-    CREATE INDEX sightings_meme ON sightings(meme_id);
-    CREATE INDEX sightings_content ON sightings(content_hash);
-    CREATE TABLE sections(
-        id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
-        meme_id TEXT NOT NULL REFERENCES memes(id) ON DELETE CASCADE,
-        position INTEGER NOT NULL,
-        type TEXT NOT NULL CHECK (type IN ('annotation', 'ocr')),
-        kind TEXT NOT NULL,
-        source TEXT NOT NULL,
-        body TEXT NOT NULL,
-        UNIQUE (meme_id, type, kind, source)
-    );
-    CREATE INDEX sections_trigrams ON sections USING gist (body gist_trgm_ops(siglen=256));
-    CREATE TABLE vectors(
-        meme_id TEXT NOT NULL REFERENCES memes(id) ON DELETE CASCADE,
-        space TEXT NOT NULL,
-        model TEXT NOT NULL,
-        PRIMARY KEY (meme_id, space)
-    );
-    CREATE TABLE annotation_jobs(
-        meme_id TEXT NOT NULL REFERENCES memes(id) ON DELETE CASCADE,
-        kind TEXT NOT NULL,
-        source TEXT NOT NULL,
-        model TEXT NOT NULL,
-        prompt_hash TEXT NOT NULL,
-        status TEXT NOT NULL CHECK (status IN ('pending', 'done', 'failed')),
-        reason TEXT,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        updated_at TEXT NOT NULL,
-        PRIMARY KEY (meme_id, kind, source)
-    );
-    CREATE INDEX annotation_jobs_status ON annotation_jobs(status);
-    CREATE TABLE annotation_history(
-        meme_id TEXT NOT NULL REFERENCES memes(id) ON DELETE CASCADE,
-        kind TEXT NOT NULL,
-        source TEXT NOT NULL,
-        prompt_hash TEXT,
-        body TEXT NOT NULL,
-        replaced_at TEXT NOT NULL
-    );
-    CREATE TABLE embeddings(
-        space TEXT NOT NULL,
-        item_id TEXT NOT NULL,
-        meme_id TEXT NOT NULL REFERENCES memes(id) ON DELETE CASCADE,
-        model TEXT NOT NULL,
-        vector BYTEA NOT NULL,
-        meta TEXT,
-        PRIMARY KEY (space, item_id)
-    );
-    CREATE INDEX embeddings_meme ON embeddings(space, meme_id);
-    """,
-    5: MIGRATIONS[4],
-    # The table only: records/ is written for SQLite archives (a records server has its own
-    # backups, and several machines write it), so nothing fills it here.
-    6: "CREATE TABLE record_changes(meme_id TEXT PRIMARY KEY);",
-}
-
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
-
-
-def query_words(query: str) -> list[str]:
-    return [w.lower() for w in _WORD.findall(query)]
-
-
-def trigram_expression(query: str) -> str | None:
-    """An FTS5 OR-expression of the query's character trigrams, or None if it has none.
-
-    Trigrams of the words as written match text with its spaces; trigrams of the words run
-    together match OCR that glued them ("YESITIS"). Misread letters cost a few trigrams, not
-    the whole word, so BM25 over trigrams tolerates OCR errors."""
-    words = query_words(query)
-    grams: dict[str, None] = {}
-    for text in (" ".join(words), "".join(words)):
-        grams.update(dict.fromkeys(text[i:i + 3] for i in range(len(text) - 2)))
-    if not grams:
-        return None
-    return " OR ".join('"' + g.replace('"', '""') + '"' for g in grams)
+from .jobs import AnnotationJobs
+from .model import Annotation, Meme, OcrText, Section, Sighting
+from .schema import SCHEMA_VERSION, migrate
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -317,12 +81,15 @@ class Catalog:
         folder that cannot be written (nothing is asked of the disk but reads)."""
         if read_only and not is_server_url(location):
             self.db: Database = _read_only_sqlite(Path(location))
-            if self.db.execute("PRAGMA user_version").fetchone()[0] != len(MIGRATIONS):
+            if self.db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
                 raise ReadOnlyArchive(f"{location} was made by another version of memes and cannot be brought "
                                       "up to date where it is (it cannot be written)")
-            return
-        self.db = open_database(location)
-        self._migrate()
+        else:
+            self.db = open_database(location)
+            migrate(self.db)
+        self.jobs = AnnotationJobs(self.db)
+        self.marks = VectorMarks(self.db)
+        self.copies = VectorCopies(self.db)
 
     @staticmethod
     def exists_at(location: str | Path) -> bool:
@@ -341,29 +108,6 @@ class Catalog:
 
     def close(self) -> None:
         self.db.close()
-
-    def _migrate(self) -> None:
-        if self.on_server:
-            self._migrate_postgres()
-            return
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            with self.transaction():
-                self.db.script(script)
-                self.db.execute(f"PRAGMA user_version={number}")
-
-    def _migrate_postgres(self) -> None:
-        """The schema as SQLite's migrations leave it, made in one step; later migrations go
-        into both lists. An advisory lock keeps indexers that start together from racing."""
-        with self.transaction():
-            self.db.execute("SELECT pg_advisory_xact_lock(7275617)")  # any constant of our own
-            self.db.execute("CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)")
-            row = self.db.execute("SELECT max(version) FROM schema_version").fetchone()
-            version = row[0] or 0
-            for number, script in POSTGRES_MIGRATIONS.items():
-                if number > version:
-                    self.db.script(script)
-                    self.db.execute("INSERT INTO schema_version VALUES (?)", (number,))
 
     def transaction(self):
         """Commit everything inside, or nothing. Nested use joins the outer transaction."""
@@ -544,35 +288,9 @@ class Catalog:
         return [(r[0], r[1]) for r in self.db.execute("SELECT id, phash FROM memes WHERE phash IS NOT NULL")]
 
     def match_sections(self, query: str, limit: int, own_connection: bool = False) -> list[Row]:
-        """Sections matching the query's words, best first: meme_id, type, kind, source, score
-        (higher is better, comparable only within one answer), body. Both engines compare
-        character trigrams, of the words as written and run together, so misread and glued
-        words still match. `own_connection`: read on the calling thread's own connection."""
-        words = query_words(query)
-        db = self.db.reader() if own_connection else self.db
-        if self.on_server:
-            spaced, glued = " ".join(words), "".join(words)
-            if len(glued) < 3:
-                return []
-            best: dict[int, Row] = {}
-            for form in dict.fromkeys((spaced, glued)):  # nearest by trigram word similarity (GiST)
-                for row in db.execute(
-                        """SELECT s.id, s.meme_id, s.type, s.kind, s.source, s.body,
-                                  1 - (:form <<-> s.body) AS score
-                           FROM sections s ORDER BY :form <<-> s.body LIMIT :limit""",
-                        {"form": form, "limit": limit}):
-                    if row["score"] > 0 and (row["id"] not in best or row["score"] > best[row["id"]]["score"]):
-                        best[row["id"]] = row
-            return sorted(best.values(), key=lambda r: (-r["score"], r["id"]))[:limit]
-        expression = trigram_expression(query)
-        if expression is None:
-            return []
-        return db.execute(  # ranked before the join: only the best rows' bodies are read
-            """SELECT s.meme_id, s.type, s.kind, s.source, s.body, f.score
-               FROM (SELECT rowid, -bm25(sections_fts) AS score FROM sections_fts
-                     WHERE sections_fts MATCH ? ORDER BY score DESC LIMIT ?) f
-               JOIN sections s ON s.id = f.rowid ORDER BY f.score DESC""",
-            (expression, limit)).fetchall()
+        """Sections matching the query's words, best first (`archive.keywords`). `own_connection`:
+        read on the calling thread's own connection."""
+        return keywords.match_sections(self.db.reader() if own_connection else self.db, query, limit)
 
     # --- writing -------------------------------------------------------------------------
 
@@ -678,186 +396,12 @@ class Catalog:
             "SELECT id FROM memes m WHERE content_hash IS NOT NULL "
             "AND NOT EXISTS (SELECT 1 FROM sightings s WHERE s.meme_id = m.id)")]
 
-    # --- annotations made here -------------------------------------------------------------
-
-    def put_annotation(self, meme_id: str, annotation: Annotation, model: str, prompt_hash: str) -> bool:
-        """Store a fresh annotation and mark its job done. The text it replaces, if any, is kept
-        in the history. Returns False (and stores nothing) when an imported annotation of the
-        same kind and source is there: a record's own word is not overwritten by indexing."""
-        key = (meme_id, "annotation", annotation.kind, annotation.source)
-        with self.transaction():
-            old = self.db.execute("SELECT body, position FROM sections WHERE meme_id = ? AND type = ? "
-                                  "AND kind = ? AND source = ?", key).fetchone()
-            job = self._job(meme_id, annotation.kind, annotation.source)
-            if old is not None and (job is None or job["status"] != "done"):
-                return False
-            now = _iso(utc_now())
-            if old is not None and old["body"] != annotation.text:
-                self.db.execute("INSERT INTO annotation_history VALUES (?, ?, ?, ?, ?, ?)",
-                                (meme_id, annotation.kind, annotation.source, job["prompt_hash"], old["body"], now))
-            position = old["position"] if old is not None else self.db.execute(
-                "SELECT coalesce(max(position) + 1, 0) FROM sections WHERE meme_id = ?", (meme_id,)).fetchone()[0]
-            self.db.execute(
-                """INSERT INTO sections(meme_id, position, type, kind, source, body) VALUES (?, ?, ?, ?, ?, ?)
-                   ON CONFLICT(meme_id, type, kind, source) DO UPDATE SET body = excluded.body""",
-                (meme_id, position, "annotation", annotation.kind, annotation.source, annotation.text))
-            self._set_job(meme_id, annotation.kind, annotation.source, model, prompt_hash, "done", None)
-            self.db.execute("DELETE FROM vectors WHERE meme_id = ? AND space = 'annotation_text'", (meme_id,))
-        return True
-
-    def mark_annotation(self, meme_id: str, kind: str, source: str, model: str, prompt_hash: str,
-                        status: str, reason: str | None) -> None:
-        """Note an annotation that is still to come (pending) or could not be made (failed)."""
-        with self.transaction():
-            job = self._job(meme_id, kind, source)
-            if job is not None and job["status"] == "done" and status == "pending":
-                return  # an older annotation stands; it is not pending, at most stale
-            self._set_job(meme_id, kind, source, model, prompt_hash, status, reason)
-
-    def _job(self, meme_id: str, kind: str, source: str) -> Row | None:
-        return self.db.execute("SELECT * FROM annotation_jobs WHERE meme_id = ? AND kind = ? AND source = ?",
-                               (meme_id, kind, source)).fetchone()
-
-    def _set_job(self, meme_id, kind, source, model, prompt_hash, status, reason) -> None:
-        self.db.execute(
-            """INSERT INTO annotation_jobs(meme_id, kind, source, model, prompt_hash, status, reason,
-                                           attempts, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)
-               ON CONFLICT(meme_id, kind, source) DO UPDATE SET model = excluded.model,
-                   prompt_hash = excluded.prompt_hash, status = excluded.status, reason = excluded.reason,
-                   attempts = annotation_jobs.attempts + 1, updated_at = excluded.updated_at""",
-            (meme_id, kind, source, model, prompt_hash, status, reason, _iso(utc_now())))
-
-    def annotation_todo(self, kind: str, source: str, prompt_hash: str, mode: str) -> list[str]:
-        """Memes (with images) an annotator should run on.
-
-        mode `missing`: no annotation of this kind and source yet, or one pending, failed or
-        stale (made with another prompt); `pending`: only those left pending; `redo`: all."""
-        if mode == "redo":
-            where = "1 = 1"
-        elif mode == "pending":
-            where = "j.status = 'pending'"
-        else:
-            where = ("(s.id IS NULL AND (j.status IS NULL OR j.status != 'done')) OR j.status IN ('pending', 'failed') "
-                     "OR (j.status = 'done' AND j.prompt_hash != :prompt)")
-        return [r[0] for r in self.db.execute(
-            f"""SELECT m.id FROM memes m
-                LEFT JOIN annotation_jobs j ON j.meme_id = m.id AND j.kind = :kind AND j.source = :source
-                LEFT JOIN sections s ON s.meme_id = m.id AND s.type = 'annotation' AND s.kind = :kind
-                                        AND s.source = :source
-                WHERE m.content_hash IS NOT NULL AND ({where}) ORDER BY m.first_seen, m.id""",
-            {"kind": kind, "source": source, "prompt": prompt_hash})]
-
-    def annotation_stats(self, current: dict[tuple[str, str], str]) -> dict:
-        """Jobs by status for each (kind, source); `current` maps them to the configured prompt
-        hash, so annotations made with another prompt count as stale."""
-        out: dict = {}
-        for row in self.db.execute("SELECT kind, source, status, prompt_hash, count(*) AS n FROM annotation_jobs "
-                                   "GROUP BY kind, source, status, prompt_hash"):
-            entry = out.setdefault(f"{row['kind']} ({row['source']})", {"done": 0, "pending": 0, "failed": 0, "stale": 0})
-            entry[row["status"]] += row["n"]
-            expected = current.get((row["kind"], row["source"]))
-            if row["status"] == "done" and expected is not None and row["prompt_hash"] != expected:
-                entry["stale"] += row["n"]
-        reasons = self.db.execute("SELECT reason, count(*) AS n FROM annotation_jobs WHERE status = 'failed' "
-                                  "GROUP BY reason ORDER BY n DESC LIMIT 5").fetchall()
-        return {"by_annotator": out, "failure_reasons": {r["reason"]: r["n"] for r in reasons}}
-
-    # --- which memes have vectors --------------------------------------------------------
-
-    def needing_vectors(self, space: str, model: str, with_image_only: bool = False) -> list[str]:
-        """Memes whose vectors in `space` are missing or were made by another model."""
-        only = "AND m.content_hash IS NOT NULL" if with_image_only else ""
-        return [r[0] for r in self.db.execute(
-            f"""SELECT m.id FROM memes m LEFT JOIN vectors v ON v.meme_id = m.id AND v.space = ?
-                WHERE (v.model IS NULL OR v.model != ?) {only} ORDER BY m.first_seen, m.id""", (space, model))]
-
-    def mark_vectors(self, meme_ids: list[str], space: str, model: str) -> None:
-        with self.transaction():
-            self.db.executemany("INSERT INTO vectors(meme_id, space, model) VALUES (?, ?, ?) "
-                                "ON CONFLICT(meme_id, space) DO UPDATE SET model = excluded.model",
-                                [(i, space, model) for i in meme_ids])
-
-    def unmark_vectors(self, meme_id: str, spaces: list[str] | None = None) -> None:
-        if spaces is None:
-            self.db.execute("DELETE FROM vectors WHERE meme_id = ?", (meme_id,))
-        else:
-            self.db.executemany("DELETE FROM vectors WHERE meme_id = ? AND space = ?",
-                                [(meme_id, s) for s in spaces])
-
-    def expecting_vectors(self, space: str) -> set[str]:
-        """Memes the catalog says have vectors in `space` (and have something to embed there)."""
-        has = {
-            "image": "m.content_hash IS NOT NULL",
-            "ocr_text": "EXISTS (SELECT 1 FROM sections s WHERE s.meme_id = m.id AND s.type = 'ocr' AND trim(s.body) != '')",
-            "annotation_text": "EXISTS (SELECT 1 FROM sections s WHERE s.meme_id = m.id AND s.type = 'annotation')",
-        }[space]
-        return {r[0] for r in self.db.execute(
-            f"SELECT m.id FROM memes m JOIN vectors v ON v.meme_id = m.id AND v.space = ? WHERE {has}", (space,))}
-
-    # --- the vectors themselves (see `archive.vectors`) -------------------------------------
-
-    def put_embeddings(self, space: str, model: str, item_ids: Sequence[str], vectors: np.ndarray,
-                       metadatas: Sequence[dict]) -> None:
-        rows = [(space, item, meta["meme_id"], model, np.asarray(vector, dtype="<f4").tobytes(),
-                 json.dumps(meta, sort_keys=True))
-                for item, vector, meta in zip(item_ids, vectors, metadatas)]
-        with self.transaction():
-            self.db.executemany(
-                "INSERT INTO embeddings(space, item_id, meme_id, model, vector, meta) VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT(space, item_id) DO UPDATE SET meme_id = excluded.meme_id, model = excluded.model, "
-                "vector = excluded.vector, meta = excluded.meta", rows)
-
-    def drop_embeddings(self, space: str, meme_ids: Sequence[str] = (), item_ids: Sequence[str] = ()) -> None:
-        with self.transaction():
-            self.db.executemany("DELETE FROM embeddings WHERE space = ? AND meme_id = ?",
-                                [(space, m) for m in meme_ids])
-            self.db.executemany("DELETE FROM embeddings WHERE space = ? AND item_id = ?",
-                                [(space, i) for i in item_ids])
-
-    def embedding_models(self, space: str) -> list[str]:
-        return [r[0] for r in self.db.execute("SELECT DISTINCT model FROM embeddings WHERE space = ?", (space,))]
-
-    def embedding_dim(self, space: str) -> int | None:
-        row = self.db.execute("SELECT length(vector) FROM embeddings WHERE space = ? LIMIT 1", (space,)).fetchone()
-        return row[0] // 4 if row else None  # float32
-
     def data_version(self) -> int | None:
         """A number that changes when another connection commits to the catalog (SQLite's
         `PRAGMA data_version`); None on a server, where nothing says so."""
         if self.on_server:
             return None
         return self.db.execute("PRAGMA data_version").fetchone()[0]
-
-    def embedding_count(self, space: str) -> int:
-        return self.db.execute("SELECT count(*) FROM embeddings WHERE space = ?", (space,)).fetchone()[0]
-
-    def embedding_items(self, space: str) -> dict[str, str]:
-        """item id -> meme id, for every vector kept in `space`."""
-        return dict(self.db.execute("SELECT item_id, meme_id FROM embeddings WHERE space = ?", (space,)).fetchall())
-
-    def embeddings(self, space: str, item_ids: Sequence[str] | None = None,
-                   ) -> tuple[list[str], np.ndarray, list[dict]]:
-        """Item ids, their vectors (one per row) and metadata; all of `space` (in SQLite in the
-        order first stored, the order in which Chroma breaks ties between equal distances), or the
-        ones asked for."""
-        if item_ids is None:
-            order = "item_id" if self.on_server else "rowid"
-            rows = self.db.execute(f"SELECT item_id, vector, meta FROM embeddings WHERE space = ? ORDER BY {order}",
-                                   (space,)).fetchall()
-        else:
-            rows = [r for i in item_ids for r in self.db.execute(
-                "SELECT item_id, vector, meta FROM embeddings WHERE space = ? AND item_id = ?", (space, i))]
-        if not rows:
-            return [], np.zeros((0, 0), dtype=np.float32), []
-        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1)
-        return [r[0] for r in rows], matrix, [json.loads(r[2] or "{}") for r in rows]
-
-    def rename_embeddings(self, old: str, new: str) -> None:
-        """Let the vectors of space `old` become those of `new` (a finished rebuild)."""
-        with self.transaction():
-            self.db.execute("DELETE FROM embeddings WHERE space = ?", (new,))
-            self.db.execute("UPDATE embeddings SET space = ? WHERE space = ?", (new, old))
 
     # --- the records/ folder (see `archive.recordsdir`) ----------------------------------------
 

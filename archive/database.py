@@ -19,7 +19,7 @@ from urllib.parse import quote
 from typing import Iterable, Iterator, Sequence
 
 from .disk import catalog_damaged, disk_full, read_only
-from .errors import ConfigError, DiskFull, StoreUnavailable, first_line
+from .errors import ConfigError, DiskFull, StoreUnavailable, first_line, store_failed
 
 SQLITE, POSTGRESQL = "sqlite", "postgresql"
 
@@ -285,19 +285,29 @@ class PostgresDatabase(Database):
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(f"cannot reach the records server {without_password(url)}: {first_line(exc)}") from None
 
+    @contextmanager
+    def _failures(self) -> Iterator[None]:
+        """The server's failures (a connection lost mid-run, a statement refused) as the domain's."""
+        try:
+            yield
+        except self._psycopg.Error as exc:
+            raise store_failed("records server", exc) from None
+
     def execute(self, sql, params=()):
-        if not params:  # no parameters: psycopg sends the text as it is
-            return self.db.execute(sql)
-        return self.db.execute(to_pyformat(sql), params)
+        with self._failures():
+            if not params:  # no parameters: psycopg sends the text as it is
+                return self.db.execute(sql)
+            return self.db.execute(to_pyformat(sql), params)
 
     def executemany(self, sql, rows):
         rows = list(rows)
         if rows:
-            with self.db.cursor() as cursor:
+            with self._failures(), self.db.cursor() as cursor:
                 cursor.executemany(to_pyformat(sql), rows)
 
     def script(self, sql):
-        self.db.execute(sql)
+        with self._failures():
+            self.db.execute(sql)
 
     @property
     def in_transaction(self) -> bool:

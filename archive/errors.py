@@ -38,6 +38,12 @@ class StoreUnavailable(MemesError):
     """The records server or the vector server cannot be reached."""
 
 
+def store_failed(which: str, exc: BaseException) -> StoreUnavailable:
+    """A server's failure in the middle of a run (`which`: records server, vector store)."""
+    return StoreUnavailable(f"the {which} failed ({type(exc).__name__}: {first_line(exc)}); everything committed "
+                            "before it is kept")
+
+
 class ArchiveDamaged(MemesError):
     """A file of the archive cannot be read as what it should be (the catalog, the vector index)."""
 

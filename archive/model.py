@@ -38,6 +38,11 @@ class OcrText:
 
 Section = Annotation | OcrText
 
+# The vector spaces: the picture, and the two kinds of text a meme's record holds.
+IMAGE, OCR_TEXT, ANNOTATION_TEXT = "image", "ocr_text", "annotation_text"
+SPACES = (IMAGE, OCR_TEXT, ANNOTATION_TEXT)
+TEXT_SPACES = (OCR_TEXT, ANNOTATION_TEXT)
+
 
 @dataclass
 class Sighting:

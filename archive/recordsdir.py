@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .catalog import Catalog
+from .disk import aside_label
 from .errors import RecordFormatError
 from .model import Meme
 from .recordfile import COPIES, format_record, parse_record
@@ -58,6 +59,12 @@ class Kept:
     meme: Meme | None = None
     copies: dict[str, str] | None = None  # sighting path -> the copy's 16 hex digits
     error: str | None = None
+
+
+def put_aside(folder: Path) -> None:
+    """Keep a records folder written from a catalog that is being replaced beside it, renamed."""
+    if folder.exists():
+        folder.rename(folder.with_name(f"{folder.name}.{aside_label('replaced')}"))
 
 
 def read_folder(folder: Path) -> Iterator[Kept]:

@@ -19,11 +19,10 @@ import numpy as np
 
 from . import vectorcheck
 from .catalog import Catalog
-from .errors import ArchiveDamaged, ConfigError, ModelMismatch, StoreUnavailable, first_line
+from .errors import ArchiveDamaged, ConfigError, ModelMismatch, StoreUnavailable, first_line, store_failed
+from .model import SPACES
 
 SCHEMA_VERSION = 1
-IMAGE, OCR_TEXT, ANNOTATION_TEXT = "image", "ocr_text", "annotation_text"
-SPACES = (IMAGE, OCR_TEXT, ANNOTATION_TEXT)
 _NEXT = ".next"
 
 
@@ -34,15 +33,40 @@ class Hit:
     metadata: dict[str, Any]
 
 
+class _Guarded:
+    """A Chroma client or collection whose failures (a server gone mid-run, Chroma's own errors)
+    are the domain's `StoreUnavailable`; what it returns is as Chroma returns it."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def __getattr__(self, name: str):
+        found = getattr(self._inner, name)
+        if not callable(found):
+            return found
+
+        def guarded(*args, **kwargs):
+            try:
+                return found(*args, **kwargs)
+            except Exception as exc:
+                if type(exc).__module__.startswith(("httpx", "chromadb")):
+                    raise store_failed("vector store", exc) from None
+                raise
+        return guarded
+
+
+@dataclass(eq=False)
 class VectorSpace:
     """One Chroma collection: vectors of one kind made by one model, each kept in the catalog too."""
 
-    def __init__(self, collection, model: str, dim: int, max_batch: int, catalog: Catalog):
-        self.collection = collection
-        self.model = model
-        self.dim = dim
-        self.max_batch = max_batch
-        self.catalog = catalog
+    collection: Any
+    model: str
+    dim: int
+    max_batch: int
+    catalog: Catalog
+
+    def __post_init__(self):
+        self.collection = _Guarded(self.collection)
 
     @property
     def name(self) -> str:
@@ -55,7 +79,7 @@ class VectorSpace:
         if vectors.shape[1] != self.dim:
             raise ModelMismatch(f"{self.name}: got {vectors.shape[1]}-d vectors for a {self.dim}-d collection")
         self._index(ids, vectors, metadatas)
-        self.catalog.put_embeddings(self.name, self.model, ids, vectors, metadatas)
+        self.catalog.copies.put(self.name, self.model, ids, vectors, metadatas)
 
     def _index(self, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[dict]) -> None:
         for start in range(0, len(ids), self.max_batch):
@@ -66,12 +90,12 @@ class VectorSpace:
     def delete_memes(self, meme_ids: Sequence[str]) -> None:
         if meme_ids:
             self.collection.delete(where={"meme_id": {"$in": list(meme_ids)}})
-            self.catalog.drop_embeddings(self.name, meme_ids=meme_ids)
+            self.catalog.copies.drop(self.name, meme_ids=meme_ids)
 
     def delete_items(self, item_ids: Sequence[str]) -> None:
         if item_ids:
             self.collection.delete(ids=list(item_ids))
-            self.catalog.drop_embeddings(self.name, item_ids=item_ids)
+            self.catalog.copies.drop(self.name, item_ids=item_ids)
 
     def _pages(self, include: list[str]):
         """Every item of the collection, a batch at a time (Chroma's `get` result per batch)."""
@@ -90,7 +114,7 @@ class VectorSpace:
         """Make Chroma hold exactly the vectors the catalog keeps: vectors only Chroma has are
         copied into the catalog when their meme exists (archives made before the copies), or
         dropped; vectors Chroma lost are put back from the catalog. No model runs."""
-        kept = self.catalog.embedding_items(self.name)
+        kept = self.catalog.copies.items(self.name)
         indexed = self.item_ids()
         known = set(self.catalog.ids())
         unkept = sorted(indexed - kept.keys())
@@ -100,16 +124,16 @@ class VectorSpace:
             take = [n for n, meta in enumerate(found["metadatas"]) if (meta or {}).get("meme_id") in known]
             taken = set(take)
             if take:
-                self.catalog.put_embeddings(self.name, self.model, [found["ids"][n] for n in take],
-                                            np.asarray(found["embeddings"], dtype=np.float32)[take],
-                                            [found["metadatas"][n] for n in take])
+                self.catalog.copies.put(self.name, self.model, [found["ids"][n] for n in take],
+                                        np.asarray(found["embeddings"], dtype=np.float32)[take],
+                                        [found["metadatas"][n] for n in take])
             adopted += [found["ids"][n] for n in take]
             dropped += [i for n, i in enumerate(found["ids"]) if n not in taken]
         if dropped:
             self.collection.delete(ids=dropped)
         missing = sorted(kept.keys() - indexed)
         for start in range(0, len(missing), self.max_batch):
-            ids, vectors, metas = self.catalog.embeddings(self.name, missing[start:start + self.max_batch])
+            ids, vectors, metas = self.catalog.copies.read(self.name, missing[start:start + self.max_batch])
             self._index(ids, vectors, metas)
         return {"restored": len(missing), "adopted": len(adopted), "dropped": len(dropped)}
 
@@ -165,15 +189,15 @@ class VectorStore:
             from chromadb.config import Settings
 
             if self.url:
-                self._client = _server_client(self.url, self.database, self.token)
+                self._client = _Guarded(_server_client(self.url, self.database, self.token))
             else:
                 damage = vectorcheck.check(self.directory)
                 if damage is not None:
                     raise self.damaged(damage)
                 self.directory.mkdir(parents=True, exist_ok=True)
                 try:
-                    self._client = chromadb.PersistentClient(
-                        path=str(self.directory), settings=Settings(anonymized_telemetry=False))
+                    self._client = _Guarded(chromadb.PersistentClient(
+                        path=str(self.directory), settings=Settings(anonymized_telemetry=False)))
                 except Exception as exc:  # Chroma's own files (chroma.sqlite3) unreadable
                     raise self.damaged(first_line(exc)) from None
         return self._client
@@ -206,9 +230,9 @@ class VectorStore:
         made = []
         existing = self._collections()
         for name in SPACES:
-            models = self.catalog.embedding_models(name)
+            models = self.catalog.copies.models(name)
             if name not in existing and len(models) == 1:
-                self.create_space(name, models[0], self.catalog.embedding_dim(name))
+                self.create_space(name, models[0], self.catalog.copies.dim(name))
                 made.append(name)
         return made
 
@@ -290,7 +314,7 @@ class VectorStore:
         if name in collections:
             self.client.delete_collection(name)
         collections[name + _NEXT].modify(name=name)
-        self.catalog.rename_embeddings(name + _NEXT, name)
+        self.catalog.copies.rename(name + _NEXT, name)
 
 
 class CatalogSpace:
@@ -304,13 +328,13 @@ class CatalogSpace:
 
     def _all(self) -> tuple[list[str], np.ndarray, list[dict]]:
         if self._loaded is None:
-            ids, matrix, metas = self.catalog.embeddings(self.name)
+            ids, matrix, metas = self.catalog.copies.read(self.name)
             norms = np.linalg.norm(matrix, axis=1, keepdims=True) if len(ids) else 1.0
             self._loaded = ids, matrix / np.maximum(norms, 1e-12), metas
         return self._loaded
 
     def count(self) -> int:
-        return self.catalog.embedding_count(self.name)
+        return self.catalog.copies.count(self.name)
 
     def query(self, vector: np.ndarray, n: int) -> list[Hit]:
         ids, matrix, metas = self._all()
@@ -322,10 +346,10 @@ class CatalogSpace:
         return [Hit(id=ids[i], similarity=float(similarity[i]), metadata=metas[i]) for i in order]
 
     def meme_ids(self) -> set[str]:
-        return set(self.catalog.embedding_items(self.name).values())
+        return set(self.catalog.copies.items(self.name).values())
 
     def vector(self, item_id: str) -> np.ndarray | None:
-        ids, matrix, _ = self.catalog.embeddings(self.name, [item_id])
+        ids, matrix, _ = self.catalog.copies.read(self.name, [item_id])
         return matrix[0] if ids else None
 
 
@@ -350,7 +374,7 @@ class CatalogVectors:
     def space(self, name: str, model: str | None = None) -> CatalogSpace | None:
         version = self.catalog.data_version()
         if version is None or self._models.get(name, (None,))[0] != version:
-            self._models[name] = (version, self.catalog.embedding_models(name))  # a scan: once a version
+            self._models[name] = (version, self.catalog.copies.models(name))  # a scan: once a version
         models = self._models[name][1]
         if not models:
             return None
@@ -365,7 +389,7 @@ class CatalogVectors:
         for name in SPACES:
             space = self.space(name)
             if space is not None:
-                out[name] = {"model": space.model, "dim": self.catalog.embedding_dim(name), "vectors": space.count()}
+                out[name] = {"model": space.model, "dim": self.catalog.copies.dim(name), "vectors": space.count()}
         return out
 
 
@@ -426,7 +450,7 @@ class MendedVectors:
         self.stand_ins: list[str] = []
         self.notices: list[str] = []
         for name in SPACES:
-            kept, have = catalog.embedding_count(name), indexed.get(name, {}).get("vectors", 0)
+            kept, have = catalog.copies.count(name), indexed.get(name, {}).get("vectors", 0)
             if kept > have:
                 self.stand_ins.append(name)
                 self.notices.append(f"the {name} index in {store.where} lacks {kept - have} of the {kept} vectors the "

@@ -40,7 +40,7 @@ def run(files, clip_model: str, annotate: bool, concurrency: int, host: str) -> 
         start = time.perf_counter()
         events = list(archive.index(found, annotate=annotate))
         seconds = time.perf_counter() - start
-        jobs = archive.catalog.annotation_stats({})["by_annotator"]
+        jobs = archive.catalog.jobs.stats({})["by_annotator"]
         if annotate:
             assert sum(j["done"] for j in jobs.values()) == len(files), (jobs, events[-3:])
         return round(seconds, 1)

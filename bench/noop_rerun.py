@@ -51,7 +51,7 @@ def main() -> None:
                                   sightings=[Sighting(str(path), now, st.st_size, st.st_mtime)]))
                 ids.append(meme_id)
         for space, model in models.items():
-            catalog.mark_vectors(ids, space, model)
+            catalog.marks.mark(ids, space, model)
         exe = Path(sys.executable).with_name("memes")
         env = {**os.environ, "MEMES_ARCHIVE": str(Path(tmp) / "archive"), "MEMES_ANNOTATE": "0"}
         times, summary = [], {}

@@ -71,7 +71,7 @@ def measure(shape: str, n: int) -> dict:
         start = time.perf_counter()
         archive.reindex(text_only=True)
         seconds = time.perf_counter() - start
-        kept = archive.catalog.embedding_count("annotation_text") + archive.catalog.embedding_count("ocr_text")
+        kept = archive.catalog.copies.count("annotation_text") + archive.catalog.copies.count("ocr_text")
         assert kept == passages, (kept, passages)
         return {"records": n, "text_passages": passages, "seconds": round(seconds, 2),
                 "records_per_s": round(n / seconds, 1), "passages_per_s": round(passages / seconds, 1)}

@@ -14,11 +14,13 @@ import itertools
 import threading
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Iterator, Sequence
 
 from PIL import Image
 
 from archive.model import Annotation
+
+from .imageio import image_of
 
 SIMPLE_PROMPT = (
     "Describe this meme in two or three sentences: what the picture shows, the text written on "
@@ -260,6 +262,13 @@ class AnnotationRun:
 
 
 @dataclass
+class Notice:
+    """Something the user should hear about a run (not about one file)."""
+
+    message: str
+
+
+@dataclass
 class Annotated:
     """One annotation request settled (written, failed or left pending)."""
 
@@ -287,12 +296,12 @@ class AnnotationRecorder:
         spec = result.spec
         if result.error is None:
             annotation = Annotation(kind=spec.kind, source=spec.source, text=result.text or "")
-            self.done += self.catalog.put_annotation(meme_id, annotation, spec.model, spec.prompt_hash)
+            self.done += self.catalog.jobs.put_annotation(meme_id, annotation, spec.model, spec.prompt_hash)
             return []
         blocked = isinstance(result.error, (ServerUnreachable, ModelNotPulled))
         status = "pending" if blocked else "failed"
-        self.catalog.mark_annotation(meme_id, spec.kind, spec.source, spec.model, spec.prompt_hash,
-                                     status, str(result.error))
+        self.catalog.jobs.mark_annotation(meme_id, spec.kind, spec.source, spec.model, spec.prompt_hash,
+                                          status, str(result.error))
         if blocked:
             self.pending += 1
             message = str(result.error)
@@ -311,3 +320,46 @@ class AnnotationRecorder:
         if self.pending:
             text += " (`memes annotate --pending` fills them in when the server is back)"
         return text
+
+
+def annotation_todo(catalog, specs: Sequence[AnnotatorSpec], mode: str) -> dict[str, list[AnnotatorSpec]]:
+    """The annotators each meme still wants. mode: `missing` (no current annotation: never made,
+    pending, failed or stale), `pending` (left pending when a server was down), `redo` (all)."""
+    todo: dict[str, list[AnnotatorSpec]] = {}
+    for spec in specs:
+        for meme_id in catalog.jobs.todo(spec.kind, spec.source, spec.prompt_hash, mode):
+            todo.setdefault(meme_id, []).append(spec)
+    return todo
+
+
+def annotate_memes(catalog, run: AnnotationRun, todo: dict[str, list[AnnotatorSpec]], max_pixels: int,
+                   image_side: int, after: Callable[[list[str]], None]) -> Iterator[Annotated | Notice]:
+    """Run annotators over memes already in an archive (`todo`, see `annotation_todo`), writing
+    what they answer. Then `run` is closed and `after` is told the memes whose records changed,
+    however the run ends."""
+    recorder = AnnotationRecorder(catalog)
+    yield from (Notice(m) for m in recorder.already_said(run.start()))
+    touched: list[str] = []
+
+    def recorded(results: list[AnnotationResult]) -> Iterator[Annotated | Notice]:
+        for result in results:
+            meme_id = catalog.id_for_content(result.content_hash)
+            yield from (Notice(m) for m in recorder.record(result, meme_id))
+            touched.append(meme_id)
+            yield Annotated(meme_id, result.spec.kind, result.spec.source, result.error is None)
+
+    try:
+        for meme_id, wanted in todo.items():
+            meme = catalog.require(meme_id)
+            image = image_of(meme, max_pixels)
+            if image is None:
+                yield Notice(f"meme {meme_id}: none of its files still holds its image; not annotated")
+                continue
+            run.submit(meme.content_hash, image_for_prompt(image, image_side), wanted)
+            yield from recorded(run.finished())
+        yield from recorded(run.finished(wait=True))
+    finally:
+        run.close()
+        after(touched)
+    if summary := recorder.summary():
+        yield Notice(summary)

@@ -11,14 +11,12 @@ from typing import Callable, Iterator, Sequence
 from PIL import Image
 
 from archive.catalog import Catalog
-from archive.model import Meme
-from archive.vectors import ANNOTATION_TEXT, IMAGE, OCR_TEXT, VectorSpace, VectorStore
+from archive.model import ANNOTATION_TEXT, IMAGE, OCR_TEXT, TEXT_SPACES, Meme
+from archive.vectors import VectorSpace, VectorStore
 
 from .encoders import ImageEncoder, TextEncoder
 from .imageio import image_of, model_input
 from .passages import split_passages
-
-TEXT_SPACES = (OCR_TEXT, ANNOTATION_TEXT)
 
 
 @dataclass
@@ -66,7 +64,7 @@ class Embedder:
                 self._embed_annotations(memes, target)
             else:
                 report.missing_images += self._embed_images(memes, pictures or {}, target)
-            self.catalog.mark_vectors([m.id for m in memes], space, self.model(space))
+            self.catalog.marks.mark([m.id for m in memes], space, self.model(space))
         return report
 
     def _embed_ocr(self, memes: Sequence[Meme], target: VectorSpace) -> None:
@@ -113,7 +111,7 @@ class Embedder:
     def _missing(self) -> Iterator[tuple[str, list[str]]]:
         """(space, memes missing vectors there or whose vectors another model made)."""
         for space in self.active_spaces():
-            ids = self.catalog.needing_vectors(space, self.model(space), space == IMAGE)
+            ids = self.catalog.marks.needing(space, self.model(space), space == IMAGE)
             if ids:
                 yield space, ids
 

@@ -211,6 +211,21 @@ def image_of(meme: Meme, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image | 
         return None
 
 
+def keep_upload(data: bytes, name: str, folder: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Path, str]:
+    """Keep an image given as bytes (an upload named `name`) in `folder`, named by its content
+    hash; returns the file and that hash. Raises ImageLoadError for bytes that are no image."""
+    loaded = decode(data, max_pixels)
+    suffix = Path(name).suffix.lower()
+    suffix = suffix if suffix in IMAGE_SUFFIXES else f".{(loaded.format or 'png').lower()}"
+    target = folder / f"{loaded.content_hash[:16]}{suffix}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        partial = target.with_suffix(".part")
+        partial.write_bytes(data)
+        partial.replace(target)
+    return target, loaded.content_hash
+
+
 THUMBNAIL_SIDE = 320
 
 

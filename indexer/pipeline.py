@@ -25,7 +25,7 @@ from archive.errors import ModelUnavailable
 from archive.likeness import Caption, Likeness
 from archive.model import Meme, OcrText, Sighting, utc_now
 
-from .annotate import AnnotationRecorder, AnnotationRun, image_for_prompt
+from .annotate import AnnotationRecorder, AnnotationRun, Notice, image_for_prompt
 from .embedder import Embedder
 from .alignment import FeatureCache, pixel_judge
 from .imageio import ImageLoadError, content_hash, decode, image_of, model_input, picture_hashes
@@ -58,11 +58,6 @@ class Unchanged:
 class Skipped:
     path: Path
     reason: str
-
-
-@dataclass
-class Notice:
-    message: str
 
 
 @dataclass
@@ -440,7 +435,7 @@ class Indexer:
             engines = {o.engine for o in record.ocr_texts}
             record.sections += [o for o in meme.ocr_texts if o.engine not in engines]
             meme = record
-            self.catalog.unmark_vectors(meme.id)
+            self.catalog.marks.unmark(meme.id)
         meme.first_seen = min(filter(None, [meme.first_seen, item.sighting.seen_at]))
         meme.sightings = [item.sighting]
         self.catalog.save(meme)

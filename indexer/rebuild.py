@@ -20,7 +20,8 @@ from archive.catalog import Catalog
 from archive.errors import MemesError
 from archive.model import Meme
 from archive.recordsdir import Kept, read_folder
-from archive.vectors import SPACES, VectorStore
+from archive.model import SPACES
+from archive.vectors import VectorStore
 
 from .imageio import ImageLoadError, decode
 
@@ -72,8 +73,8 @@ def take_back_vectors(catalog: Catalog, store: VectorStore) -> dict[str, int]:
         if space is None:
             continue
         space.reconcile()
-        items = catalog.embedding_items(name)
-        catalog.mark_vectors(sorted(set(items.values())), name, space.model)
+        items = catalog.copies.items(name)
+        catalog.marks.mark(sorted(set(items.values())), name, space.model)
         taken[name] = len(items)
     return taken
 

@@ -11,14 +11,38 @@ again, which needs the models.
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Iterable
+
 from archive.catalog import Catalog
 from archive.errors import ArchiveDamaged, MemesError, first_line
-from archive.vectors import IMAGE, SPACES, VectorStore
+from archive.model import IMAGE, SPACES
+from archive.vectors import VectorStore
 
 from .embedder import Embedder
 
 EMPTY_CATALOG = ("the catalog holds no memes but the vector index holds vectors: nothing was dropped; put back a "
                  "backup with `memes restore BACKUP` or make the catalog anew with `memes rebuild`")
+
+
+def forget_missing(catalog: Catalog, store: VectorStore, roots: Iterable[Path],
+                   drop_orphans: bool) -> tuple[int, list[str], bool]:
+    """Forget the files under `roots` that are gone. Returns how many were forgotten, the memes
+    left with no file, and whether those were removed (with their vectors) or kept (their
+    records stay searchable)."""
+    prefixes = [os.path.abspath(r) for r in roots]
+    gone = [p for p in catalog.sighting_paths()
+            if any(p == r or p.startswith(r.rstrip("/") + "/") for r in prefixes) and not os.path.lexists(p)]
+    catalog.forget_sightings(gone)
+    orphans = catalog.orphans()
+    if drop_orphans and orphans:
+        for space in store.describe():
+            store.space(space).delete_memes(orphans)
+        with catalog.transaction():
+            for meme_id in orphans:
+                catalog.delete(meme_id)
+    return len(gone), orphans, drop_orphans
 
 
 def _index_damage(store: VectorStore) -> str | None:
@@ -44,12 +68,12 @@ def checkup(catalog: Catalog, store: VectorStore, embedder: Embedder, batch_size
     if repair:
         index["recreated"] = store.restore_spaces()
     known = set(catalog.ids())
-    spaces = [s for s in SPACES if s in embedder.active_spaces() or catalog.embedding_count(s)]
+    spaces = [s for s in SPACES if s in embedder.active_spaces() or catalog.copies.count(s)]
     for space in spaces:
         existing = store.space(space) if usable else None
         indexed = existing.meme_ids() if existing is not None else set()
-        kept = set(catalog.embedding_items(space).values())
-        expected = catalog.expecting_vectors(space)
+        kept = set(catalog.copies.items(space).values())
+        expected = catalog.marks.expecting(space)
         found = report["spaces"][space] = {
             "vectors_for": len(indexed), "missing": len(expected - indexed), "orphans": len(indexed - known),
             "not_kept": len((indexed & known) - kept)}
@@ -60,9 +84,9 @@ def checkup(catalog: Catalog, store: VectorStore, embedder: Embedder, batch_size
             continue
         if existing is not None:
             found["repaired"] = existing.reconcile()
-        lost = expected - set(catalog.embedding_items(space).values())
+        lost = expected - set(catalog.copies.items(space).values())
         for meme_id in lost:
-            catalog.unmark_vectors(meme_id, [space])
+            catalog.marks.unmark(meme_id, [space])
         found["reembedded"] = len(lost)
     if repair and "refused" not in report:
         index["removed_folders"] = store.sweep()
@@ -71,7 +95,7 @@ def checkup(catalog: Catalog, store: VectorStore, embedder: Embedder, batch_size
                 pass
         except MemesError as exc:
             report["repair_error"] = str(exc)
-    report["pending"] = {space: len(catalog.needing_vectors(space, embedder.model(space), space == IMAGE))
+    report["pending"] = {space: len(catalog.marks.needing(space, embedder.model(space), space == IMAGE))
                          for space in embedder.active_spaces()}
     return report
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 from PIL import Image
@@ -13,7 +13,8 @@ from archive.errors import MemesError, ModelUnavailable
 from archive.likeness import (MAX_PIXEL_DIFFERENCE, hash_array, nearest_distances, text_similarity,
                               trigrams)
 from archive.readings import clean_reading
-from archive.vectors import ANNOTATION_TEXT, IMAGE, OCR_TEXT, VectorStore
+from archive.model import ANNOTATION_TEXT, IMAGE, OCR_TEXT
+from archive.vectors import Hit
 
 from . import signals
 from .fusion import fuse
@@ -27,14 +28,46 @@ PHASH_MAX_DISTANCE = 16
 CAPTION_MIN_SIMILARITY = 0.3
 PIXEL_CANDIDATES = 5  # the top look-alikes of each signal (and of a keyword search with the query's
 # OCR text) whose pixels are compared with the query's
-SNIPPET_ORDER = ("keyword", "annotation_text", "ocr_text")
+SNIPPET_ORDER = ("keyword", ANNOTATION_TEXT, OCR_TEXT)
 TEXT_RRF_K = 1  # see Searcher for how these were chosen
-TEXT_WEIGHTS = {"keyword": 4.0, "ocr_text": 0.5}
+TEXT_WEIGHTS = {"keyword": 4.0, OCR_TEXT: 0.5}
 IMAGE_RRF_K = 5
 IMAGE_WEIGHTS = {"pixels": 3.0}
 
 
 Pixels = Callable[[str], "float | None"]
+
+
+class TextEncoder(Protocol):
+    """What a search needs of a text model (`indexer.encoders`, `indexer.queryencoders`)."""
+
+    model_id: str
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class ImageEncoder(TextEncoder, Protocol):
+    """An image model, which embeds texts and pictures into one space."""
+
+    def load(self) -> None: ...
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray: ...
+
+
+class Space(Protocol):
+    """One space of vectors (`archive.vectors`: Chroma's, or the catalog's copies)."""
+
+    def count(self) -> int: ...
+
+    def query(self, vector: np.ndarray, n: int) -> list[Hit]: ...
+
+    def vector(self, item_id: str) -> np.ndarray | None: ...
+
+
+class Vectors(Protocol):
+    """Where the spaces are: `VectorStore`, `CatalogVectors` or `MendedVectors`."""
+
+    def space(self, name: str, model: str | None = None) -> Space | None: ...
 DENSE = (ANNOTATION_TEXT, OCR_TEXT, IMAGE)  # signals that rank every meme by closeness of meaning
 CLOSEST = 5  # memes shown as closest by meaning where nothing matches
 # With a filter, a phrase, an exclusion or a sort by date, each signal looks among this many
@@ -61,9 +94,9 @@ class Searcher:
     """Search over one archive. Encoders are the text encoder and an optional CLIP encoder."""
 
     catalog: Catalog
-    store: VectorStore
-    text_encoder: object
-    image_encoder: object | None = None
+    store: Vectors
+    text_encoder: TextEncoder
+    image_encoder: ImageEncoder | None = None
     depth: int = 50
     # Fusion of text searches. Chosen with `memes eval --tune` on 1,007 rendered real memes
     # (render_memes.py --per-template 28; 1,006 known-item queries of 3-6 remembered words, half

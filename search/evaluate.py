@@ -23,11 +23,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from archive.errors import MemesError
 from archive.readings import letters_of, words_by_frequency
 
 from .engine import IMAGE_RRF_K, IMAGE_WEIGHTS, TEXT_RRF_K, TEXT_WEIGHTS
@@ -65,6 +67,39 @@ def in_truth_ids(hits: dict[str, list[SignalHit]], to_truth: dict[str, str]) -> 
     """Rankings of archive memes as rankings of truth ids (a meme not in the truth keeps its id)."""
     return {signal: [SignalHit(to_truth.get(h.meme_id, h.meme_id), h.score) for h in found]
             for signal, found in hits.items()}
+
+
+def run_queries(catalog, searcher, pictures, queries: list[Query],
+                truth: list[dict]) -> tuple[list[Ranked], list[str]]:
+    """Run labelled queries on an archive (its catalog, a `Searcher` over it, and `pictures`, an
+    `indexer.pictures.Pictures` that looks up query pictures): each signal's ranking for each,
+    memes named by their truth ids (matched by file name). Returns them and notices."""
+    by_file = {row["file"]: row["id"] for row in truth}
+    to_truth: dict[str, str] = {}
+    for meme_id in catalog.ids():
+        for path in catalog.require(meme_id).sightings:
+            if os.path.basename(path.path) in by_file:
+                to_truth.setdefault(meme_id, by_file[os.path.basename(path.path)])
+    to_meme = {t: m for m, t in to_truth.items()}
+    ranked: list[Ranked] = []
+    notices: list[str] = []
+    for query in queries:
+        if query.type in (KNOWN_ITEM, NEGATIVE):
+            hits = searcher.text_rankings(query.text or "")
+        elif query.type == REPOST:
+            try:
+                picture = pictures.from_file(query.image)
+            except MemesError as exc:
+                notices.append(f"query {query.id}: {exc}")
+                continue
+            hits = searcher.image_rankings(exclude=catalog.id_for_content(picture.content_hash), **picture.looked_up)
+        elif query.type == SAME_TEMPLATE and query.meme in to_meme:
+            hits = searcher.meme_rankings(to_meme[query.meme], pictures.pixels_of(to_meme[query.meme]))
+        else:
+            notices.append(f"query {query.id}: {query.type} {query.meme or ''} cannot be run on this archive")
+            continue
+        ranked.append(Ranked(query, in_truth_ids(hits, to_truth)))
+    return ranked, list(dict.fromkeys(notices + searcher.notices))
 
 
 def read_jsonl(path: Path) -> list[dict]:

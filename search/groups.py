@@ -9,10 +9,36 @@ Cost: one pass of XOR-and-count over every pair of hashes, done with numpy row b
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from archive.catalog import Catalog
 from archive.likeness import MAX_DISTANCE, Caption, hamming, hash_array, same_meme
+from archive.model import Meme, Sighting
+
+
+@dataclass
+class Group:
+    """Memes that are one meme seen several times: the same bytes in several files, or
+    look-alike copies (re-encoded, resized, cropped) saying the same thing."""
+
+    memes: list[Meme]
+
+    @property
+    def earliest(self) -> tuple[Meme, Sighting] | None:
+        seen = [(s.seen_at, m.id, s.path, m, s) for m in self.memes for s in m.sightings if s.seen_at]
+        return min(seen)[3:] if seen else None
+
+
+def seen_more_than_once(catalog: Catalog) -> list[Group]:
+    """Every meme seen more than once: in several files, or as look-alike copies; the group
+    first seen earliest first."""
+    found = lookalike_groups(catalog)
+    grouped = {i for g in found for i in g}
+    found += [[i] for i in catalog.with_several_sightings() if i not in grouped]
+    groups = [Group([catalog.require(i) for i in ids]) for ids in found]
+    return sorted(groups, key=lambda g: (g.earliest[1].seen_at.isoformat() if g.earliest else "", g.memes[0].id))
 
 
 def lookalike_groups(catalog: Catalog) -> list[list[str]]:

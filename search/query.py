@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from archive.catalog import query_words
+from archive.keywords import query_words
 from archive.errors import MemesError
 
 SORTS = ("relevance", "first-seen", "last-seen")

@@ -6,7 +6,8 @@ import re
 import numpy as np
 from rapidfuzz import fuzz, process
 
-from archive.catalog import Catalog, query_words
+from archive.catalog import Catalog
+from archive.keywords import query_words
 from archive.model import Annotation
 from archive.readings import clean_reading
 from archive.vectors import VectorSpace

@@ -69,12 +69,12 @@ def test_keyword_match_tolerates_glued_and_misread_words(catalog):
 
 def test_vector_bookkeeping(catalog):
     catalog.save(_meme())
-    assert catalog.needing_vectors("ocr_text", "m1") == ["aaaa000011112222"]
-    catalog.mark_vectors(["aaaa000011112222"], "ocr_text", "m1")
-    assert catalog.needing_vectors("ocr_text", "m1") == []
-    assert catalog.needing_vectors("ocr_text", "m2") == ["aaaa000011112222"]
-    catalog.unmark_vectors("aaaa000011112222")
-    assert catalog.needing_vectors("ocr_text", "m1") == ["aaaa000011112222"]
+    assert catalog.marks.needing("ocr_text", "m1") == ["aaaa000011112222"]
+    catalog.marks.mark(["aaaa000011112222"], "ocr_text", "m1")
+    assert catalog.marks.needing("ocr_text", "m1") == []
+    assert catalog.marks.needing("ocr_text", "m2") == ["aaaa000011112222"]
+    catalog.marks.unmark("aaaa000011112222")
+    assert catalog.marks.needing("ocr_text", "m1") == ["aaaa000011112222"]
 
 
 def test_has_content_from_another_thread(catalog):
@@ -130,3 +130,25 @@ def test_every_change_to_a_record_is_noted_for_the_records_folder(tmp_path):
     assert [k.meme.id for k in kept] == [first.id]
     assert [s.path for s in kept[0].meme.sightings] == ["/m/a.jpg", "/m/again.jpg"]
     catalog.close()
+
+
+def test_sqlite_and_postgresql_schemas_describe_the_same_tables_and_columns(tmp_path, backend):
+    """The two schemas are kept in step by hand (`archive.schema`): the same tables with the same
+    columns, apart from each engine's own (FTS5's index tables, PostgreSQL's schema version)."""
+    if backend.name != "servers":
+        pytest.skip("compares SQLite with the PostgreSQL server")
+    sqlite, postgres = Catalog(tmp_path / "c.sqlite3"), Catalog(backend.records_url)
+    try:
+        lite = {t: {c[1] for c in sqlite.db.execute(f"PRAGMA table_info({t})")}
+                for (t,) in sqlite.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                if not t.startswith(("sqlite_", "sections_fts"))}
+        pg: dict[str, set[str]] = {}
+        for table, column in postgres.db.execute(
+                "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public'"):
+            if table != "schema_version":
+                pg.setdefault(table, set()).add(column)
+    finally:
+        sqlite.close()
+        postgres.close()
+    assert lite == pg
+    assert {"memes", "sightings", "sections", "annotation_jobs", "embeddings", "record_changes"} <= set(lite)

@@ -158,8 +158,8 @@ def _thousand_more_vectors(directory: Path, count: int = 1200) -> str:
             catalog.save(Meme(id=meme_id, sections=[OcrText("tesseract", f"filler record {n}")]))
     vectors = np.random.default_rng(0).standard_normal((count, space.dim)).astype(np.float32)
     space.upsert(ids, vectors, [{"meme_id": i} for i in ids])
-    catalog.mark_vectors(ids, "ocr_text", space.model)
-    catalog.mark_vectors(ids, "annotation_text", space.model)
+    catalog.marks.mark(ids, "ocr_text", space.model)
+    catalog.marks.mark(ids, "annotation_text", space.model)
     segment = store.client.get_collection("ocr_text").id
     store.close()
     catalog.checkpoint()

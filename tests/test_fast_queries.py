@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer import queryencoders
+from indexer import queryencoders, queryexport
 from indexer.encoders import ClipEncoder, SentenceEncoder
 
 TEXTS = ["deploy on friday", "ONE DOES NOT SIMPLY", "naïve café ¿qué? 日本語 🐸", "  spaced   out  ", "",
@@ -27,18 +27,18 @@ def test_clip_tokens_made_without_torch_are_open_clips(tiny_clip_dir):
 
 def test_exported_models_agree_with_pytorch(tmp_path, tiny_clip_dir):
     text = SentenceEncoder()
-    said = queryencoders.export_text_model(text, tmp_path)
+    said = queryexport.export_text_model(text, tmp_path)
     assert "exported" in said, said
     fast = queryencoders.exported(tmp_path, text)
     assert fast is not None and fast.model_id == text.model_id and fast.dim == 384
     cosines = np.sum(fast.encode_texts(TEXTS) * text.encode_texts(TEXTS), axis=1)
     assert cosines.min() >= 0.9999
     clip = ClipEncoder(f"local-dir:{tiny_clip_dir}")
-    assert "exported" in queryencoders.export_clip_text(clip, tmp_path)
+    assert "exported" in queryexport.export_clip_text(clip, tmp_path)
     fast_clip = queryencoders.exported(tmp_path, clip)
     assert np.sum(fast_clip.encode_texts(TEXTS) * clip.encode_texts(TEXTS), axis=1).min() >= 0.9999
     assert queryencoders.exported(tmp_path, ClipEncoder("another")) is None
-    assert "exported" in queryencoders.export_clip_images(clip, tmp_path)
+    assert "exported" in queryexport.export_clip_images(clip, tmp_path)
     images = queryencoders.exported(tmp_path, clip, "images")
     from PIL import Image
 
@@ -68,7 +68,7 @@ def test_an_image_model_with_a_hugging_face_tokenizer_exports_too(tmp_path, tiny
     model, _, _ = open_clip.create_model_and_transforms(f"local-dir:{folder}")
     torch.save(model.state_dict(), folder / "open_clip_pytorch_model.bin")
     clip = ClipEncoder(f"local-dir:{folder}")
-    said = queryencoders.export_clip_text(clip, tmp_path)
+    said = queryexport.export_clip_text(clip, tmp_path)
     assert "exported" in said, said
     fast = queryencoders.exported(tmp_path, clip)
     assert fast.meta["tokenizer"]["kind"] == "hub" and fast.meta["tokenizer"]["clean"] == "canonicalize"
@@ -86,7 +86,7 @@ def test_a_copy_that_disagrees_is_not_kept(tmp_path, tiny_clip_dir, monkeypatch)
         return tokens
 
     monkeypatch.setattr(queryencoders.ClipBpe, "__call__", off_by_one)
-    said = queryencoders.export_clip_text(clip, tmp_path)
+    said = queryexport.export_clip_text(clip, tmp_path)
     assert "searches use PyTorch" in said
     assert queryencoders.exported(tmp_path, clip) is None
     assert not any(p.name.startswith(".export") for p in (tmp_path / queryencoders.MODELS_DIR).iterdir())
@@ -158,7 +158,7 @@ def test_a_damaged_or_outdated_copy_is_never_used(tmp_path, tiny_clip_dir):
     folder = tmp_path / "clip"
     shutil.copytree(tiny_clip_dir, folder)
     clip = ClipEncoder(f"local-dir:{folder}")
-    assert "exported" in queryencoders.export_clip_text(clip, tmp_path)
+    assert "exported" in queryexport.export_clip_text(clip, tmp_path)
     copy = queryencoders.folder_for(tmp_path, clip.model_id)
     fast = queryencoders.exported(tmp_path, clip)
     (copy / "model.onnx").write_bytes(b"not a model")
@@ -166,7 +166,7 @@ def test_a_damaged_or_outdated_copy_is_never_used(tmp_path, tiny_clip_dir):
     weights = copy / queryencoders.WEIGHTS
     weights.write_bytes(weights.read_bytes()[:1000])
     assert queryencoders.exported(tmp_path, clip) is None
-    assert "exported" in queryencoders.export_clip_text(clip, tmp_path)
+    assert "exported" in queryexport.export_clip_text(clip, tmp_path)
     assert queryencoders.exported(tmp_path, clip) is not None
     checkpoint = folder / "open_clip_pytorch_model.bin"
     checkpoint.write_bytes(checkpoint.read_bytes())  # the same name, new weights as far as anyone can tell

@@ -6,7 +6,7 @@ import pytest
 from archive.likeness import hamming
 from search.fusion import fuse
 from search.results import SignalHit
-from archive.catalog import trigram_expression
+from archive.keywords import trigram_expression
 from search.signals import window
 import numpy as np
 

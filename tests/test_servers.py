@@ -141,3 +141,26 @@ def test_a_token_reaches_a_proxy_in_front_of_chroma(backend, cli, samples, monke
         found = cli("search", "llama mistral chart", "--json", "-k", "3")
         assert json.loads(found.stdout)["results"][0]["path"].endswith("llama-mistral-chart.png")
         assert proxy.passed > 0
+
+
+def test_a_server_failing_mid_run_is_a_domain_error_naming_it(backend, tmp_path):
+    """The stores translate their servers' failures (`StoreUnavailable`); no edge needs to know
+    which library raised what."""
+    import numpy as np
+    import psycopg
+
+    from archive.catalog import Catalog
+    from archive.errors import StoreUnavailable
+    from tests.conftest import TEST_CHROMA_URL, TEST_RECORDS_URL, _chroma_admin
+
+    catalog = Catalog(backend.records_url)
+    store = backend.store(tmp_path, catalog)
+    store.create_space("image", "some-model", 4).query(np.ones(4, dtype=np.float32), 3)
+    with psycopg.connect(TEST_RECORDS_URL, autocommit=True) as admin:  # the server drops our connection
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                      (backend.chroma_database,))
+    with pytest.raises(StoreUnavailable, match=r"^the records server failed \(\w+: .+\); everything committed"):
+        catalog.ids()
+    _chroma_admin(TEST_CHROMA_URL).delete_database(backend.chroma_database)  # the vectors' database is gone
+    with pytest.raises(StoreUnavailable, match=r"^the vector store failed \(\w+: .+\); everything committed"):
+        store.space("image").query(np.ones(4, dtype=np.float32), 3)

@@ -82,9 +82,9 @@ def test_the_catalog_keeps_every_vector_and_answers_like_chroma(store):
     with pytest.raises(ModelMismatch, match="memes reindex"):
         CatalogVectors(store.catalog).space("annotation_text", "another")
     space.delete_memes(["m1"])
-    assert store.catalog.embedding_items("annotation_text") == {"m2/a/0": "m2"}
+    assert store.catalog.copies.items("annotation_text") == {"m2/a/0": "m2"}
     store.catalog.delete("m2")  # a forgotten meme takes its kept vectors with it
-    assert store.catalog.embedding_count("annotation_text") == 0
+    assert store.catalog.copies.count("annotation_text") == 0
 
 
 def test_a_rebuild_swaps_the_kept_vectors_too(store):
@@ -102,5 +102,5 @@ def test_reconcile_restores_adopts_and_drops_without_a_model(store):
     space.collection.upsert(ids=["x", "ghost"], embeddings=_unit([[1, 1], [1, -1]]),
                             metadatas=[{"meme_id": "x"}, {"meme_id": "ghost"}])  # one not kept, one of no meme
     assert space.reconcile() == {"restored": 1, "adopted": 1, "dropped": 1}
-    assert space.item_ids() == {"m1", "m2", "x"} == set(store.catalog.embedding_items("image"))
+    assert space.item_ids() == {"m1", "m2", "x"} == set(store.catalog.copies.items("image"))
     assert np.allclose(space.vector("m1"), [1, 0])

@@ -13,7 +13,7 @@ from typing import Callable, Iterator, TypeVar
 
 from fastapi import HTTPException
 
-from archive.errors import ArchiveLocked, MemeNotFound, MemesError
+from archive.errors import ArchiveLocked, MemeNotFound, MemesError, StoreUnavailable
 from memes.app import Archive
 
 T = TypeVar("T")
@@ -59,5 +59,7 @@ def _translated() -> Iterator[None]:
         raise HTTPException(404, str(exc)) from None
     except ArchiveLocked as exc:
         raise HTTPException(409, str(exc)) from None
+    except StoreUnavailable as exc:
+        raise HTTPException(503, str(exc)) from None
     except MemesError as exc:
         raise HTTPException(422, str(exc)) from None
