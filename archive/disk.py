@@ -72,3 +72,12 @@ def tree_size(directory: Path) -> int:
             except OSError:
                 pass
     return total
+
+
+def why_unreadable(exc: OSError) -> str:
+    """Why a file could not be read, in a few words."""
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return exc.strerror or str(exc)

@@ -22,6 +22,7 @@ import re
 from datetime import datetime
 from pathlib import Path
 
+from .disk import why_unreadable
 from .errors import RecordFormatError
 from .model import Annotation, Meme, OcrText, Sighting, as_utc
 
@@ -192,8 +193,7 @@ def read_record_file(path: Path) -> Meme:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise RecordFormatError("not UTF-8 text") from None
-    except IsADirectoryError:
-        raise RecordFormatError("a folder (`memes import FOLDER` reads the .txt records in it)") from None
     except OSError as exc:
-        raise RecordFormatError(exc.strerror or str(exc)) from None
+        raise RecordFormatError("a folder (`memes import FOLDER` reads the .txt records in it)"
+                                if isinstance(exc, IsADirectoryError) else why_unreadable(exc)) from None
     return parse_record(text, phash=phash_from_file_name(path))

@@ -19,7 +19,8 @@ import numpy as np
 
 from . import vectorcheck
 from .catalog import Catalog
-from .errors import ArchiveDamaged, ConfigError, ModelMismatch, StoreUnavailable, first_line, store_failed
+from .chroma import Guarded, server_client
+from .errors import ArchiveDamaged, ModelMismatch, first_line
 from .model import SPACES
 
 SCHEMA_VERSION = 1
@@ -33,28 +34,6 @@ class Hit:
     metadata: dict[str, Any]
 
 
-class _Guarded:
-    """A Chroma client or collection whose failures (a server gone mid-run, Chroma's own errors)
-    are the domain's `StoreUnavailable`; what it returns is as Chroma returns it."""
-
-    def __init__(self, inner):
-        self._inner = inner
-
-    def __getattr__(self, name: str):
-        found = getattr(self._inner, name)
-        if not callable(found):
-            return found
-
-        def guarded(*args, **kwargs):
-            try:
-                return found(*args, **kwargs)
-            except Exception as exc:
-                if type(exc).__module__.startswith(("httpx", "chromadb")):
-                    raise store_failed("vector store", exc) from None
-                raise
-        return guarded
-
-
 @dataclass(eq=False)
 class VectorSpace:
     """One Chroma collection: vectors of one kind made by one model, each kept in the catalog too."""
@@ -66,7 +45,7 @@ class VectorSpace:
     catalog: Catalog
 
     def __post_init__(self):
-        self.collection = _Guarded(self.collection)
+        self.collection = Guarded(self.collection)
 
     @property
     def name(self) -> str:
@@ -189,14 +168,14 @@ class VectorStore:
             from chromadb.config import Settings
 
             if self.url:
-                self._client = _Guarded(_server_client(self.url, self.database, self.token))
+                self._client = server_client(self.url, self.database, self.token)
             else:
                 damage = vectorcheck.check(self.directory)
                 if damage is not None:
                     raise self.damaged(damage)
                 self.directory.mkdir(parents=True, exist_ok=True)
                 try:
-                    self._client = _Guarded(chromadb.PersistentClient(
+                    self._client = Guarded(chromadb.PersistentClient(
                         path=str(self.directory), settings=Settings(anonymized_telemetry=False)))
                 except Exception as exc:  # Chroma's own files (chroma.sqlite3) unreadable
                     raise self.damaged(first_line(exc)) from None
@@ -391,42 +370,6 @@ class CatalogVectors:
             if space is not None:
                 out[name] = {"model": space.model, "dim": self.catalog.copies.dim(name), "vectors": space.count()}
         return out
-
-
-def _server_client(url: str, database: str, token: str):
-    """A client of the Chroma server at `url`, in `database` (made when missing). `chroma run`
-    itself checks no credentials: a token is for a proxy in front of it (README, "Bigger
-    archives")."""
-    import chromadb
-    from chromadb.config import Settings
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
-        raise ConfigError(f"chroma_url must look like http://HOST:PORT, got {url!r}")
-    port = parts.port or (443 if parts.scheme == "https" else 8000)
-    headers = {"Authorization": f"Bearer {token}"} if token else None
-
-    def settings() -> Settings:
-        return Settings(anonymized_telemetry=False, chroma_server_host=parts.hostname,
-                        chroma_server_http_port=port, chroma_server_ssl_enabled=parts.scheme == "https",
-                        chroma_server_headers=headers, chroma_api_impl="chromadb.api.fastapi.FastAPI")
-
-    try:
-        admin = chromadb.AdminClient(settings())
-        try:
-            admin.get_database(database)
-        except Exception:  # Chroma says NotFoundError, or a plain error naming it, by version
-            try:
-                admin.create_database(database)
-            except Exception:  # another indexer made it a moment ago
-                admin.get_database(database)
-        return chromadb.HttpClient(host=parts.hostname, port=port, ssl=parts.scheme == "https", headers=headers,
-                                   settings=Settings(anonymized_telemetry=False), database=database)
-    except ConfigError:
-        raise
-    except Exception as exc:
-        raise StoreUnavailable(f"cannot use the Chroma server at {url}: {first_line(exc)}") from None
 
 
 def _mismatch(space: str, made_by: str, configured: str) -> ModelMismatch:

@@ -20,6 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from PIL import (AvifImagePlugin, BmpImagePlugin, GifImagePlugin, JpegImagePlugin, PngImagePlugin,  # noqa: F401
                  TiffImagePlugin, WebPImagePlugin)  # the decoders of FORMATS, registered
 
+from archive.disk import why_unreadable
 from archive.model import Meme
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jfif", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".avif"}
@@ -108,12 +109,8 @@ def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
     """Read and decode a file. Raises ImageLoadError with a short reason."""
     try:
         data = Path(path).read_bytes()
-    except IsADirectoryError:
-        raise ImageLoadError("is a directory") from None
-    except PermissionError:
-        raise ImageLoadError("permission denied") from None
     except OSError as exc:
-        raise ImageLoadError(exc.strerror or str(exc)) from None
+        raise ImageLoadError(why_unreadable(exc)) from None
     return decode(data, max_pixels)
 
 

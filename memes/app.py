@@ -255,8 +255,7 @@ class Archive(ArchiveParts):
     def backup(self, dest: Path) -> Backup:
         """A whole copy of the catalog in the folder `dest`, taken while searches and writers go on."""
         self._records_here("back them up with pg_dump")
-        if not self.exists():
-            raise MemesError(f"no archive at {self.where}")
+        self.require_existing()
         return make_backup(self.directory, dest)
 
     def restore(self, source: Path) -> Backup:

@@ -115,6 +115,11 @@ class ArchiveParts:
         self._require_folder()
         return Catalog.exists_at(self.config.records_url or self.directory / CATALOG_FILE)
 
+    def require_existing(self) -> None:
+        """The one guard of every use case that reads or changes what an archive holds."""
+        if not self.exists():
+            raise MemesError(f"no archive at {self.where}; run `memes index PATH` first")
+
     @property
     def where(self) -> str:
         """Where the archive lives, in words for messages."""

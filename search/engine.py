@@ -118,17 +118,17 @@ class Searcher:
     closest: list[Result] = field(default_factory=list)  # of the last search, when it found nothing
     matched: int = 0  # of the last search: how many memes matched in all (it returned k of them)
 
-    def _space(self, name: str, encoder) -> object | None:
+    def _space(self, name: str, encoder) -> Space | None:
         if encoder is None:
             return None
         space = self.store.space(name, encoder.model_id)
         return space if space is not None and space.count() > 0 else None
 
-    def _image_space(self):
+    def _image_space(self) -> Space | None:
         """The image space, or None when the archive has none or its encoder cannot load."""
-        if self.image_encoder is None or self.store.space(IMAGE) is None:
+        space = self.store.space(IMAGE, self.image_encoder.model_id) if self.image_encoder is not None else None
+        if space is None:
             return None
-        space = self.store.space(IMAGE, self.image_encoder.model_id)
         try:
             self.image_encoder.load()
         except ModelUnavailable as exc:

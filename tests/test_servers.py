@@ -155,7 +155,8 @@ def test_a_server_failing_mid_run_is_a_domain_error_naming_it(backend, tmp_path)
 
     catalog = Catalog(backend.records_url)
     store = backend.store(tmp_path, catalog)
-    store.create_space("image", "some-model", 4).query(np.ones(4, dtype=np.float32), 3)
+    space = store.create_space("image", "some-model", 4)
+    space.query(np.ones(4, dtype=np.float32), 3)
     with psycopg.connect(TEST_RECORDS_URL, autocommit=True) as admin:  # the server drops our connection
         admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
                       (backend.chroma_database,))
@@ -163,4 +164,4 @@ def test_a_server_failing_mid_run_is_a_domain_error_naming_it(backend, tmp_path)
         catalog.ids()
     _chroma_admin(TEST_CHROMA_URL).delete_database(backend.chroma_database)  # the vectors' database is gone
     with pytest.raises(StoreUnavailable, match=r"^the vector store failed \(\w+: .+\); everything committed"):
-        store.space("image").query(np.ones(4, dtype=np.float32), 3)
+        space.count()

@@ -73,8 +73,7 @@ class State:
     @property
     def existing_archive(self):
         """The archive, for a command that reads or changes what is in it: there must be one."""
-        if not self.archive.exists():
-            raise MemesError(f"no archive at {self.archive.where}; run `memes index PATH` first")
+        self.archive.require_existing()
         return self.archive
 
 

@@ -30,8 +30,7 @@ def serve(ctx: typer.Context,
     from memes.web.guard import Site
 
     archive = Archive(state_of(ctx).config, resident=True)  # keeps the index open between searches
-    if not archive.exists():
-        raise MemesError(f"no archive at {archive.where} (index some memes first)")
+    archive.require_existing()
     if not is_loopback(host) and not token:
         raise MemesError(f"refusing to listen on {host} without a token: anyone on the network could read "
                          "the archive; set --token or MEMES_TOKEN, or keep the default 127.0.0.1")
