@@ -287,10 +287,19 @@ class Catalog:
     def phashes(self) -> list[tuple[str, str]]:
         return [(r[0], r[1]) for r in self.db.execute("SELECT id, phash FROM memes WHERE phash IS NOT NULL")]
 
-    def match_sections(self, query: str, limit: int, own_connection: bool = False) -> list[Row]:
+    def match_sections(self, query: str, limit: int, own_connection: bool = False,
+                       held: keywords.TrigramIndex | None = None) -> list:
         """Sections matching the query's words, best first (`archive.keywords`). `own_connection`:
-        read on the calling thread's own connection."""
-        return keywords.match_sections(self.db.reader() if own_connection else self.db, query, limit)
+        read on the calling thread's own connection; `held`: the sections' trigrams in memory."""
+        return keywords.match_sections(self.db.reader() if own_connection else self.db, query, limit, held)
+
+    def trigram_index(self) -> keywords.TrigramIndex | None:
+        """Every section's trigrams, read once and held in memory to be searched many times as
+        FTS5 would search them (`keywords.TrigramIndex`); None on a server (pg_trgm ranks there)."""
+        if self.on_server:
+            return None
+        return keywords.TrigramIndex(self.db.execute(
+            "SELECT id, meme_id, type, kind, source, body FROM sections ORDER BY id").fetchall())
 
     # --- writing -------------------------------------------------------------------------
 

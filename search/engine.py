@@ -13,6 +13,7 @@ from archive.errors import MemesError, ModelUnavailable
 from archive.likeness import (MAX_PIXEL_DIFFERENCE, hash_array, nearest_distances, text_similarity,
                               trigrams)
 from archive.readings import clean_reading
+from archive.keywords import TrigramIndex
 from archive.model import ANNOTATION_TEXT, IMAGE, OCR_TEXT
 from archive.vectors import Hit
 
@@ -73,6 +74,10 @@ CLOSEST = 5  # memes shown as closest by meaning where nothing matches
 # With a filter, a phrase, an exclusion or a sort by date, each signal looks among this many
 # nearest memes (not the usual 50), so that filtering leaves k where k qualify.
 NARROWED_DEPTH = 2000
+# A batch of this many queries or more reads every section's trigrams once and ranks each query's
+# keyword hits in memory (`archive.keywords.TrigramIndex`: the same rows and scores as FTS5, 5 ms
+# a query where FTS5 takes 70 on 10,000 memes; reading them takes 2 s there).
+HOLD_TRIGRAMS_FROM = 30
 
 
 def matching(hits: dict[str, list[SignalHit]]) -> dict[str, list[SignalHit]]:
@@ -178,14 +183,16 @@ class Searcher:
         of the interpreter as it reads: both cores of a small machine work). The same answers as
         one `search` at a time."""
         queries = list(queries)
+        held = self.catalog.trigram_index() if len(queries) >= HOLD_TRIGRAMS_FROM else None
         with ThreadPoolExecutor(1) as reader:
-            ahead = [reader.submit(self._keyword_rows, q, filters, sort) for q in queries[:1]]
+            ahead = [reader.submit(self._keyword_rows, q, filters, sort, held) for q in queries[:1]]
             for at, query in enumerate(queries):
                 if at + 1 < len(queries):
-                    ahead.append(reader.submit(self._keyword_rows, queries[at + 1], filters, sort))
+                    ahead.append(reader.submit(self._keyword_rows, queries[at + 1], filters, sort, held))
                 yield query, self.search(query, k, filters, sort, rows=ahead.pop(0))
 
-    def _keyword_rows(self, query: str, filters: Filters | None, sort: str) -> list | None:
+    def _keyword_rows(self, query: str, filters: Filters | None, sort: str,
+                      held: TrigramIndex | None = None) -> list | None:
         """The keyword sections `search` would read for `query`, on this thread's own connection;
         None where the query is one `search` itself must refuse (it says why)."""
         try:
@@ -193,7 +200,8 @@ class Searcher:
             parsed = parse(query)
         except MemesError:
             return None
-        return signals.keyword_rows(self.catalog, parsed.words, self._depth(parsed, filters, sort), own_connection=True)
+        return signals.keyword_rows(self.catalog, parsed.words, self._depth(parsed, filters, sort),
+                                    own_connection=held is None, held=held)
 
     @staticmethod
     def _narrowed(parsed: Query, filters: Filters | None, sort: str) -> bool:

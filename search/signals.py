@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import numpy as np
 from rapidfuzz import fuzz, process
 
 from archive.catalog import Catalog
-from archive.keywords import query_words
+from archive.keywords import TrigramIndex, query_words
 from archive.model import Annotation
 from archive.readings import clean_reading
 from archive.vectors import VectorSpace
@@ -48,10 +49,12 @@ DENSE_FLOOR = 0.5
 PHRASE_VOUCHES = 0.85
 
 
-def keyword_rows(catalog: Catalog, query: str, depth: int, own_connection: bool = False) -> list:
+def keyword_rows(catalog: Catalog, query: str, depth: int, own_connection: bool = False,
+                 held: TrigramIndex | None = None) -> list:
     """The sections `keyword` ranks for `query` (read on a connection of the calling thread's own
-    with `own_connection`, so that a batch reads the next query's beside this one's ranking)."""
-    return catalog.match_sections(query, depth * 4, own_connection)
+    with `own_connection`, so that a batch reads the next query's beside this one's ranking;
+    from the trigrams `held` in memory where a batch has them)."""
+    return catalog.match_sections(query, depth * 4, own_connection, held)
 
 
 def keyword(catalog: Catalog, query: str, depth: int, floor: bool = True, rows: list | None = None) -> list[SignalHit]:
@@ -99,9 +102,7 @@ def words_found(words: list[str], text: str) -> float:
     wanted = [w for w in words if len(w) >= 3] or words
     if not wanted:
         return 0.0
-    tokens = query_words(text)
-    present = set(tokens)
-    glued = "".join(tokens)
+    present, _, glued = _read(text)
     found = 0
     for word in wanted:
         if word in present or (len(word) >= 4 and word in glued):
@@ -116,10 +117,18 @@ def phrase_closeness(words: list[str], text: str) -> float:
     """How closely some stretch of `text` reads as `words` in their order, 0 to 1 (the best
     partial alignment, rapidfuzz's partial_ratio), spaces kept or, for OCR that glued the
     words, dropped on both sides."""
-    body = query_words(text)
-    spaced = fuzz.partial_ratio(" ".join(words), " ".join(body))
-    glued = fuzz.partial_ratio("".join(words), "".join(body))
+    _, body_spaced, body_glued = _read(text)
+    spaced = fuzz.partial_ratio(" ".join(words), body_spaced)
+    glued = fuzz.partial_ratio("".join(words), body_glued)
     return max(spaced, glued) / 100
+
+
+@lru_cache(maxsize=8192)
+def _read(text: str) -> tuple[frozenset[str], str, str]:
+    """A section's words as the keyword signal compares them: the set, and the words spaced and
+    run together (a batch of queries meets the same sections again and again)."""
+    tokens = query_words(text)
+    return frozenset(tokens), " ".join(tokens), "".join(tokens)
 
 
 def window(text: str, query_words: list[str], width: int = 160) -> str:

@@ -152,3 +152,36 @@ def test_sqlite_and_postgresql_schemas_describe_the_same_tables_and_columns(tmp_
         postgres.close()
     assert lite == pg
     assert {"memes", "sightings", "sections", "annotation_jobs", "embeddings", "record_changes"} <= set(lite)
+
+
+def test_trigrams_held_in_memory_rank_as_fts5_does(tmp_path):
+    """`TrigramIndex` (a batch of queries) gives the rows, order and scores FTS5's `bm25()` gives:
+    capitals, accents and other scripts, glued and misread words, short and long sections,
+    identical sections (ties go by row id), and queries that match nothing."""
+    import random
+
+    rnd = random.Random(5)
+    words = ["monday", "again", "NOBODY", "asked", "Ünïcode", "straße", "日本語テキスト", "deploy", "friday",
+             "ONE", "does", "not", "simply", "walk", "into", "mordor", "cat", "x", "ok", "🙂🙂🙂", "çava"]
+    columns = ("meme_id", "type", "kind", "source", "body", "score")
+    catalog = Catalog(tmp_path / "c.sqlite3")
+    try:
+        for n in range(60):
+            text = " ".join(rnd.choice(words) for _ in range(rnd.randint(0, 25)))
+            if n % 7 == 0:
+                text = text.replace(" ", "")  # OCR that glued the words
+            catalog.save(Meme(id=f"{n:016x}", content_hash=f"{n:064x}", phash="ffff0000ffff0000", first_seen=T0,
+                              sections=[OcrText("tesseract", text),
+                                        OcrText("rapidocr", "MONDAY AGAIN" if n % 5 == 0 else text[:2])],
+                              sightings=[Sighting(f"/m/{n}.jpg", T0)]))
+        held = catalog.trigram_index()
+        found = 0
+        for query in ["monday again", "mondayagain", "nobody asked", "UNICODE", "strasse straße", "日本語", "one does",
+                      "simpy walk into mordr", "zzzz qqqq", "ok", "çava 🙂", "deploy friday cat"]:
+            for limit in (3, 200):
+                fts5 = [{c: r[c] for c in columns} for r in catalog.match_sections(query, limit)]
+                assert [{c: r[c] for c in columns} for r in catalog.match_sections(query, limit, held=held)] == fts5
+                found += len(fts5)
+        assert found > 300
+    finally:
+        catalog.close()

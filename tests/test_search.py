@@ -199,19 +199,24 @@ def test_clean_reading_leaves_prose_that_spells_a_word_alone():
     assert clean_reading("2019 2019 CRAPPY 2020 2020 MEMES") == "2019 CRAPPY 2020 MEMES"
 
 
-def test_a_batch_of_queries_answers_as_one_query_at_a_time(indexed, cli, tmp_path):
-    """`--queries` reads each query's keyword sections on a thread of their own, ahead: the
-    answers are the ones each query gets alone, phrases, exclusions and filters included."""
+def test_a_batch_of_queries_answers_as_one_query_at_a_time(indexed, cli, tmp_path, monkeypatch):
+    """`--queries` reads each query's keyword sections on a thread of their own, ahead, or from
+    the sections' trigrams held in memory (a batch of `HOLD_TRIGRAMS_FROM` or more): the answers
+    are the ones each query gets alone, phrases, exclusions and filters included."""
+    from search import engine
+
     _, samples = indexed
     queries = ["monday again", "memes -loading", '"memes please"', "llama mistral chart", "zzzzqqqq",
                "one does not simply", "deploy friday"]
     batch = tmp_path / "queries.txt"
     batch.write_text("\n".join(queries) + "\n")
     for extra in ([], ["--in", str(samples / "reposts")], ["--sort", "first-seen"]):
-        together = cli("search", "--queries", batch, "--json", "-k", "5", *extra)
-        assert together.exit_code == 0, together.output
         alone = [cli("search", q, "--json", "-k", "5", *extra).stdout.strip() for q in queries]
-        assert together.stdout.strip().splitlines() == alone, extra
+        for hold_from in (len(queries) + 1, len(queries)):
+            monkeypatch.setattr(engine, "HOLD_TRIGRAMS_FROM", hold_from)
+            together = cli("search", "--queries", batch, "--json", "-k", "5", *extra)
+            assert together.exit_code == 0, together.output
+            assert together.stdout.strip().splitlines() == alone, (extra, hold_from)
     refused = tmp_path / "refused.txt"
     refused.write_text("monday again\n-onlyleftout\nmemes\n")
     result = cli("search", "--queries", refused, "--json")
