@@ -391,28 +391,28 @@ class Indexer:
         pictures: dict[str, Image.Image] = {}
         with self.catalog.transaction():
             for item in batch:
-                meme_id, new_meme, joined = self._save(item)
+                meme_id, saved, joined = self._save(item)
                 if meme_id is None:
                     events.append(Skipped(item.found.path, "its copy in this run could not be read"))
                     continue
-                events.append(Indexed(item.found.path, meme_id, new_meme, joined))
-                if new_meme:
-                    to_embed[meme_id] = self.catalog.require(meme_id)
+                events.append(Indexed(item.found.path, meme_id, saved is not None, joined))
+                if saved is not None:  # embedded as saved: nothing is read back
+                    to_embed[meme_id] = saved
                     if item.picture is not None:
                         pictures[meme_id] = item.picture
         if to_embed:
             self.embedder.embed(list(to_embed.values()), pictures)
         yield from events
 
-    def _save(self, item: _Prepared) -> tuple[str | None, bool, bool]:
-        """Write one file's outcome; returns (meme id, whether its record is new or changed,
+    def _save(self, item: _Prepared) -> tuple[str | None, Meme | None, bool]:
+        """Write one file's outcome; returns (meme id, the meme where its record is new or changed,
         whether it joined a meme as an altered copy)."""
         known = self.catalog.id_for_content(item.content_hash)
         if known is not None:
             self.catalog.add_sighting(known, item.sighting)
-            return known, False, False
+            return known, None, False
         if item.meme is None:
-            return None, False, False
+            return None, None, False
         meme = item.meme
         rules = self.catalog.identity_rules(item.content_hash)  # what the user said of these bytes
         repeated = next(filter(None, (self.catalog.id_for_content(o) for r, o in rules if r == "with")), None)
@@ -427,7 +427,7 @@ class Indexer:
                                                  for o in meme.ocr_texts if o.text.strip()])
             if self.reposts is not None:
                 self.reposts.remember_copy(self.catalog.require(repeated), item)
-            return repeated, False, True
+            return repeated, None, True
         imported = self.catalog.ids_for_phash(meme.phash, without_image=True)
         if imported:  # an imported record of this very picture: it gains its image
             record = self.catalog.require(imported[0])
@@ -441,7 +441,7 @@ class Indexer:
         self.catalog.save(meme)
         if self.reposts is not None:
             self.reposts.remember(meme, item.picture, item.phashes)
-        return meme.id, True, False
+        return meme.id, meme, False
 
     def _embed_pending(self) -> Iterator[Event]:
         """Vectors a crash, an import or a missing model left unmade."""
