@@ -313,7 +313,7 @@ class CatalogSpace:
         return self._loaded
 
     def count(self) -> int:
-        return self.catalog.copies.count(self.name)
+        return len(self._loaded[0]) if self._loaded is not None else self.catalog.copies.count(self.name)
 
     def query(self, vector: np.ndarray, n: int) -> list[Hit]:
         ids, matrix, metas = self._all()
