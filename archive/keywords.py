@@ -73,6 +73,7 @@ def _nearest_by_trigrams(db: Database, words: list[str], limit: int) -> list[Row
 
 
 K1, B = 1.2, 0.75  # FTS5's bm25() constants
+CHUNK_ROWS = 2000  # rows whose every trigram is sorted at once while the index is built
 
 
 def _folded(text: str) -> str:
@@ -88,6 +89,24 @@ def _code(gram: np.ndarray) -> np.ndarray:
     return (gram[0] << np.uint64(42)) | (gram[1] << np.uint64(21)) | gram[2]
 
 
+def _trigrams(rows: list, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (trigram, row) pairs of some rows, each with how often the trigram is in the row
+    (rows numbered from 0, in order within a trigram); fills `sizes` with the rows' token counts."""
+    codes = [np.frombuffer(_folded(r[5]).encode("utf-32-le"), dtype=np.uint32) for r in rows]
+    lengths = np.array([len(c) for c in codes], dtype=np.int64)
+    sizes[:] = np.maximum(lengths - 2, 0)
+    if not np.any(lengths > 2):  # no row of three characters: no trigram
+        return np.zeros(0, np.uint64), np.zeros(0, np.int32), np.zeros(0, np.int32)
+    points = np.concatenate(codes).astype(np.uint64)
+    doc = np.repeat(np.arange(len(rows), dtype=np.int32), lengths)
+    at = np.flatnonzero(np.arange(len(points)) + 2 < np.cumsum(lengths)[doc])
+    keys = _code((points[at], points[at + 1], points[at + 2]))
+    order = np.argsort(keys, kind="stable")
+    keys, docs = keys[order], doc[at][order]
+    first = np.flatnonzero(np.r_[True, (keys[1:] != keys[:-1]) | (docs[1:] != docs[:-1])])
+    return keys[first], docs[first], np.diff(np.r_[first, len(keys)]).astype(np.int32)
+
+
 class TrigramIndex:
     """The sections' trigrams held in memory, searched and ranked as SQLite's FTS5 does (the
     trigram tokenizer and `bm25()`, the same arithmetic in the same order, ties by row id), for a
@@ -97,21 +116,22 @@ class TrigramIndex:
     def __init__(self, rows: list):
         """`rows`: every section, (id, meme_id, type, kind, source, body), by id."""
         self.rows = rows
-        codes = [np.frombuffer(_folded(r[5]).encode("utf-32-le"), dtype=np.uint32) for r in rows]
-        lengths = np.array([len(c) for c in codes], dtype=np.int64)
-        self.sizes = np.maximum(lengths - 2, 0).astype(np.float64)  # tokens a row holds
-        self.avgdl = float(self.sizes.sum()) / max(len(rows), 1)
-        points = np.concatenate(codes).astype(np.uint64) if rows else np.zeros(0, np.uint64)
-        ends = np.cumsum(lengths)
-        doc = np.repeat(np.arange(len(rows), dtype=np.int32), lengths)
-        at = np.flatnonzero(np.arange(len(points)) + 2 < ends[doc]) if len(points) else np.zeros(0, np.int64)
-        keys = _code((points[at], points[at + 1], points[at + 2]))
-        order = np.argsort(keys, kind="stable")  # rows stay in order within a trigram
-        keys, docs = keys[order], doc[at][order]
-        first = np.flatnonzero(np.r_[True, (keys[1:] != keys[:-1]) | (docs[1:] != docs[:-1])])
-        self.tf = np.diff(np.r_[first, len(keys)]).astype(np.float64)  # occurrences in the row
-        pair_keys, self.docs = keys[first], docs[first]
-        starts = np.flatnonzero(np.r_[True, pair_keys[1:] != pair_keys[:-1]])
+        keys, docs, counts = [], [], []
+        sizes = np.zeros(len(rows))
+        for start in range(0, len(rows), CHUNK_ROWS):  # a chunk at a time: the trigrams of every character
+            end = start + CHUNK_ROWS
+            pair_keys, pair_docs, tf = _trigrams(rows[start:end], sizes[start:end])
+            keys.append(pair_keys)
+            docs.append(pair_docs + start)
+            counts.append(tf)
+        self.sizes = sizes  # tokens a row holds
+        self.avgdl = float(sizes.sum()) / max(len(rows), 1)
+        keys_all = np.concatenate(keys) if keys else np.zeros(0, np.uint64)
+        order = np.argsort(keys_all, kind="stable")  # rows stay in order within a trigram
+        pair_keys = keys_all[order]
+        self.docs = np.concatenate(docs)[order] if docs else np.zeros(0, np.int32)
+        self.tf = np.concatenate(counts)[order] if counts else np.zeros(0, np.int32)  # occurrences in the row
+        starts = np.flatnonzero(np.r_[True, pair_keys[1:] != pair_keys[:-1]]) if len(pair_keys) else order[:0]
         self.keys = pair_keys[starts]
         self.bounds = np.r_[starts, len(pair_keys)]
 
@@ -123,7 +143,7 @@ class TrigramIndex:
         i = int(np.searchsorted(self.keys, key))
         if i == len(self.keys) or self.keys[i] != key:
             return self.docs[:0], self.tf[:0]
-        return self.docs[self.bounds[i]:self.bounds[i + 1]], self.tf[self.bounds[i]:self.bounds[i + 1]]
+        return self.docs[self.bounds[i]:self.bounds[i + 1]], self.tf[self.bounds[i]:self.bounds[i + 1]].astype(np.float64)
 
     def match(self, grams: list[str], limit: int) -> list[dict]:
         """What `match_sections` returns for a query of these trigrams (an FTS5 OR of them)."""

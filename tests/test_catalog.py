@@ -154,12 +154,16 @@ def test_sqlite_and_postgresql_schemas_describe_the_same_tables_and_columns(tmp_
     assert {"memes", "sightings", "sections", "annotation_jobs", "embeddings", "record_changes"} <= set(lite)
 
 
-def test_trigrams_held_in_memory_rank_as_fts5_does(tmp_path):
+@pytest.mark.parametrize("chunk_rows", [2000, 7])
+def test_trigrams_held_in_memory_rank_as_fts5_does(tmp_path, monkeypatch, chunk_rows):
     """`TrigramIndex` (a batch of queries) gives the rows, order and scores FTS5's `bm25()` gives:
     capitals, accents and other scripts, glued and misread words, short and long sections,
     identical sections (ties go by row id), and queries that match nothing."""
     import random
 
+    from archive import keywords
+
+    monkeypatch.setattr(keywords, "CHUNK_ROWS", chunk_rows)
     rnd = random.Random(5)
     words = ["monday", "again", "NOBODY", "asked", "Ünïcode", "straße", "日本語テキスト", "deploy", "friday",
              "ONE", "does", "not", "simply", "walk", "into", "mordor", "cat", "x", "ok", "🙂🙂🙂", "çava"]
