@@ -206,8 +206,8 @@ class ClipEncoder:
                                        f"{_reason(exc)}") from exc
         return self._tokenize
 
-    def load(self) -> None:
-        """Load now; raises ModelUnavailable."""
+    def load(self, part: str = "texts") -> None:
+        """Load now (both towers, whatever `part` a query needs); raises ModelUnavailable."""
         self._load()
 
     def parts(self):

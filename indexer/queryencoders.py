@@ -336,14 +336,16 @@ class QueryImageModel:
     def dim(self) -> int:
         return (self.texts or self.images or self.model).dim
 
-    def load(self) -> None:
-        """Load what a text query needs (raises ModelUnavailable where that is PyTorch's and it cannot)."""
-        (self.texts or self.model).load()
+    def load(self, part: str = "texts") -> None:
+        """Load what a query by texts or by pictures (`part`) needs (raises ModelUnavailable where
+        that is PyTorch's and it cannot)."""
+        ((self.texts if part == "texts" else self.images) or self.model).load()
 
-    def preload(self) -> None:
-        """The text tower, which a text search needs (a search by image loads the image tower)."""
-        if self.texts is not None:
-            self.texts.preload()
+    def preload(self, part: str = "texts") -> None:
+        """Start loading the tower a search by texts or by pictures needs, in the background."""
+        tower = self.texts if part == "texts" else self.images
+        if tower is not None:
+            tower.preload()
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         return (self.texts or self.model).encode_texts(texts)
@@ -357,9 +359,13 @@ def query_side(root: Path, text, image) -> tuple:
     `image`'s towers (a ClipEncoder) where the archive under `root` has them, else the models."""
     fast_text = exported(root, text)
     parts = [exported(root, image, part) for part in ("texts", "images")]
-    if fast_text is not None:
-        fast_text.preload()
-    if any(parts):
-        image = QueryImageModel(*parts, image)
-        image.preload()
-    return fast_text or text, image
+    return fast_text or text, QueryImageModel(*parts, image) if any(parts) else image
+
+
+def preload(text, image, part: str) -> None:
+    """Start loading, in the background, what a search by texts or by pictures (`part`) needs of
+    the query encoders: a search by picture needs no text model (nor loads one beside its OCR)."""
+    if part == "texts" and isinstance(text, OnnxTextEncoder):
+        text.preload()
+    if isinstance(image, QueryImageModel):
+        image.preload(part)

@@ -105,8 +105,8 @@ class Archive(ArchiveParts):
                     raise
                 raise MemesError(f"{ref}: " + ("a folder, not an image file" if path.is_dir() else "not a regular "
                                                "file" if path.exists() else "no such file or meme")) from None
-        with self.searcher() as searcher:
-            if meme_id is None:
+        with self.searcher("pictures" if meme_id is None else "texts") as searcher:
+            if meme_id is None:  # its OCR runs beside the loading of the image model
                 return self._similar_to_picture(searcher, self.pictures.from_file(path), k)
             return Answer(searcher.similar_to_meme(meme_id, k, self.pictures.pixels_of(meme_id)),
                           notices=searcher.notices)
@@ -124,7 +124,7 @@ class Archive(ArchiveParts):
         return self.pictures.from_bytes(data)
 
     def similar_to_picture(self, query: QueryPicture, k: int) -> Answer:
-        with self.searcher() as searcher:
+        with self.searcher("pictures") as searcher:
             return self._similar_to_picture(searcher, query, k)
 
     def _similar_to_picture(self, searcher: Searcher, query: QueryPicture, k: int) -> Answer:

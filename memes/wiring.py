@@ -245,8 +245,10 @@ class ArchiveParts:
         return limit > 0 and not self.config.records_url and max(map(self.catalog.copies.count, SPACES)) <= limit
 
     @contextmanager
-    def searcher(self) -> Iterator[Searcher]:
-        """A searcher over the archive, with the query encoders."""
+    def searcher(self, by: str = "texts") -> Iterator[Searcher]:
+        """A searcher over the archive, with the query encoders; those a search `by` texts or by
+        pictures needs start loading at once."""
+        queryencoders.preload(*self.query_encoders, by)
         with self.reading(scan_small=True) as (store, notices):
             searcher = Searcher(self.catalog, store, *self.query_encoders)
             searcher.notices.extend(notices)

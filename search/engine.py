@@ -50,7 +50,7 @@ class TextEncoder(Protocol):
 class ImageEncoder(TextEncoder, Protocol):
     """An image model, which embeds texts and pictures into one space."""
 
-    def load(self) -> None: ...
+    def load(self, part: str = "texts") -> None: ...
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray: ...
 
@@ -129,13 +129,14 @@ class Searcher:
         space = self.store.space(name, encoder.model_id)
         return space if space is not None and space.count() > 0 else None
 
-    def _image_space(self) -> Space | None:
-        """The image space, or None when the archive has none or its encoder cannot load."""
+    def _image_space(self, by: str = "texts") -> Space | None:
+        """The image space, or None when the archive has none or its encoder cannot load (the
+        part of it that a query `by` texts or by pictures needs)."""
         space = self.store.space(IMAGE, self.image_encoder.model_id) if self.image_encoder is not None else None
         if space is None:
             return None
         try:
-            self.image_encoder.load()
+            self.image_encoder.load(by)
         except ModelUnavailable as exc:
             self.notices.append(f"{exc}; searching without image vectors")
             self.image_encoder = None
@@ -275,7 +276,7 @@ class Searcher:
         """Each signal's ranking of memes like a picture: `phashes` are its perceptual hashes
         (whole, and with any frame trimmed), `text` what OCR read on it, `pixels(meme_id)` how
         much it and a meme's picture differ once aligned (`indexer.alignment.difference`, or None)."""
-        space = self._image_space()
+        space = self._image_space("pictures")
         vector = self.image_encoder.encode_images([picture])[0] if space is not None else None
         return self._look_alikes(space, vector, phashes, exclude, text, pixels)
 
