@@ -133,7 +133,7 @@ def test_every_change_to_a_record_is_noted_for_the_records_folder(tmp_path):
 
 
 def test_sqlite_and_postgresql_schemas_describe_the_same_tables_and_columns(tmp_path, backend):
-    """The two schemas are kept in step by hand (`archive.schema`): the same tables with the same
+    """Both engines run the one list of migrations (`archive.schema`): the same tables with the same
     columns, apart from each engine's own (FTS5's index tables, PostgreSQL's schema version)."""
     if backend.name != "servers":
         pytest.skip("compares SQLite with the PostgreSQL server")
