@@ -147,9 +147,13 @@ def main() -> None:
     ap.add_argument("--per-template", type=int, default=3)
     ap.add_argument("--seed", type=int, default=5)
     args = ap.parse_args()
-    truth = make(args.out, args.templates, args.per_template, args.seed)
-    print(f"{sum(1 for r in truth if not r['variant_of'])} memes and {sum(1 for r in truth if r['variant_of'])} "
-          f"altered copies in {args.out / 'images'}", file=sys.stderr)
+    say_made(make(args.out, args.templates, args.per_template, args.seed), args.out / "images")
+
+
+def say_made(truth: list[dict], where: Path) -> None:
+    """One line on stderr: how many memes and altered copies a set generator wrote, and where."""
+    copies = sum(1 for r in truth if r["variant_of"])
+    print(f"{len(truth) - copies} memes and {copies} altered copies in {where}", file=sys.stderr)
 
 
 if __name__ == "__main__":

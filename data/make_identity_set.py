@@ -38,6 +38,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from make_evalset import say_made  # noqa: E402
 from make_samples import REGULAR, font, photo  # noqa: E402
 
 STYLES = ("flat", "small", "band", "post-light", "post-dark")
@@ -243,9 +244,7 @@ def main() -> None:
     ap.add_argument("--per-group", type=int, default=6, help="memes per group (flat adds a recoloured one)")
     ap.add_argument("--seed", type=int, default=5)
     args = ap.parse_args()
-    truth = make(args.out, args.groups, args.per_group, args.seed)
-    print(f"{sum(1 for r in truth if not r['variant_of'])} memes and {sum(1 for r in truth if r['variant_of'])} "
-          f"altered copies in {args.out}", file=sys.stderr)
+    say_made(make(args.out, args.groups, args.per_group, args.seed), args.out)
 
 
 if __name__ == "__main__":

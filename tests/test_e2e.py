@@ -102,18 +102,24 @@ def _count(catalog: Path) -> int:
         return 0
 
 
-def test_sigkill_at_any_moment_then_rerun_loses_and_doubles_nothing(env, tmp_path):
-    folder = tmp_path / "distinct"
-    _distinct_memes(folder, 16)
+def _killed_then_rerun(env, folder: Path, after: int) -> tuple[int, dict]:
+    """`memes index` of the folder SIGKILLed once `after` memes are committed, then run again:
+    (memes the killed run kept, the second run's JSON summary)."""
     proc, catalog = _index_in_background(env, folder)
-    _wait_for_memes(proc, catalog, 4)
+    _wait_for_memes(proc, catalog, after)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     kept = _count(catalog)
-    assert kept >= 4
+    assert kept >= after
     rerun = _memes(env, "--quiet", "index", folder, "--json")
     assert rerun.returncode == 0, rerun.stderr
-    summary = json.loads(rerun.stdout)
+    return kept, json.loads(rerun.stdout)
+
+
+def test_sigkill_at_any_moment_then_rerun_loses_and_doubles_nothing(env, tmp_path):
+    folder = tmp_path / "distinct"
+    _distinct_memes(folder, 16)
+    kept, summary = _killed_then_rerun(env, folder, after=4)
     assert summary["memes_in_archive"] == 16
     assert summary["new_memes"] == 16 - kept and summary["unchanged"] >= kept  # no finished OCR redone
     stats = json.loads(_memes(env, "stats", "--json").stdout)
@@ -154,13 +160,7 @@ def test_sigkill_while_indexing_look_alike_memes_then_rerun_keeps_each_apart(env
 
     folder = tmp_path / "flat"
     flat_colour_memes(folder, 12)
-    proc, catalog = _index_in_background(env, folder)
-    _wait_for_memes(proc, catalog, 3)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=60)
-    rerun = _memes(env, "--quiet", "index", folder, "--json")
-    assert rerun.returncode == 0, rerun.stderr
-    summary = json.loads(rerun.stdout)
+    _, summary = _killed_then_rerun(env, folder, after=3)
     assert summary["memes_in_archive"] == 12 and summary["joined_copies"] == 0, summary
     stats = json.loads(_memes(env, "stats", "--json").stdout)
     assert stats["sightings"] == 12
