@@ -180,9 +180,11 @@ class Catalog:
     def sighting_at(self, path: str) -> Row | None:
         return self.db.execute("SELECT * FROM sightings WHERE path = ?", (path_to_db(path),)).fetchone()
 
-    def has_content(self, content_hash: str) -> bool:
-        """Whether committed records hold these bytes; safe to call from any thread."""
-        return self.db.reader().execute(_BY_CONTENT, (content_hash, content_hash)).fetchone() is not None
+    def committed_owner(self, content_hash: str) -> str | None:
+        """The meme committed records give these bytes (as `id_for_content`, without what the
+        transaction in progress wrote); safe to call from any thread."""
+        row = self.db.reader().execute(_BY_CONTENT, (content_hash, content_hash)).fetchone()
+        return row[0] if row else None
 
     def id_for_content(self, content_hash: str) -> str | None:
         """The meme whose image, or one of whose sightings (a repost), has these bytes."""

@@ -212,18 +212,37 @@ class AnnotationRun:
         return [str(e) for e in self.missing_models.values()]
 
     def submit(self, content_hash: str, image: bytes, specs: Sequence[AnnotatorSpec] | None = None) -> None:
-        """Queue every annotator (or `specs`) for an image. Safe from any thread."""
+        """Queue every annotator (or `specs`) for an image, waiting for room. Safe from any thread."""
         for spec in specs or self.specs:
             while not self.slots.acquire(timeout=0.2):
                 if self.closed:
                     return
-            if self.closed:
-                self.slots.release()
-                return
-            future = self.pool.submit(self._one, content_hash, spec, image)
-            future.add_done_callback(lambda _: self.slots.release())
-            with self._lock:
-                self.futures.append(future)
+            self._queue(content_hash, spec, image)
+
+    def offer(self, content_hash: str, image: Callable[[], bytes]) -> list[AnnotatorSpec]:
+        """Queue the annotators there is room for now, without waiting (the image is made only if
+        one is queued); returns those left out, for the caller to `submit` later. Safe from any thread."""
+        taken = [spec for spec in self.specs if not self.closed and self.slots.acquire(blocking=False)]
+        if taken:
+            try:
+                data = image()
+            except BaseException:
+                for _ in taken:
+                    self.slots.release()
+                raise
+            for spec in taken:
+                self._queue(content_hash, spec, data)
+        return [spec for spec in self.specs if spec not in taken]
+
+    def _queue(self, content_hash: str, spec: AnnotatorSpec, image: bytes) -> None:
+        """Start one request, its slot already held."""
+        if self.closed:
+            self.slots.release()
+            return
+        future = self.pool.submit(self._one, content_hash, spec, image)
+        future.add_done_callback(lambda _: self.slots.release())
+        with self._lock:
+            self.futures.append(future)
 
     def _blocked(self, spec: AnnotatorSpec) -> AnnotationError | None:
         return self.unreachable or self.missing_models.get(spec.model)

@@ -13,7 +13,7 @@ import os
 import stat
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -22,14 +22,13 @@ from PIL import Image
 
 from archive.catalog import Catalog
 from archive.errors import ModelUnavailable
-from archive.likeness import Caption, Likeness
 from archive.model import Meme, OcrText, Sighting, utc_now
 
 from .annotate import AnnotationRecorder, AnnotationRun, Notice, image_for_prompt
 from .embedder import Embedder
-from .alignment import FeatureCache, pixel_judge
-from .imageio import ImageLoadError, content_hash, decode, image_of, model_input, picture_hashes
+from .imageio import ImageLoadError, content_hash, decode, model_input, picture_hashes
 from .ocr import MemeOcr
+from .reposts import Reposts, area
 from .scan import Found
 
 
@@ -102,6 +101,7 @@ class _Prepared:
     found: Found
     sighting: Sighting
     content_hash: str
+    known: str | None = None  # the meme that held these bytes before this run
     meme: Meme | None = None  # None: the bytes were already known or claimed by another file
     picture: Image.Image | None = None
     phashes: list[str] | None = None  # whole, and without a frame
@@ -110,76 +110,6 @@ class _Prepared:
 def _sighting(path: Path, st: os.stat_result, now: datetime) -> Sighting:
     modified = datetime.fromtimestamp(st.st_mtime, timezone.utc).replace(microsecond=0)
     return Sighting(path=str(path), seen_at=min(modified, now), size=st.st_size, mtime=st.st_mtime)
-
-
-def _area(meme: Meme) -> int:
-    return (meme.width or 0) * (meme.height or 0)
-
-
-class Reposts:
-    """Finds the meme a new image repeats (the rule in `archive.likeness`, pixels compared by
-    `indexer.alignment`); the archive's hashes and texts are loaded on first use."""
-
-    def __init__(self, catalog: Catalog, max_pixels: int, likeness: Likeness | None = None):
-        self.catalog = catalog
-        self.max_pixels = max_pixels
-        self._likeness = likeness
-        self._features = FeatureCache()  # memes saved this run go in as they are saved
-        self._copies: dict[str, str] = {}  # a copy joined this run (its bytes' hash) -> its meme
-        # memes saved this run whose words OCR could not read: (hashes, readings, pixel count, picture)
-        self._unvouched: dict[str, tuple] = {}
-
-    @property
-    def likeness(self) -> Likeness:
-        if self._likeness is None:
-            self._likeness = Likeness(self.catalog.likeness_rows())
-        return self._likeness
-
-    def find(self, phashes: list[str], readings: list[str], picture: Image.Image | None, area: int = 0,
-             exclude: set | frozenset = frozenset()) -> str | None:
-        pixels = pixel_judge(picture, self._features, self._picture)
-        return self.likeness.find(phashes, readings, pixels, area, exclude)
-
-    def remember(self, meme: Meme, picture: Image.Image | None, phashes: list[str] | None = None) -> None:
-        """A meme saved this run: its picture is compared with the images after it, by every
-        hash of it (whole, and without a frame: a framed repost met first still finds its original)."""
-        readings = [o.text for o in meme.ocr_texts]
-        for phash in dict.fromkeys(phashes or [meme.phash]):
-            self.likeness.add(meme.id, phash, readings, area=_area(meme))
-        if picture is not None:
-            self._features.get(meme.id, lambda: picture)
-            if not Caption.of(readings).words and len(self._unvouched) < 1024:
-                self._unvouched[meme.id] = (phashes or [meme.phash], readings, _area(meme), picture)
-
-    def second_look(self) -> Iterator[tuple[str, str]]:
-        """(meme, meme it repeats) for memes saved this run that no larger picture could join
-        when they came first: a small copy whose words OCR could not read cannot vouch for the
-        original that came after it, but can join it now that both are known."""
-        gone: set[str] = set()
-        for meme_id, (phashes, readings, area, picture) in self._unvouched.items():
-            found = self.find(phashes, readings, picture, area, exclude={meme_id} | gone)
-            if found is not None:
-                gone.add(meme_id)
-                yield meme_id, found
-
-    def remember_copy(self, meme: Meme, copy: "_Prepared") -> None:
-        """A copy just joined to `meme`: later images are compared with it too (this run), so
-        that the original met after a copy, or a copy of a copy, still finds its meme."""
-        if copy.meme is None or copy.picture is None:
-            return
-        self._copies[copy.content_hash] = meme.id
-        for phash in dict.fromkeys(copy.phashes or [copy.meme.phash]):
-            self.likeness.add(meme.id, phash, [o.text for o in copy.meme.ocr_texts], copy.content_hash,
-                              _area(copy.meme))
-        self._features.get(copy.content_hash, lambda: copy.picture)
-
-    def _picture(self, key: str) -> Image.Image | None:
-        """The picture of a meme (by id), or of a copy joined to one (by its bytes' hash)."""
-        meme = self.catalog.get(self._copies.get(key, key))
-        if meme is not None and key in self._copies:
-            meme = replace(meme, content_hash=key)  # the sighting with the copy's bytes
-        image = image_of(meme, self.max_pixels) if meme is not None else None
-        return model_input(image) if image is not None else None  # as this run's pictures are
 
 
 class Indexer:
@@ -202,9 +132,10 @@ class Indexer:
         self.batch_size = batch_size
         self.max_pixels = max_pixels
         self.clock = clock
-        self._claims: set[str] = set()
-        self._fresh: set[str] = set()  # bytes this run found new to the archive
+        self._claims: dict[str, str | None] = {}  # bytes met this run -> the meme that held them before
         self._claims_lock = threading.Lock()
+        self._placed: dict[str, tuple[str, bool]] = {}  # bytes -> (their meme, whether its own image)
+        self._unsent: list[tuple[Path, str, list]] = []  # new images the vision models had no room for
 
     def run(self, found: Iterable[Found]) -> Iterator[Event]:
         """Index every file; yields one event per file once its outcome is committed."""
@@ -269,37 +200,36 @@ class Indexer:
             yield Notice(f"{exc}; going on without image vectors (text search and perceptual-hash "
                          "similarity still work; `memes reindex` adds them later)")
 
-    def _feed_annotations(self, todo: list[tuple[Found, os.stat_result]]) -> None:
-        """Send every new image to the vision models ahead of OCR: the slowest stage starts
-        first and runs beside the others. Decoding twice costs milliseconds; waiting costs the
-        model's whole latency. Bad files are left to the OCR workers to report."""
-        sent: set[str] = set()
-        for item, _ in todo:
+    def _index(self, todo: list[tuple[Found, os.stat_result]]) -> Iterator[Event]:
+        yield from self._index_files(todo)
+        if self._unsent:  # the vision models are the slowest stage: feed them the rest now
+            feeder = threading.Thread(target=self._feed_unsent, daemon=True)
+            feeder.start()
+            while feeder.is_alive():
+                feeder.join(0.5)
+                yield from self._collect_annotations()
+
+    def _offer_annotation(self, path: Path, digest: str, rgb: Image.Image) -> None:
+        """Send a new image to the vision models as soon as it is decoded, ahead of its OCR, where
+        they have room; what they have none for is sent once the files are read (the models are
+        then still busy, so the second decoding costs the run nothing)."""
+        left = self.annotations.offer(digest, lambda: image_for_prompt(rgb, self.annotation_image_side))
+        if left:
+            self._unsent.append((path, digest, left))
+
+    def _feed_unsent(self) -> None:
+        """On an error, run() closes the annotations: this stops. Files changed since are left."""
+        for path, digest, specs in self._unsent:
             if self.annotations.closed:
                 return
             try:
-                data = item.path.read_bytes()
-                digest = content_hash(data)
-                if self.shard is not None and not self.shard.takes(digest):
+                data = path.read_bytes()
+                if content_hash(data) != digest:
                     continue
-                with self._claims_lock:  # known before this run: annotated then, if ever
-                    known = digest not in self._fresh and self.catalog.has_content(digest)
-                if digest in sent or known:
-                    continue
-                sent.add(digest)
                 picture = image_for_prompt(decode(data, self.max_pixels).rgb, self.annotation_image_side)
             except (OSError, ImageLoadError):
                 continue
-            self.annotations.submit(digest, picture)
-
-    def _index(self, todo: list[tuple[Found, os.stat_result]]) -> Iterator[Event]:
-        feeder = None
-        if self.annotations is not None:  # on an error, run() closes the annotations: the feeder stops
-            feeder = threading.Thread(target=self._feed_annotations, args=(todo,), daemon=True)
-            feeder.start()
-        yield from self._index_files(todo)
-        if feeder is not None:
-            feeder.join()
+            self.annotations.submit(digest, picture, specs)
 
     def _index_files(self, todo: list[tuple[Found, os.stat_result]]) -> Iterator[Event]:
         batch: list[_Prepared] = []
@@ -308,8 +238,8 @@ class Indexer:
             for result in self._prepared(pool, todo):
                 if isinstance(result, (Skipped, OtherShard)):
                     yield result
-                elif result.meme is None and self.catalog.id_for_content(result.content_hash) is None:
-                    later.append(result)
+                elif result.meme is None and result.known is None and result.content_hash not in self._placed:
+                    later.append(result)  # the file with these bytes that this run reads is not saved yet
                 else:
                     batch.append(result)
                     if len(batch) >= self.batch_size:
@@ -324,11 +254,12 @@ class Indexer:
             return
         waiting, self._held = self._held + self.annotations.finished(wait), []
         for result in waiting:
-            meme_id = self.catalog.id_for_content(result.content_hash)
-            if meme_id is None:
+            placed = self._placed.get(result.content_hash)
+            if placed is None:
                 self._held.append(result)  # its meme is still in the batch being built
                 continue
-            if self.catalog.require(meme_id).content_hash != result.content_hash:
+            meme_id, own = placed
+            if not own:
                 continue  # a repost, joined to its meme: the meme's own image speaks for it
             yield from (Notice(m) for m in self.recorder.record(result, meme_id))
 
@@ -348,16 +279,14 @@ class Indexer:
             for future in done:
                 yield future.result()
 
-    def _claim(self, digest: str) -> bool:
-        """True for the first file of a run with these bytes, when the archive lacks them too."""
+    def _claim(self, digest: str) -> tuple[bool, str | None]:
+        """(whether this is the first file of the run with these bytes and the archive lacks them,
+        the meme that held them before the run): a file's one catalog lookup of its bytes."""
         with self._claims_lock:
             if digest in self._claims:
-                return False
-            self._claims.add(digest)
-            if self.catalog.has_content(digest):
-                return False
-            self._fresh.add(digest)
-            return True
+                return False, self._claims[digest]
+            known = self._claims[digest] = self.catalog.committed_owner(digest)
+            return known is None, known
 
     def _prepare(self, item: Found, st: os.stat_result) -> _Prepared | Skipped | OtherShard:
         try:
@@ -369,10 +298,13 @@ class Indexer:
             return OtherShard(item.path)
         prepared = _Prepared(item, _sighting(item.path, st, self.clock()), digest)
         prepared.sighting.content_hash = digest
-        if not self._claim(digest):
+        first, prepared.known = self._claim(digest)
+        if not first:
             return prepared
         try:
             loaded = decode(data, self.max_pixels)
+            if self.annotations is not None:
+                self._offer_annotation(item.path, digest, loaded.rgb)
             readings = self.ocr.read_all(loaded.rgb)
         except (ImageLoadError, ModelUnavailable) as exc:
             return Skipped(item.path, str(exc))
@@ -407,7 +339,7 @@ class Indexer:
     def _save(self, item: _Prepared) -> tuple[str | None, Meme | None, bool]:
         """Write one file's outcome; returns (meme id, the meme where its record is new or changed,
         whether it joined a meme as an altered copy)."""
-        known = self.catalog.id_for_content(item.content_hash)
+        known = item.known or self._placed.get(item.content_hash, (None,))[0]
         if known is not None:
             self.catalog.add_sighting(known, item.sighting)
             return known, None, False
@@ -419,14 +351,15 @@ class Indexer:
         if repeated is None and self.reposts is not None:
             apart = {self.catalog.id_for_content(o) for r, o in rules if r == "apart"}
             repeated = self.reposts.find(item.phashes or [meme.phash], [o.text for o in meme.ocr_texts], item.picture,
-                                         _area(meme), exclude=apart)
+                                         area(meme), exclude=apart)
         if repeated is not None:  # an altered copy of a meme: one more sighting of it
+            self._placed[item.content_hash] = (repeated, False)
             self.catalog.add_sighting(repeated, item.sighting)
             # its words stay findable, even where the join was wrong
             self.catalog.add_sections(repeated, [OcrText(o.engine, o.text, copy=item.content_hash[:16])
                                                  for o in meme.ocr_texts if o.text.strip()])
             if self.reposts is not None:
-                self.reposts.remember_copy(self.catalog.require(repeated), item)
+                self.reposts.remember_copy(repeated, meme, item.picture, item.phashes)
             return repeated, None, True
         imported = self.catalog.ids_for_phash(meme.phash, without_image=True)
         if imported:  # an imported record of this very picture: it gains its image
@@ -439,6 +372,7 @@ class Indexer:
         meme.first_seen = min(filter(None, [meme.first_seen, item.sighting.seen_at]))
         meme.sightings = [item.sighting]
         self.catalog.save(meme)
+        self._placed[item.content_hash] = (meme.id, True)
         if self.reposts is not None:
             self.reposts.remember(meme, item.picture, item.phashes)
         return meme.id, meme, False

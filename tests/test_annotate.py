@@ -236,3 +236,40 @@ def test_a_slow_server_still_gets_every_new_image(annotating, samples, cli, monk
     assert cli("index", samples).exit_code == 0
     jobs = _jobs(cli)["by_annotator"]
     assert all(j["done"] == N_SAMPLES for j in jobs.values()), jobs
+
+
+def test_each_new_image_is_decoded_once_when_the_models_keep_up(annotating, samples, cli, monkeypatch):
+    """Indexing sends the image it decoded for OCR to the vision models: no file is decoded twice."""
+    import hashlib
+
+    import indexer.pipeline
+
+    decoded: list[str] = []
+    real = indexer.pipeline.decode
+
+    def counting(data, *args, **kwargs):
+        decoded.append(hashlib.sha256(data).hexdigest())
+        return real(data, *args, **kwargs)
+
+    monkeypatch.setattr(indexer.pipeline, "decode", counting)
+    assert cli("index", samples).exit_code == 0
+    assert decoded and len(decoded) == len(set(decoded))
+    jobs = _jobs(cli)["by_annotator"]
+    assert all(j["done"] == len(decoded) for j in jobs.values()), jobs
+
+
+def test_images_the_models_had_no_room_for_are_sent_after_the_files_are_read(annotating, samples, cli,
+                                                                               monkeypatch):
+    from indexer.annotate import AnnotationRun
+
+    offered: list[str] = []
+
+    def no_room(self, content_hash, image):
+        offered.append(content_hash)
+        return list(self.specs)
+
+    monkeypatch.setattr(AnnotationRun, "offer", no_room)
+    assert cli("index", samples).exit_code == 0
+    assert offered
+    jobs = _jobs(cli)["by_annotator"]
+    assert all(j["done"] == len(offered) for j in jobs.values()), jobs

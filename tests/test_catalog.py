@@ -77,15 +77,15 @@ def test_vector_bookkeeping(catalog):
     assert catalog.marks.needing("ocr_text", "m1") == ["aaaa000011112222"]
 
 
-def test_has_content_from_another_thread(catalog):
+def test_committed_owner_from_another_thread(catalog):
     import threading
 
     catalog.save(_meme())
     seen = []
-    thread = threading.Thread(target=lambda: seen.append(catalog.has_content("aaaa000011112222" * 4)))
+    thread = threading.Thread(target=lambda: seen.append(catalog.committed_owner("aaaa000011112222" * 4)))
     thread.start()
     thread.join()
-    assert seen == [True]
+    assert seen == [_meme().id]
 
 
 def test_reopening_keeps_everything(tmp_path, backend):
