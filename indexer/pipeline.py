@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import stat
 import threading
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -264,20 +265,15 @@ class Indexer:
             yield from (Notice(m) for m in self.recorder.record(result, meme_id))
 
     def _prepared(self, pool: ThreadPoolExecutor, todo) -> Iterator[_Prepared | Skipped]:
-        """Results of the pool as they finish, with a bounded number in flight."""
-        pending: set[Future] = set()
-        queue = iter(todo)
-        limit = self.workers * 4
-        while True:
-            for item, st in queue:
-                pending.add(pool.submit(self._prepare, item, st))
-                if len(pending) >= limit:
-                    break
-            if not pending:
-                return
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                yield future.result()
+        """Results of the pool in the files' order, a bounded number in flight: which of an
+        original and its copy becomes the meme never depends on which finished reading first."""
+        pending: deque[Future] = deque()
+        for item, st in todo:
+            pending.append(pool.submit(self._prepare, item, st))
+            if len(pending) >= self.workers * 4:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
     def _claim(self, digest: str) -> tuple[bool, str | None]:
         """(whether this is the first file of the run with these bytes and the archive lacks them,
