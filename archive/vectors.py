@@ -120,13 +120,17 @@ class VectorSpace:
         return self.collection.count()
 
     def query(self, vector: np.ndarray, n: int) -> list[Hit]:
-        n = min(n, self.count())
+        return self.query_many([vector], n)[0]
+
+    def query_many(self, vectors: Sequence[np.ndarray], n: int) -> list[list[Hit]]:
+        """`query` for several vectors in one request."""
+        n = min(n, self.count()) if len(vectors) else 0
         if n <= 0:
-            return []
-        found = self.collection.query(query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=n,
-                                      include=["distances", "metadatas"])
-        return [Hit(id=i, similarity=1.0 - float(d), metadata=m or {})
-                for i, d, m in zip(found["ids"][0], found["distances"][0], found["metadatas"][0])]
+            return [[] for _ in vectors]
+        found = self.collection.query(query_embeddings=[np.asarray(v, dtype=np.float32) for v in vectors],
+                                      n_results=n, include=["distances", "metadatas"])
+        return [[Hit(id=i, similarity=1.0 - float(d), metadata=m or {}) for i, d, m in zip(*one)]
+                for one in zip(found["ids"], found["distances"], found["metadatas"])]
 
     def meme_ids(self) -> set[str]:
         """Every meme that has at least one vector here."""
@@ -316,13 +320,22 @@ class CatalogSpace:
         return len(self._loaded[0]) if self._loaded is not None else self.catalog.copies.count(self.name)
 
     def query(self, vector: np.ndarray, n: int) -> list[Hit]:
+        return self.query_many([vector], n)[0]
+
+    def query_many(self, vectors: Sequence[np.ndarray], n: int) -> list[list[Hit]]:
+        """`query` for several vectors: one pass over the matrix for them all (a scan is bound by
+        reading the matrix, so a batch of queries costs little more than one)."""
         ids, matrix, metas = self._all()
-        if not ids or n <= 0:
-            return []
-        query = np.asarray(vector, dtype=np.float32)
-        similarity = matrix @ (query / max(float(np.linalg.norm(query)), 1e-12))
-        order = _top(similarity, n)
-        return [Hit(id=ids[i], similarity=float(similarity[i]), metadata=metas[i]) for i in order]
+        if not ids or n <= 0 or not len(vectors):
+            return [[] for _ in vectors]
+        if len(vectors) == 1:  # a matrix-vector product, as a single query has always been scored
+            query = np.asarray(vectors[0], dtype=np.float32)
+            similarities = (matrix @ (query / max(float(np.linalg.norm(query)), 1e-12)))[None, :]
+        else:
+            queries = np.asarray(vectors, dtype=np.float32)
+            similarities = (queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)) @ matrix.T
+        return [[Hit(id=ids[i], similarity=float(similarity[i]), metadata=metas[i]) for i in _top(similarity, n)]
+                for similarity in similarities]
 
     def meme_ids(self) -> set[str]:
         return set(self.catalog.copies.items(self.name).values())

@@ -62,6 +62,8 @@ class Space(Protocol):
 
     def query(self, vector: np.ndarray, n: int) -> list[Hit]: ...
 
+    def query_many(self, vectors: Sequence[np.ndarray], n: int) -> list[list[Hit]]: ...
+
     def vector(self, item_id: str) -> np.ndarray | None: ...
 
 
@@ -77,7 +79,9 @@ NARROWED_DEPTH = 2000
 # A batch of this many queries or more reads every section's trigrams once and ranks each query's
 # keyword hits in memory (`archive.keywords.TrigramIndex`: the same rows and scores as FTS5, 5 ms
 # a query where FTS5 takes 70 on 10,000 memes; reading them takes 2 s there).
+# Such a batch also makes its queries' vectors, and scans each space for them, this many at a time.
 HOLD_TRIGRAMS_FROM = 30
+VECTORS_AT_ONCE = 64
 
 
 def matching(hits: dict[str, list[SignalHit]]) -> dict[str, list[SignalHit]]:
@@ -158,24 +162,52 @@ class Searcher:
         evaluation reads these too): see `matching`."""
         return matching(self._text_hits(query))
 
-    def _text_hits(self, query: str, depth: int | None = None, rows: Future | None = None) -> dict[str, list[SignalHit]]:
+    def _text_hits(self, query: str, depth: int | None = None, rows: Future | None = None,
+                   dense: dict[str, list[SignalHit]] | None = None) -> dict[str, list[SignalHit]]:
         """Each signal's nearest memes, the text vectors' and the image's under their floor too.
         `rows`: the keyword signal's sections, being read on another thread (`search_each`) while
-        the query's vectors are made here."""
+        the query's vectors are made here; `dense`: the vector signals' hits, made already."""
         depth = depth or self.depth
         rankings: dict[str, list[SignalHit]] = {"keyword": []}  # first: fusion meets signals in this order
-        text_vector = self.text_encoder.encode_texts([query])[0]
+        rankings.update(dense if dense is not None else self._dense_hits([query], depth)[0])
+        rankings["keyword"] = signals.keyword(self.catalog, query, depth, rows=rows.result() if rows is not None else None)
+        return rankings
+
+    def _dense_hits(self, texts: list[str], depth: int) -> list[dict[str, list[SignalHit]]]:
+        """The vector signals' nearest memes for each of `texts`: their vectors made together and
+        each space scanned once for them all."""
+        found: list[dict[str, list[SignalHit]]] = [{} for _ in texts]
+        text_vectors = self.text_encoder.encode_texts(texts)
         for name in (ANNOTATION_TEXT, OCR_TEXT):
-            rankings[name] = signals.nearest_memes(self._space(name, self.text_encoder), text_vector, depth)
+            space = self._space(name, self.text_encoder)
+            nearest = space.query_many(text_vectors, depth * 3) if space is not None else [[] for _ in texts]
+            for rankings, hits in zip(found, nearest):
+                rankings[name] = signals.memes_of(hits, depth)
         image_space = self._image_space()
         if image_space is not None:
             try:
-                clip_vector = self.image_encoder.encode_texts([query])[0]
-                rankings[IMAGE] = signals.nearest_memes(image_space, clip_vector, depth)
+                nearest = image_space.query_many(self.image_encoder.encode_texts(texts), depth * 3)
             except ModelUnavailable as exc:
                 self.notices.append(f"{exc}; searching without image vectors")
-        rankings["keyword"] = signals.keyword(self.catalog, query, depth, rows=rows.result() if rows is not None else None)
-        return rankings
+            else:
+                for rankings, hits in zip(found, nearest):
+                    rankings[IMAGE] = signals.memes_of(hits, depth)
+        return found
+
+    def _dense_ahead(self, queries: list[str], filters: Filters | None, sort: str) -> Iterator[dict | None]:
+        """For each query of a batch, its vector signals' hits (None where `search` must make
+        them itself: a query it refuses, or one that looks deeper), VECTORS_AT_ONCE at a time."""
+        for start in range(0, len(queries), VECTORS_AT_ONCE):
+            texts: list[str | None] = []
+            for query in queries[start:start + VECTORS_AT_ONCE]:
+                try:
+                    parsed = parse(query)
+                    texts.append(parsed.words if self._depth(parsed, filters, sort) == self.depth else None)
+                except MemesError:
+                    texts.append(None)
+            wanted = [t for t in texts if t is not None]
+            made = iter(self._dense_hits(wanted, self.depth) if wanted else [])
+            yield from (next(made) if t is not None else None for t in texts)
 
     def search_each(self, queries: Iterable[str], k: int = 10, filters: Filters | None = None,
                     sort: str = "relevance") -> Iterator[tuple[str, list[Result]]]:
@@ -184,13 +216,15 @@ class Searcher:
         of the interpreter as it reads: both cores of a small machine work). The same answers as
         one `search` at a time."""
         queries = list(queries)
-        held = self.catalog.trigram_index() if len(queries) >= HOLD_TRIGRAMS_FROM else None
+        batch = len(queries) >= HOLD_TRIGRAMS_FROM
+        held = self.catalog.trigram_index() if batch else None
+        dense = self._dense_ahead(queries, filters, sort) if batch else iter(lambda: None, 0)
         with ThreadPoolExecutor(1) as reader:
             ahead = [reader.submit(self._keyword_rows, q, filters, sort, held) for q in queries[:1]]
             for at, query in enumerate(queries):
                 if at + 1 < len(queries):
                     ahead.append(reader.submit(self._keyword_rows, queries[at + 1], filters, sort, held))
-                yield query, self.search(query, k, filters, sort, rows=ahead.pop(0))
+                yield query, self.search(query, k, filters, sort, rows=ahead.pop(0), dense=next(dense))
 
     def _keyword_rows(self, query: str, filters: Filters | None, sort: str,
                       held: TrigramIndex | None = None) -> list | None:
@@ -213,15 +247,16 @@ class Searcher:
         return max(self.depth, NARROWED_DEPTH) if self._narrowed(parsed, filters, sort) else self.depth
 
     def search(self, query: str, k: int = 10, filters: Filters | None = None, sort: str = "relevance",
-               rows: Future | None = None) -> list[Result]:
+               rows: Future | None = None, dense: dict[str, list[SignalHit]] | None = None) -> list[Result]:
         """Memes matching a text query (see `search.query`), best first or sorted by `sort`,
         fused over every signal that applies, among the memes `filters` admit. Where none
         matches, `closest` holds the memes nearest by meaning (under the floor), apart.
-        `rows`: the keyword signal's sections, being read (`search_each`)."""
+        `rows`, `dense`: the keyword signal's sections, being read, and the vector signals' hits,
+        made already (`search_each`)."""
         checked_sort(sort)
         parsed = parse(query)
         narrowed = self._narrowed(parsed, filters, sort)
-        hits = self._text_hits(parsed.words, self._depth(parsed, filters, sort), rows)
+        hits = self._text_hits(parsed.words, self._depth(parsed, filters, sort), rows, dense)
         if narrowed:
             hits = self._admitted(hits, parsed, filters)
         results = self._fused(matching(hits), k if sort == "relevance" else NARROWED_DEPTH)

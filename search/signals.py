@@ -158,8 +158,13 @@ def nearest_memes(space: VectorSpace | None, vector: np.ndarray, depth: int) -> 
     cosine similarity."""
     if space is None:
         return []
+    return memes_of(space.query(vector, depth * 3), depth)
+
+
+def memes_of(found: list, depth: int) -> list[SignalHit]:
+    """One hit per meme (its best item) of a space's nearest items, at most `depth`."""
     hits: dict[str, SignalHit] = {}
-    for hit in space.query(vector, depth * 3):
+    for hit in found:
         meme_id = hit.metadata.get("meme_id", hit.id)
         if meme_id not in hits:
             hits[meme_id] = SignalHit(meme_id, hit.similarity, detail=hit.metadata)

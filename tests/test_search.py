@@ -201,8 +201,10 @@ def test_clean_reading_leaves_prose_that_spells_a_word_alone():
 
 def test_a_batch_of_queries_answers_as_one_query_at_a_time(indexed, cli, tmp_path, monkeypatch):
     """`--queries` reads each query's keyword sections on a thread of their own, ahead, or from
-    the sections' trigrams held in memory (a batch of `HOLD_TRIGRAMS_FROM` or more): the answers
-    are the ones each query gets alone, phrases, exclusions and filters included."""
+    the sections' trigrams held in memory (a batch of `HOLD_TRIGRAMS_FROM` or more, whose vectors
+    are also made and scanned `VECTORS_AT_ONCE` queries at a time, from the catalog's copies or
+    from Chroma): the answers are the ones each query gets alone, phrases, exclusions and filters
+    included."""
     from search import engine
 
     _, samples = indexed
@@ -210,15 +212,20 @@ def test_a_batch_of_queries_answers_as_one_query_at_a_time(indexed, cli, tmp_pat
                "one does not simply", "deploy friday"]
     batch = tmp_path / "queries.txt"
     batch.write_text("\n".join(queries) + "\n")
-    for extra in ([], ["--in", str(samples / "reposts")], ["--sort", "first-seen"]):
+    monkeypatch.setattr(engine, "VECTORS_AT_ONCE", 3)  # a batch's vectors made and scanned 3 queries at a time
+    for scan_limit, extra in (("20000", []), ("0", []), ("20000", ["--in", str(samples / "reposts")]),
+                              ("20000", ["--sort", "first-seen"])):
+        monkeypatch.setenv("MEMES_EXACT_SCAN_LIMIT", scan_limit)  # 0: the searches ask Chroma
         alone = [cli("search", q, "--json", "-k", "5", *extra).stdout.strip() for q in queries]
         for hold_from in (len(queries) + 1, len(queries)):
             monkeypatch.setattr(engine, "HOLD_TRIGRAMS_FROM", hold_from)
             together = cli("search", "--queries", batch, "--json", "-k", "5", *extra)
             assert together.exit_code == 0, together.output
-            assert together.stdout.strip().splitlines() == alone, (extra, hold_from)
+            assert together.stdout.strip().splitlines() == alone, (scan_limit, extra, hold_from)
     refused = tmp_path / "refused.txt"
     refused.write_text("monday again\n-onlyleftout\nmemes\n")
-    result = cli("search", "--queries", refused, "--json")
-    assert result.exit_code != 0 and "nothing to look for" in result.stderr
-    assert len(result.stdout.splitlines()) == 1  # the query before it was answered
+    for hold_from in (4, 3):
+        monkeypatch.setattr(engine, "HOLD_TRIGRAMS_FROM", hold_from)
+        result = cli("search", "--queries", refused, "--json")
+        assert result.exit_code != 0 and "nothing to look for" in result.stderr
+        assert len(result.stdout.splitlines()) == 1  # the query before it was answered

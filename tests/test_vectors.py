@@ -104,3 +104,20 @@ def test_reconcile_restores_adopts_and_drops_without_a_model(store):
     assert space.reconcile() == {"restored": 1, "adopted": 1, "dropped": 1}
     assert space.item_ids() == {"m1", "m2", "x"} == set(store.catalog.copies.items("image"))
     assert np.allclose(space.vector("m1"), [1, 0])
+
+
+def test_several_queries_at_once_answer_as_each_alone(store):
+    """`query_many` (a batch of queries: one request to Chroma, one pass over the catalog's copies)
+    gives each vector the hits `query` gives it, in Chroma and in the catalog's exact scan."""
+    rnd = np.random.default_rng(3)
+    ids = ["m1", "m2", "x"]
+    space = store.create_space("ocr_text", "model-a", 8)
+    space.upsert(ids, _unit(rnd.normal(size=(3, 8))), [{"meme_id": i} for i in ids])
+    queries = rnd.normal(size=(5, 8)).astype(np.float32)
+    for searched in (space, CatalogVectors(store.catalog).space("ocr_text", "model-a")):
+        together = searched.query_many(list(queries), 2)
+        alone = [searched.query(q, 2) for q in queries]
+        assert [[h.id for h in hits] for hits in together] == [[h.id for h in hits] for hits in alone]
+        for hits, expected in zip(together, alone):
+            assert [h.similarity for h in hits] == pytest.approx([h.similarity for h in expected], abs=1e-5)
+        assert searched.query_many([], 2) == []
