@@ -19,45 +19,13 @@ from .copies import VectorCopies, VectorMarks
 from .database import POSTGRESQL, Database, Row, SqliteDatabase, is_server_url, open_database
 from .errors import MemeNotFound, ReadOnlyArchive
 from .jobs import AnnotationJobs
-from .model import Annotation, Meme, OcrText, Section, Sighting
+from .model import Meme, OcrText, Section, Sighting
+from .rows import iso, moment, path_from_db, path_to_db, section_key, section_of, sighting_of
 from .schema import SCHEMA_VERSION, migrate
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat(timespec="seconds") if moment else None
-
-
-def _moment(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
 
 
 _BY_CONTENT = ("SELECT id FROM memes WHERE content_hash = ? "
                "UNION ALL SELECT meme_id FROM sightings WHERE content_hash = ? LIMIT 1")
-
-_RAW = "raw:"  # stored paths are absolute; one starting with this holds undecodable bytes
-
-
-def path_to_db(path: str) -> str:
-    """File names need not be UTF-8 (Python keeps their bytes as surrogates); SQLite text must be.
-    Such a path is stored as `raw:` and its bytes in hex."""
-    try:
-        path.encode("utf-8")
-        return path
-    except UnicodeEncodeError:
-        return _RAW + os.fsencode(path).hex()
-
-
-def path_from_db(text: str) -> str:
-    return os.fsdecode(bytes.fromhex(text[len(_RAW):])) if text.startswith(_RAW) else text
-
-
-COPY_KIND = "copy:"  # an OCR section read from an altered copy: kind "copy:<16 hex digits of its bytes>"
-
-
-def _section_key(section: Section) -> tuple[str, str, str]:
-    if isinstance(section, OcrText):
-        return ("ocr", COPY_KIND + section.copy if section.copy else "ocr", section.engine)
-    return ("annotation", section.kind, section.source)
 
 
 def _read_only_sqlite(path: Path) -> SqliteDatabase:
@@ -124,29 +92,34 @@ class Catalog:
     # --- reading -------------------------------------------------------------------------
 
     def get(self, meme_id: str) -> Meme | None:
-        row = self.db.execute("SELECT * FROM memes WHERE id = ?", (meme_id,)).fetchone()
-        if row is None:
-            return None
-        meme = Meme(id=row["id"], first_seen=_moment(row["first_seen"]), content_hash=row["content_hash"],
-                    phash=row["phash"], width=row["width"], height=row["height"])
-        for s in self.db.execute("SELECT * FROM sections WHERE meme_id = ? ORDER BY position, id", (meme_id,)):
-            if s["type"] == "ocr":
-                copy = s["kind"][len(COPY_KIND):] if s["kind"].startswith(COPY_KIND) else None
-                meme.sections.append(OcrText(engine=s["source"], text=s["body"], copy=copy))
-            else:
-                meme.sections.append(Annotation(kind=s["kind"], source=s["source"], text=s["body"]))
-        if meme.content_hash:
-            meme.kept_apart = [r[0] for r in self.db.execute(
-                "SELECT other FROM identity_rules WHERE content_hash = ? AND rule = 'apart' ORDER BY other",
-                (meme.content_hash,))]
-            meme.joined_by_hand = [r[0] for r in self.db.execute(
-                "SELECT content_hash FROM identity_rules WHERE other = ? AND rule = 'with' ORDER BY content_hash",
-                (meme.content_hash,))]
-        meme.sightings = [Sighting(path=path_from_db(s["path"]), seen_at=_moment(s["seen_at"]), size=s["size"],
-                                   mtime=s["mtime"], content_hash=s["content_hash"])
-                          for s in self.db.execute(
-                              "SELECT * FROM sightings WHERE meme_id = ? ORDER BY seen_at, path", (meme_id,))]
-        return meme
+        return self.get_many([meme_id]).get(meme_id)
+
+    def get_many(self, meme_ids: Sequence[str]) -> dict[str, Meme]:
+        """meme id -> the meme, for those of `meme_ids` that exist: a few queries for them all."""
+        memes = {row["id"]: Meme(id=row["id"], first_seen=moment(row["first_seen"]), content_hash=row["content_hash"],
+                                 phash=row["phash"], width=row["width"], height=row["height"])
+                 for row in self._rows_of("SELECT * FROM memes WHERE id IN ({ids})", meme_ids)}
+        for s in self._rows_of("SELECT * FROM sections WHERE meme_id IN ({ids}) ORDER BY meme_id, position, id",
+                               list(memes)):
+            memes[s["meme_id"]].sections.append(section_of(s))
+        by_bytes: dict[str, list[Meme]] = {}
+        for meme in memes.values():
+            if meme.content_hash:
+                by_bytes.setdefault(meme.content_hash, []).append(meme)
+        for content_hash, other in self._rows_of(
+                "SELECT content_hash, other FROM identity_rules WHERE content_hash IN ({ids}) AND rule = 'apart' "
+                "ORDER BY content_hash, other", list(by_bytes)):
+            for meme in by_bytes[content_hash]:
+                meme.kept_apart.append(other)
+        for other, content_hash in self._rows_of(
+                "SELECT other, content_hash FROM identity_rules WHERE other IN ({ids}) AND rule = 'with' "
+                "ORDER BY other, content_hash", list(by_bytes)):
+            for meme in by_bytes[other]:
+                meme.joined_by_hand.append(content_hash)
+        for s in self._rows_of("SELECT * FROM sightings WHERE meme_id IN ({ids}) ORDER BY meme_id, seen_at, path",
+                               list(memes)):
+            memes[s["meme_id"]].sightings.append(sighting_of(s))
+        return memes
 
     def require(self, meme_id: str) -> Meme:
         meme = self.get(meme_id)
@@ -223,10 +196,10 @@ class Catalog:
         where, params = [], []
         if after is not None:
             where.append("m.first_seen >= ?")
-            params.append(_iso(after))
+            params.append(iso(after))
         if before is not None:
             where.append("m.first_seen < ?")
-            params.append(_iso(before))
+            params.append(iso(before))
         if folder is not None:
             root = path_to_db(os.path.abspath(os.path.expanduser(folder))).rstrip("/")
             where.append("EXISTS (SELECT 1 FROM sightings s WHERE s.meme_id = m.id AND "
@@ -314,7 +287,7 @@ class Catalog:
                    ON CONFLICT(id) DO UPDATE SET content_hash = excluded.content_hash,
                        phash = excluded.phash, first_seen = excluded.first_seen,
                        width = excluded.width, height = excluded.height""",
-                (meme.id, meme.content_hash, meme.phash, _iso(meme.first_seen), meme.width, meme.height))
+                (meme.id, meme.content_hash, meme.phash, iso(meme.first_seen), meme.width, meme.height))
             for position, section in enumerate(meme.sections):
                 self.db.execute(
                     """INSERT INTO sections(meme_id, position, type, kind, source, body)
@@ -322,7 +295,7 @@ class Catalog:
                        ON CONFLICT(meme_id, type, kind, source)
                        DO UPDATE SET position = excluded.position, body = excluded.body
                        WHERE sections.position != excluded.position OR sections.body != excluded.body""",
-                    (meme.id, position, *_section_key(section), section.text))
+                    (meme.id, position, *section_key(section), section.text))
             for sighting in meme.sightings:
                 self.add_sighting(meme.id, sighting)
             if meme.content_hash:
@@ -356,7 +329,7 @@ class Catalog:
             self.delete(other.id)
 
     def set_first_seen(self, meme_id: str, moment: datetime) -> None:
-        self.db.execute("UPDATE memes SET first_seen = ? WHERE id = ?", (_iso(moment), meme_id))
+        self.db.execute("UPDATE memes SET first_seen = ? WHERE id = ?", (iso(moment), meme_id))
 
     def move_sightings(self, content_hash: str, to_meme: str) -> None:
         """Every sighting of these bytes becomes a sighting of `to_meme`."""
@@ -365,7 +338,7 @@ class Catalog:
     def drop_sections(self, meme_id: str, sections: Sequence[Section]) -> None:
         for section in sections:
             self.db.execute("DELETE FROM sections WHERE meme_id = ? AND type = ? AND kind = ? AND source = ?",
-                            (meme_id, *_section_key(section)))
+                            (meme_id, *section_key(section)))
 
     def add_sections(self, meme_id: str, sections: Sequence[Section]) -> None:
         """Add sections after a meme's others (one of the same kind and source is replaced)."""
@@ -375,7 +348,7 @@ class Catalog:
             self.db.execute(
                 """INSERT INTO sections(meme_id, position, type, kind, source, body) VALUES (?, ?, ?, ?, ?, ?)
                    ON CONFLICT(meme_id, type, kind, source) DO UPDATE SET body = excluded.body""",
-                (meme_id, position, *_section_key(section), section.text))
+                (meme_id, position, *section_key(section), section.text))
 
     def add_sighting(self, meme_id: str, sighting: Sighting) -> None:
         """Record where a meme was seen; a path seen before now points at this meme."""
@@ -385,11 +358,11 @@ class Catalog:
                    mtime = excluded.mtime, content_hash = coalesce(excluded.content_hash, sightings.content_hash),
                    seen_at = CASE WHEN sightings.meme_id = excluded.meme_id THEN sightings.seen_at
                                   ELSE excluded.seen_at END""",
-            (path_to_db(sighting.path), meme_id, _iso(sighting.seen_at), sighting.size, sighting.mtime,
+            (path_to_db(sighting.path), meme_id, iso(sighting.seen_at), sighting.size, sighting.mtime,
              sighting.content_hash))
         self.db.execute(
             "UPDATE memes SET first_seen = ? WHERE id = ? AND (first_seen IS NULL OR first_seen > ?)",
-            (_iso(sighting.seen_at), meme_id, _iso(sighting.seen_at)))
+            (iso(sighting.seen_at), meme_id, iso(sighting.seen_at)))
 
     def delete(self, meme_id: str) -> None:
         self.db.execute("DELETE FROM memes WHERE id = ?", (meme_id,))

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from .database import Database, Row
 from .model import Annotation, utc_now
-
-
-def _iso(moment) -> str:
-    return moment.isoformat(timespec="seconds")
+from .rows import iso
 
 
 class AnnotationJobs:
@@ -25,7 +22,7 @@ class AnnotationJobs:
             job = self._job(meme_id, annotation.kind, annotation.source)
             if old is not None and (job is None or job["status"] != "done"):
                 return False
-            now = _iso(utc_now())
+            now = iso(utc_now())
             if old is not None and old["body"] != annotation.text:
                 self.db.execute("INSERT INTO annotation_history VALUES (?, ?, ?, ?, ?, ?)",
                                 (meme_id, annotation.kind, annotation.source, job["prompt_hash"], old["body"], now))
@@ -60,7 +57,7 @@ class AnnotationJobs:
                ON CONFLICT(meme_id, kind, source) DO UPDATE SET model = excluded.model,
                    prompt_hash = excluded.prompt_hash, status = excluded.status, reason = excluded.reason,
                    attempts = annotation_jobs.attempts + 1, updated_at = excluded.updated_at""",
-            (meme_id, kind, source, model, prompt_hash, status, reason, _iso(utc_now())))
+            (meme_id, kind, source, model, prompt_hash, status, reason, iso(utc_now())))
 
     def todo(self, kind: str, source: str, prompt_hash: str, mode: str) -> list[str]:
         """Memes (with images) an annotator should run on.

@@ -15,6 +15,8 @@ _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
 def query_words(query: str) -> list[str]:
+    if query.isascii():  # lower case first, one pass: the same words where every character is ASCII
+        return _WORD.findall(query.lower())
     return [w.lower() for w in _WORD.findall(query)]
 
 

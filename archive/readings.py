@@ -71,6 +71,8 @@ def _runs(words: list[str], size: int) -> Iterator[list[str]]:
 
 
 def letters_of(token: str) -> str:
+    if token.isascii():  # lower case first: the same letters where every character is ASCII
+        return "".join(_WORD.findall(token.lower()))
     return "".join(w.lower() for w in _WORD.findall(token))
 
 

@@ -334,8 +334,12 @@ class CatalogSpace:
         else:
             queries = np.asarray(vectors, dtype=np.float32)
             similarities = (queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)) @ matrix.T
-        return [[Hit(id=ids[i], similarity=float(similarity[i]), metadata=metas[i]) for i in _top(similarity, n)]
-                for similarity in similarities]
+        found = []
+        for similarity in similarities:  # (tolist: the same floats as float() of each, made at once)
+            top = _top(similarity, n)
+            found.append([Hit(id=ids[i], similarity=s, metadata=metas[i])
+                          for i, s in zip(top.tolist(), similarity[top].tolist())])
+        return found
 
     def meme_ids(self) -> set[str]:
         return set(self.catalog.copies.items(self.name).values())

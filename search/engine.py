@@ -211,19 +211,28 @@ class Searcher:
 
     def search_each(self, queries: Iterable[str], k: int = 10, filters: Filters | None = None,
                     sort: str = "relevance") -> Iterator[tuple[str, list[Result]]]:
-        """`search` of each query in turn, each query's keyword sections read on a thread of their
-        own, beside the making of its vectors and the ranking of the query before (SQLite lets go
-        of the interpreter as it reads: both cores of a small machine work). The same answers as
-        one `search` at a time."""
+        """`search` of each query in turn. A few queries: each one's keyword sections read from
+        SQLite on a thread of their own, beside the making of its vectors and the ranking of the
+        query before (SQLite lets go of the interpreter as it reads: both cores of a small
+        machine work). A batch: the vectors made VECTORS_AT_ONCE queries at a time, and every
+        section's trigrams held in memory (SQLite), ranked in line: numpy arithmetic in short
+        steps, which a second thread would spend waiting for the interpreter. The same answers as one
+        `search` at a time."""
         queries = list(queries)
         batch = len(queries) >= HOLD_TRIGRAMS_FROM
         held = self.catalog.trigram_index() if batch else None
         dense = self._dense_ahead(queries, filters, sort) if batch else iter(lambda: None, 0)
-        with ThreadPoolExecutor(1) as reader:
-            ahead = [reader.submit(self._keyword_rows, q, filters, sort, held) for q in queries[:1]]
+        if held is not None:
+            for query in queries:
+                rows: Future = Future()
+                rows.set_result(self._keyword_rows(query, filters, sort, held))
+                yield query, self.search(query, k, filters, sort, rows=rows, dense=next(dense))
+            return
+        with ThreadPoolExecutor(1) as reader:  # (on a server, trigrams are not held: pg_trgm ranks)
+            ahead = [reader.submit(self._keyword_rows, q, filters, sort) for q in queries[:1]]
             for at, query in enumerate(queries):
                 if at + 1 < len(queries):
-                    ahead.append(reader.submit(self._keyword_rows, queries[at + 1], filters, sort, held))
+                    ahead.append(reader.submit(self._keyword_rows, queries[at + 1], filters, sort))
                 yield query, self.search(query, k, filters, sort, rows=ahead.pop(0), dense=next(dense))
 
     def _keyword_rows(self, query: str, filters: Filters | None, sort: str,
@@ -385,8 +394,9 @@ class Searcher:
         return [SignalHit(ids[i], float(-dist[i])) for i in order if dist[i] <= PHASH_MAX_DISTANCE]
 
     def _finish(self, results: list[Result]) -> list[Result]:
+        memes = self.catalog.get_many([r.id for r in results])
         for result in results:
-            meme = self.catalog.get(result.id)
+            meme = memes.get(result.id)
             result.path = meme.path if meme else None
             reading = next((o.text for o in meme.ocr_texts if o.text.strip()), "") if meme is not None else ""
             if result.snippet is None and reading:  # the first engine's reading, as a person reads it

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime, timezone
 
 from archive.keywords import query_words
@@ -30,13 +31,27 @@ class Query:
     excluded: tuple[str, ...] = ()
 
     def admits(self, text: str) -> bool:
-        said = f" {' '.join(query_words(text))} "
-        return all(_said(p, said) for p in self.phrases) and not any(_said(x, said) for x in self.excluded)
+        """Whether `text` has each phrase's words one after another, and none of an exclusion's
+        (its words as `query_words` reads them; a term without words is never said)."""
+        if text.isascii():  # one search a term, no list of the text's words
+            lowered = text.lower()
+            said = lambda term: term is not None and term.search(lowered) is not None  # noqa: E731
+            phrases, excluded = self._patterns
+        else:
+            words = f" {' '.join(query_words(text))} "
+            said = lambda term: bool(term) and f" {' '.join(term)} " in words  # noqa: E731
+            phrases, excluded = ([query_words(t) for t in terms] for terms in (self.phrases, self.excluded))
+        return all(said(p) for p in phrases) and not any(said(x) for x in excluded)
 
-
-def _said(term: str, said: str) -> bool:
-    words = query_words(term)
-    return bool(words) and f" {' '.join(words)} " in said
+    @cached_property
+    def _patterns(self) -> tuple[list, list]:
+        """Each phrase's and exclusion's words as a pattern over lower-case ASCII text: the words
+        whole, apart only by what is no word (so exactly where `query_words` of the text has them
+        one after another)."""
+        def pattern(term: str) -> re.Pattern | None:
+            words = query_words(term)
+            return re.compile(r"(?<![^\W_])" + r"[\W_]+".join(map(re.escape, words)) + r"(?![^\W_])") if words else None
+        return [pattern(p) for p in self.phrases], [pattern(x) for x in self.excluded]
 
 
 def parse(text: str) -> Query:

@@ -69,12 +69,13 @@ def keyword(catalog: Catalog, query: str, depth: int, floor: bool = True, rows: 
     if not rows:
         return []
     top = rows[0]["score"]
+    spaced, glued = " ".join(words), "".join(words)
     best: dict[str, tuple[float, object]] = {}
     for row in rows:
         if row["score"] < top * KEYWORD_MIN_SHARE:
             break
-        closeness = phrase_closeness(words, row["body"])
-        if floor and closeness < PHRASE_VOUCHES and words_found(words, row["body"]) < MIN_WORDS_FOUND:
+        closeness = _closeness(spaced, glued, row["body"])
+        if floor and closeness < PHRASE_VOUCHES and words_found(words, row["body"], MIN_WORDS_FOUND) < MIN_WORDS_FOUND:
             continue
         score = closeness + PHRASE_TRIGRAM_SHARE * row["score"] / top
         if row["meme_id"] not in best or score > best[row["meme_id"]][0]:
@@ -93,22 +94,29 @@ def keyword_snippets(hits: list[SignalHit]) -> None:
             hit.snippet = window(clean_reading(where["passage"]), where["words"])
 
 
-def words_found(words: list[str], text: str) -> float:
+def words_found(words: list[str], text: str, enough: float | None = None) -> float:
     """The share of the query's words (those of 3+ letters, where it has any) that `text` has:
     as a word; inside a run of words OCR glued together (4+ letters); or a typing slip away (4+
     letters: a word of the text at fuzz.ratio >= 80, or a stretch of the glued text at
     partial_ratio >= 85). Common words count like any other: leaving them out (a stopword list)
-    lost known items on every set (the held-out rendered one: R@10 0.986 -> 0.958)."""
+    lost known items on every set (the held-out rendered one: R@10 0.986 -> 0.958). With
+    `enough`, the slow slip-away look stops once the share is sure to reach it or sure not to:
+    the share returned is then on the same side of `enough`, which is all a re-rank asks."""
     wanted = [w for w in words if len(w) >= 3] or words
     if not wanted:
         return 0.0
-    present, _, glued = _read(text)
-    found = 0
+    said, spaced, glued = _read(text)
+    found, slips = 0, []
     for word in wanted:
-        if word in present or (len(word) >= 4 and word in glued):
+        if f" {word} " in said or (len(word) >= 4 and word in glued):
             found += 1
-        elif len(word) >= 4 and (process.extractOne(word, present, scorer=fuzz.ratio, score_cutoff=80) is not None
-                                 or fuzz.partial_ratio(word, glued) >= 85):
+        elif len(word) >= 4:
+            slips.append(word)
+    for left, word in zip(range(len(slips), 0, -1), slips):
+        if enough is not None and (found / len(wanted) >= enough or (found + left) / len(wanted) < enough):
+            break
+        if (process.extractOne(word, spaced.split(), scorer=fuzz.ratio, score_cutoff=80) is not None
+                or fuzz.partial_ratio(word, glued) >= 85):
             found += 1
     return found / len(wanted)
 
@@ -117,18 +125,28 @@ def phrase_closeness(words: list[str], text: str) -> float:
     """How closely some stretch of `text` reads as `words` in their order, 0 to 1 (the best
     partial alignment, rapidfuzz's partial_ratio), spaces kept or, for OCR that glued the
     words, dropped on both sides."""
+    return _closeness(" ".join(words), "".join(words), text)
+
+
+def _closeness(spaced: str, glued: str, text: str) -> float:
+    """`phrase_closeness` of the query's words spaced and run together."""
     _, body_spaced, body_glued = _read(text)
-    spaced = fuzz.partial_ratio(" ".join(words), body_spaced)
-    glued = fuzz.partial_ratio("".join(words), body_glued)
-    return max(spaced, glued) / 100
+    return max(fuzz.partial_ratio(spaced, body_spaced), fuzz.partial_ratio(glued, body_glued)) / 100
 
 
-@lru_cache(maxsize=8192)
-def _read(text: str) -> tuple[frozenset[str], str, str]:
-    """A section's words as the keyword signal compares them: the set, and the words spaced and
-    run together (a batch of queries meets the same sections again and again)."""
-    tokens = query_words(text)
-    return frozenset(tokens), " ".join(tokens), "".join(tokens)
+@lru_cache(maxsize=32768)
+def _read(text: str) -> tuple[str, str, str]:
+    """A section's words as the keyword signal compares them: spaced with a space either side
+    (a word is one of them where " word " is in it), spaced, and run together (a batch of
+    queries meets the same sections again and again; no list or set of them is kept)."""
+    if text.isascii():  # what is no word made one space, in one pass: the words `query_words` reads
+        spaced = _NO_WORD.sub(" ", text.lower()).strip(" ")
+    else:
+        spaced = " ".join(query_words(text))
+    return f" {spaced} ", spaced, spaced.replace(" ", "")
+
+
+_NO_WORD = re.compile(r"[\W_]+")
 
 
 def window(text: str, query_words: list[str], width: int = 160) -> str:
@@ -175,9 +193,10 @@ def memes_of(found: list, depth: int) -> list[SignalHit]:
 
 def passage_snippets(catalog: Catalog, hits: list[SignalHit], limit: int = 240) -> None:
     """Fill each annotation hit's snippet with the passage that matched."""
+    memes = catalog.get_many([h.meme_id for h in hits if "kind" in (h.detail or {})])
     for hit in hits:
         where = hit.detail or {}
-        meme = catalog.get(hit.meme_id)
+        meme = memes.get(hit.meme_id)
         if meme is None or "kind" not in where:
             continue
         for a in meme.annotations:

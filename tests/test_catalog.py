@@ -40,6 +40,25 @@ def test_resaving_replaces_a_section_of_the_same_kind_and_source(catalog):
     assert catalog.match_sections("mordor", 5) == []
 
 
+def test_many_memes_read_at_once_are_each_as_read_alone(catalog):
+    first, second = _meme(), _meme("bbbb000011112222", "MONDAY AGAIN", "/m/b.jpg")
+    first.sections += [Annotation("simple-description", "llava", "A man."), OcrText("tesseract", "COPY", copy="c" * 16)]
+    first.kept_apart, second.joined_by_hand = ["1" * 64, "0" * 64], ["2" * 64]
+    catalog.save(first)
+    catalog.save(second)
+    catalog.add_sighting(first.id, Sighting("/m/z.jpg", T0 + timedelta(days=1)))
+    catalog.add_sighting(first.id, Sighting("/m/0.jpg", T0))
+    both = catalog.get_many([second.id, "ffff000011112222", first.id])
+    assert set(both) == {first.id, second.id}  # an id that is no meme is left out
+    for meme_id in (first.id, second.id):
+        assert both[meme_id] == catalog.get(meme_id)
+    alone = catalog.get(first.id)
+    assert [s.path for s in alone.sightings] == ["/m/0.jpg", "/m/a.jpg", "/m/z.jpg"] and alone.path == "/m/z.jpg"
+    assert alone.kept_apart == ["0" * 64, "1" * 64] and catalog.get(second.id).joined_by_hand == ["2" * 64]
+    assert [type(s).__name__ for s in alone.sections] == ["OcrText", "Annotation", "OcrText"]
+    assert catalog.get_many([]) == {}
+
+
 def test_first_seen_is_the_earliest_sighting(catalog):
     catalog.save(_meme())
     catalog.add_sighting("aaaa000011112222", Sighting("/m/old.jpg", T0 - timedelta(days=30)))

@@ -104,6 +104,20 @@ def test_words_found_allows_slips_and_glued_words_but_not_stray_trigrams():
     assert words_found(["one", "submarine"], "ONE DOES NOT SIMPLY") == 0.5
 
 
+def test_words_found_asked_about_a_share_answers_on_the_same_side_of_it():
+    import random
+
+    from search.signals import words_found
+
+    rnd = random.Random(3)
+    pool = ["monday", "mondy", "again", "agian", "one", "does", "not", "simply", "mordor", "x", "it's", "café"]
+    for _ in range(3000):
+        words = rnd.sample(pool, rnd.randint(1, 5))
+        text = rnd.choice(["", " ", "_", "-"]).join(rnd.choice(pool).upper() for _ in range(rnd.randint(0, 8)))
+        for share in (0.34, 0.5, 0.75):
+            assert (words_found(words, text, share) < share) == (words_found(words, text) < share), (words, text)
+
+
 def test_a_query_that_matches_nothing_finds_nothing_and_says_so(indexed, cli):
     for query in ("xylophone submarine", "zzzzqqqq", "pennsylvanian decryption"):
         result = cli("search", query, "--json")
@@ -163,9 +177,34 @@ def test_the_query_language_takes_phrases_and_exclusions_apart():
     assert q.excluded == ("mordor", "stack trace")
     assert q.admits("ONE DOES NOT SIMPLY walk") and not q.admits("one does not simply walk into MORDOR")
     assert not q.admits("ONE DOES SIMPLY NOT") and not q.admits("one does not simply read the STACK TRACE")
+    assert q.admits("one does not simply read the stack_trace; stack-trace") is False  # "_" parts words
     assert parse('"monday again"').phrases == ("monday again",)
     with pytest.raises(MemesError):
         parse("-mordor")
+
+
+def test_phrases_and_exclusions_admit_as_the_text_words_spaced_do():
+    import random
+    import re
+
+    from search.query import parse
+
+    def words_of(text: str) -> list[str]:
+        return [w.lower() for w in re.findall(r"[^\W_]+", text)]
+
+    def said(term: str, text: str) -> bool:  # the rule as written: the term's words, spaced, among the text's
+        words = words_of(term)
+        return bool(words) and f" {' '.join(words)} " in f" {' '.join(words_of(text))} "
+
+    rnd = random.Random(1)
+    pieces = ["one", "does", "not", "ONE", "Does", "x_y", "3d", "it's", "é", "İ", "K", "_", "-", "...", " ", "\n"]
+    terms = ['"one does"', "-not", '"x y"', '-"3d it\'s"', '"é"', '-""', '"k"', "word", '"does one"']
+    for _ in range(4000):
+        text = "".join(rnd.choice(pieces) + rnd.choice(["", " ", "_", ","]) for _ in range(rnd.randint(0, 12)))
+        query = parse(" ".join(rnd.choice(terms) for _ in range(rnd.randint(1, 3))) + " meme")
+        expected = all(said(p, text) for p in query.phrases) and not any(said(x, text) for x in query.excluded)
+        assert query.admits(text) == expected, (query, text)
+
 
 
 def test_phrases_exclusions_filters_and_sorting_on_the_command_line(indexed, cli, tmp_path):
