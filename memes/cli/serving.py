@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+from functools import lru_cache
 from typing import Optional
 
 import typer
@@ -92,6 +93,13 @@ class _Output(io.StringIO):
         return self.tty
 
 
+@lru_cache(maxsize=1)
+def _command():
+    """The click command Typer makes of `app`, made once for every command a resident runs
+    (calling `app` makes it anew each time: a fifth of a resident's answer)."""
+    return typer.main.get_command(app)
+
+
 def run_captured(argv: list[str], env: dict, cwd: str, tty: bool) -> tuple[int, str, str]:
     """Run one command line as the `memes` command would, in `cwd`, its configuration read from
     `env` (the caller's `MEMES_*` settings, not this process's): (exit code, stdout, stderr).
@@ -106,7 +114,7 @@ def run_captured(argv: list[str], env: dict, cwd: str, tty: bool) -> tuple[int, 
         os.chdir(cwd)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(errors):
             try:
-                app(args=argv, prog_name="memes", standalone_mode=True)
+                _command().main(args=argv, prog_name="memes", standalone_mode=True)
                 code = 0
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
