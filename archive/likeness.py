@@ -107,6 +107,8 @@ class Caption:
         glued and split readings agree) for a number, nothing 70% alike there for a word."""
         if word.isdigit() or len(word) < WORD_LETTERS:
             return word not in self.letters
+        if word in self.letters:  # said as it is (what partial_ratio would score 100), at once
+            return False
         from rapidfuzz import fuzz
 
         return fuzz.partial_ratio(word, self.letters) < WORD_FOUND
@@ -203,7 +205,10 @@ class Likeness:
         pictures differ once aligned, or None."""
         caption = Caption.of(readings)
         best: tuple[tuple, str] | None = None
-        for i, distance, similarity in self.candidates(phashes, caption, area):
+        # the likeliest first: once a picture matches with no pixel differing (no corner left
+        # out), none after it can rank before it, and the costly comparisons of the rest are spared
+        candidates = sorted(self.candidates(phashes, caption, area), key=lambda c: (-c[2], c[1]))
+        for i, distance, similarity in candidates:
             meme_id = self.ids[i]
             if meme_id in exclude:
                 continue
@@ -214,4 +219,6 @@ class Likeness:
                         difference if difference is not None else 1.0, -similarity, distance)
                 if best is None or rank < best[0]:
                     best = (rank, meme_id)
+                if difference is not None and difference == 0 and not rank[0]:
+                    break
         return best[1] if best else None

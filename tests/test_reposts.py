@@ -68,6 +68,27 @@ def test_the_rule_wants_the_picture_and_the_words_to_agree():
     assert likeness.find([f"{39:016x}"], "caption number 39 about something else entirely") == "m39"
 
 
+def test_a_picture_that_matches_to_the_pixel_spares_comparing_the_rest():
+    from indexer.alignment import Difference
+
+    likeness = Likeness([("sibling", "ffff0000ffff0001", "ONE DOES NOT SIMPLY WALK INTO MORDOR"),
+                         ("meme", "ffff0000ffff0003", "ONE DOES NOT SIMPLY INDEX FIFTY THOUSAND MEMES"),
+                         ("cousin", "ffff0000ffff0000", "ONE DOES NOT SIMPLY INDEX FIFTY THOUSAND MEMES TODAY")])
+    asked = []
+
+    def pixels(picture, differences={"meme": 0.0, "cousin": 0.0, "sibling": 0.2}):
+        asked.append(picture)
+        return Difference.of(differences[picture], corner=False)
+
+    caption = "ONE DOES NOT SIMPLY INDEX FIFTY THOUSAND MEMES"
+    assert likeness.find(["ffff0000ffff0000"], caption, pixels) == "meme"
+    assert asked == ["meme"]  # its words are the nearest: the others cannot rank before it
+    asked.clear()
+    assert likeness.find(["ffff0000ffff0000"], caption, lambda p: pixels(p, {"meme": 0.01, "cousin": 0.0,
+                                                                             "sibling": 0.2})) == "cousin"
+    assert "cousin" in asked and "meme" in asked  # no exact match first: every candidate is compared
+
+
 @pytest.fixture
 def grouping(archive_dir, monkeypatch):
     monkeypatch.setenv("MEMES_GROUP_REPOSTS", "1")
