@@ -1,6 +1,6 @@
 """Indexing throughput on this machine: each stage alone, then end to end, in one run.
 
-usage: python bench/index_throughput.py IMAGE_DIR [--limit N] [--clip-model ViT-B-16-SigLIP] [--end-to-end-only]
+usage: python bench/index_throughput.py IMAGE_DIR [--limit N] [--clip-model ViT-B-16-SigLIP] [--end-to-end-only] [--no-group]
 
 The image model is the given open_clip architecture with random weights (its speed does not
 depend on the weights, and no weights can be downloaded here). No vision LLM is involved.
@@ -49,6 +49,7 @@ def main() -> None:
     ap.add_argument("--clip-model", default="ViT-B-16-SigLIP")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--end-to-end-only", action="store_true", help="skip timing each stage alone")
+    ap.add_argument("--no-group", action="store_true", help="repost grouping off (what grouping costs)")
     args = ap.parse_args()
     files = [f.path for f in scan([args.images]) if not f.problem]
     files = files[: args.limit] if args.limit else files
@@ -118,7 +119,8 @@ def end_to_end(files: list[Path], args, report: dict) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         from memes.app import Archive
 
-        config = resolve_config({"archive": tmp, "clip_model": args.clip_model}, environ={})
+        config = resolve_config({"archive": tmp, "clip_model": args.clip_model,
+                                 "group_reposts": not args.no_group}, environ={})
         archive = Archive(config)  # no pretrained tag: random weights, no download
         found = [f for f in archive.scan([args.images]) if not f.problem][:n]
         _, t = timed(lambda: list(archive.index(found)))
