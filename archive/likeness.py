@@ -9,7 +9,11 @@ by OCR with a few slips, while siblings carry different ones. But OCR is noisy (
 of one caption can share under a fifth of their trigrams), so the deciding test, where it can be
 made, is the pixels: the two pictures aligned, how much differs in strokes of letters
 (`indexer.alignment`). The hash and the text only choose which memes are worth aligning.
-Measured with bench/repost_groups.py.
+The pixels vouch only for what both pictures show: a crop through a caption matches each of the
+template's siblings where it overlaps them, so a picture with words never joins a meme through a
+crop that cannot show them, and a crop without words joins, at the end of a run, only the one
+meme that matches it; what differs in a corner (a site's mark, or a caption's last word) is
+left to the words. Measured with bench/repost_groups.py and bench/identity.py.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .readings import words_by_frequency
+from .readings import added_words, letters_of, words_by_frequency
 
 MAX_DISTANCE = 26  # bits of 64 between perceptual hashes: beyond, another picture (a 6% crop moves ~24)
 NEAR_DISTANCE = 10  # bits of 64: near enough to align whatever the texts say
@@ -43,6 +47,8 @@ MIN_TRIGRAMS = 8  # fewer than this, and a text is too short to tell memes apart
 WORD_FOUND = 70
 WORD_LETTERS = 4  # shorter words are too easily made by OCR out of texture
 WORD_RANK = 50_000  # a word must be among this many of the commonest English words to be trusted
+COVERED = 0.97  # share of a picture another must cover to vouch for its words (a 3% crop covers 0.94-0.97)
+MARK_LETTERS = 16  # what a site's mark says (imgflip.com, reddit.com/r/memes): more letters are a caption
 
 _WORD = re.compile(r"[a-z0-9]+")  # "HELL0" stays one (misread) word, not a word and a number
 
@@ -92,15 +98,23 @@ class Caption:
     words: tuple[str, ...]
     letters: str  # every reading's letters and digits run together
     tokens: tuple[str, ...] = ()  # every word of the primary reading, trusted or not
+    # for each token, the glued token it is a split form of (indexing adds them: "walnus7" ->
+    # "wal nus 7"), or "" for a token as read
+    glued: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, readings: str | Sequence[str]) -> "Caption":
         readings = [readings] if isinstance(readings, str) else list(readings)
         text = "\n".join(r for r in readings if r)
-        primary = _WORD.findall(readings[0].lower()) if readings else []
+        tokens, glued = _tokens(readings[0]) if readings else ((), ())
         common = _common_words()
-        words = tuple(w for w in primary if w.isdigit() or (len(w) >= WORD_LETTERS and w in common))
-        return cls(trigrams(text), words, "".join(_WORD.findall(text.lower())), tuple(primary))
+        words = tuple(w for w in tokens if w.isdigit() or (len(w) >= WORD_LETTERS and w in common))
+        return cls(trigrams(text), words, "".join(_WORD.findall(text.lower())), tokens, glued)
+
+    @property
+    def said(self) -> int:
+        """How many letters and digits the primary reading holds (split forms not counted)."""
+        return sum(len(t) for t, g in zip(self.tokens, self.glued) if not g)
 
     def lacks(self, word: str) -> bool:
         """Whether this caption does not say `word`: nowhere in its letters run together (so
@@ -120,10 +134,17 @@ class Caption:
         Words added before or after all the others (a watermark, a border's line) or a word the
         other reading missed do not make another meme. Only trusted words count, unless
         `every_word` (where the pictures cannot tell: "at" for "cat", "gym" for "robot" as the
-        last word), and then a word replaced first or last counts too."""
-        ours, theirs = (self.tokens, other.tokens) if every_word else (self.words, other.words)
-        mine = {w for w in ours if other.lacks(w)}
-        yours = {w for w in theirs if self.lacks(w)}
+        last word), and then a word replaced first or last counts too; a split form of a glued
+        token counts only where the glued token is lacking too (a misread "walnus7" splits into
+        "wal nus", which no reading of "walrus" says)."""
+        if every_word:
+            ours, theirs = self.tokens, other.tokens
+            mine = {w for w, g in zip(ours, self.glued) if other.lacks(w) and (not g or other.lacks(g))}
+            yours = {w for w, g in zip(theirs, other.glued) if self.lacks(w) and (not g or self.lacks(g))}
+        else:
+            ours, theirs = self.words, other.words
+            mine = {w for w in ours if other.lacks(w)}
+            yours = {w for w in theirs if self.lacks(w)}
         if not every_word and mine and yours:
             return True
         if not (mine or yours):
@@ -139,15 +160,81 @@ class Caption:
 def same_meme(distance: int, a: Caption, b: Caption, pixels: float | None = None) -> bool:
     """Whether two images with hashes `distance` bits apart, these OCR captions and (if they
     could be aligned) this difference of their pixels (`indexer.alignment.difference`) are one meme."""
+    return verdict(distance, a, b, pixels) == SAME
+
+
+SAME, UNVOUCHED, DIFFERENT = "same", "unvouched", "different"
+
+
+def verdict(distance: int, a: Caption, b: Caption, pixels: float | None = None) -> str:
+    """`same_meme`'s answer, and UNVOUCHED where the pixels match but only on part of a picture
+    whose words the other (without words) cannot vouch for (`vouched`)."""
     if distance > MAX_DISTANCE or a.disagrees(b):
-        return False
-    if pixels is not None and getattr(pixels, "corner", False) and a.disagrees(b, every_word=True):
-        return False  # what differs is in a corner, where a site's mark goes, but so does a word
+        return DIFFERENT
     if pixels is not None:
-        return pixels < MAX_PIXEL_DIFFERENCE
+        if in_corner(pixels) and not corner_explained(a, b):
+            return DIFFERENT  # what differs is in a corner, where a site's mark goes, but so does a word
+        if pixels >= MAX_PIXEL_DIFFERENCE:
+            return DIFFERENT
+        return SAME if vouched(a, b, pixels) else UNVOUCHED
+    if a.disagrees(b, every_word=True):
+        return DIFFERENT  # no pixels vouch for a word the trusted ones leave out (short, or last)
     if len(a.grams) < MIN_TRIGRAMS or len(b.grams) < MIN_TRIGRAMS:
-        return distance <= MAX_DISTANCE_NO_TEXT and len(a.grams) < MIN_TRIGRAMS and len(b.grams) < MIN_TRIGRAMS
-    return distance <= MAX_DISTANCE and text_similarity(a.grams, b.grams) >= MIN_CAPTION_SIMILARITY
+        alike = distance <= MAX_DISTANCE_NO_TEXT and len(a.grams) < MIN_TRIGRAMS and len(b.grams) < MIN_TRIGRAMS
+    else:
+        alike = text_similarity(a.grams, b.grams) >= MIN_CAPTION_SIMILARITY
+    return SAME if alike else DIFFERENT
+
+
+def corner_explained(a: Caption, b: Caption) -> bool:
+    """Whether what differs in a corner of two pictures can be a site's mark: the words agree,
+    every word counted, and where OCR read nothing on one picture (a crop through its caption,
+    type too small), the other says no more than a mark would; otherwise the words that could
+    tell a mark from a changed caption word are not there to tell."""
+    if a.disagrees(b, every_word=True):
+        return False
+    if bool(a.tokens) != bool(b.tokens):
+        return max(a.said, b.said) <= MARK_LETTERS
+    return True
+
+
+def vouched(a: Caption, b: Caption, pixels) -> bool:
+    """Whether a picture whose words OCR could not read covers all of the other, whose words it
+    did, so that the pixels compared the other's words too: a crop through its caption has lost
+    the words that would tell it from a sibling's crop, or from a sibling. Where neither has
+    words, one must cover all of the other."""
+    overlap = getattr(pixels, "overlap", (1.0, 1.0))
+    if a.words and not b.words:
+        return overlap[0] >= COVERED
+    if b.words and not a.words:
+        return overlap[1] >= COVERED
+    if not (a.words or b.words):  # neither: one must be all there in the other (two crops may be
+        return max(overlap) >= COVERED  # the template's picture with different captions cut off)
+    return True
+
+
+def in_corner(pixels) -> bool:
+    """Whether two aligned pictures match only with a corner left out (`indexer.alignment`:
+    the corner differs more than the rest, and more than a copy's pixels may)."""
+    return float(getattr(pixels, "corner", 0.0)) >= MAX_PIXEL_DIFFERENCE
+
+
+def _tokens(reading: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The words of a reading, and for each the glued token it is a split form of ("" if none)."""
+    raw = reading.split()
+    tokens: list[str] = []
+    glued: list[str] = []
+    i = 0
+    while i < len(raw):
+        words = _WORD.findall(raw[i].lower())
+        pieces = added_words(raw[i], raw[i + 1:])
+        tokens += words
+        glued += [""] * len(words)
+        for piece in pieces:
+            tokens += _WORD.findall(piece)
+            glued += [letters_of(raw[i])] * len(_WORD.findall(piece))
+        i += 1 + len(pieces)
+    return tuple(tokens), tuple(glued)
 
 
 class Likeness:
@@ -174,17 +261,23 @@ class Likeness:
         self.captions.append(Caption.of(readings))
         self.areas.append(area)
 
-    def candidates(self, phashes: list[str], caption: Caption, area: int = 0) -> list[tuple[int, int, float]]:
+    def relabel(self, meme_id: str, into: str) -> None:
+        """Meme `meme_id`'s pictures are pictures of meme `into` now (the two were folded)."""
+        self.ids = [into if i == meme_id else i for i in self.ids]
+
+    def candidates(self, phashes: list[str], caption: Caption, area: int = 0,
+                   after: int = 0) -> list[tuple[int, int, float]]:
         """Pictures worth comparing with an image: (row, hash distance, text similarity), the
         nearest and the farther ones whose captions overlap, at most CANDIDATES of each, among
         those whose words do not already tell them apart (siblings of one template are as near
-        as copies, and would crowd the copies out)."""
-        if not self.ids or not phashes:
+        as copies, and would crowd the copies out); only rows from `after` on."""
+        if len(self.ids) <= after or not phashes:
             return []
-        hashes = self._hashes[:len(self.ids)]
+        hashes = self._hashes[after:len(self.ids)]
         distance = nearest_distances(phashes, hashes)
-        scored = [(int(i), int(distance[i]), text_similarity(caption.grams, self.captions[i].grams))
-                  for i in np.nonzero(distance <= MAX_DISTANCE)[0] if self._may_be(caption, area, int(i))]
+        rows = (int(i) + after for i in np.nonzero(distance <= MAX_DISTANCE)[0])
+        scored = [(row, int(distance[row - after]), text_similarity(caption.grams, self.captions[row].grams))
+                  for row in rows if self._may_be(caption, area, row)]
         near = sorted((c for c in scored if c[1] <= NEAR_DISTANCE), key=lambda c: (c[1], -c[2]))[:CANDIDATES]
         worded = sorted((c for c in scored if c[2] >= CANDIDATE_SIMILARITY), key=lambda c: -c[2])[:CANDIDATES]
         return list({c[0]: c for c in near + worded}.values())
@@ -199,26 +292,37 @@ class Likeness:
         return not (caption.words and not other.words and 0 < self.areas[row] < area)
 
     def find(self, phashes: list[str], readings: str | Sequence[str], pixels=None, area: int = 0,
-             exclude: set | frozenset = frozenset()) -> str | None:
+             exclude: set | frozenset = frozenset(), after: int = 0, sole: bool = False) -> str | None:
         """The meme an image with these hashes (whole, unframed), OCR readings and pixel count
-        repeats, if any, other than those in `exclude`. `pixels(picture)` gives how much the
-        pictures differ once aligned, or None."""
+        repeats, if any, other than those in `exclude`, among the pictures from row `after` on.
+        `pixels(picture)` gives how much the pictures differ once aligned, or None. `sole`: an
+        image without words may join the one meme whose pictures match it where it is, when
+        every picture it could be is known (the end of a run)."""
         caption = Caption.of(readings)
         best: tuple[tuple, str] | None = None
+        unvouched: set[str] = set()  # memes whose pictures match this one's only where it is
         # the likeliest first: once a picture matches with no pixel differing (no corner left
         # out), none after it can rank before it, and the costly comparisons of the rest are spared
-        candidates = sorted(self.candidates(phashes, caption, area), key=lambda c: (-c[2], c[1]))
+        candidates = sorted(self.candidates(phashes, caption, area, after), key=lambda c: (-c[2], c[1]))
         for i, distance, similarity in candidates:
             meme_id = self.ids[i]
             if meme_id in exclude:
                 continue
             difference = pixels(self.pictures[i]) if pixels is not None else None
-            if same_meme(distance, caption, self.captions[i], difference):
+            found = verdict(distance, caption, self.captions[i], difference)
+            if found == UNVOUCHED and not caption.words and self.captions[i].words:
+                unvouched.add(meme_id)
+            if found == SAME:
                 # the closest picture wins; one that needed its corners left out comes after
-                rank = (bool(getattr(difference, "corner", False)),
+                rank = (difference is not None and in_corner(difference),
                         difference if difference is not None else 1.0, -similarity, distance)
                 if best is None or rank < best[0]:
                     best = (rank, meme_id)
                 if difference is not None and difference == 0 and not rank[0]:
                     break
+        if best is None and sole and len(unvouched) == 1:
+            # a picture without words (a crop through its caption) that matches one meme only:
+            # a sibling's picture would match it as well, and none does. (Never the other way:
+            # a picture with words does not join a meme through a crop of a sibling.)
+            return unvouched.pop()
         return best[1] if best else None

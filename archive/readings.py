@@ -84,7 +84,7 @@ def clean_reading(text: str) -> str:
     i = 0
     while i < len(tokens):
         token = tokens[i]
-        pieces = _added_words(token, tokens[i + 1:])
+        pieces = added_words(token, tokens[i + 1:])
         if pieces:
             # a caption's words run together read better apart; a short or mixed-case token
             # (MMLU, LLaMA2) stays as it was read
@@ -97,7 +97,7 @@ def clean_reading(text: str) -> str:
     return " ".join(out)
 
 
-def _added_words(token: str, following: list[str]) -> list[str]:
+def added_words(token: str, following: list[str]) -> list[str]:
     """The words indexing wrote after a glued token (`glued_words(letters)`, in lower case): the
     tokens that follow and spell `letters` exactly, two or more, or one where `letters` holds a
     digit or an apostrophe (`2019 2019`, `friend's friend's`; a word said twice is no such

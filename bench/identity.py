@@ -11,7 +11,8 @@ grouping on, no annotations. Then, per style:
   holding files of n distinct originals counts n - 1): the aim is 0;
 - `copies_joined`, per kind of copy: the share of copies that became a sighting of the meme
   their original is in (aim: at least 0.95 of each kind);
-- `copies_in_another_meme`: copies that ended up in a meme holding another original (aim: 0).
+- `copies_in_another_meme`: copies that ended up, not with their original, in a meme holding
+  another original or a copy of another (two crops that cut their captions off, say) (aim: 0).
 
 `--ocr-cache FILE` keeps what OCR read of each picture in FILE, so that a second run over the
 same set spends its time on grouping only (the cache is keyed by the decoded pixels).
@@ -91,6 +92,10 @@ def report(truth: list[dict], meme_of: dict[str, str], seconds: float, notices: 
     for oid in originals:
         if oid in meme_of:
             members.setdefault(meme_of[oid], set()).add(oid)
+    origin = {r["id"]: r["variant_of"] or r["id"] for r in truth}
+    sources: dict[str, set[str]] = {}  # meme -> the originals its files are (copies of)
+    for file_id, meme_id in meme_of.items():
+        sources.setdefault(meme_id, set()).add(origin[file_id])
     examples = []
     for meme_id, ids in members.items():
         if len(ids) > 1:
@@ -107,8 +112,7 @@ def report(truth: list[dict], meme_of: dict[str, str], seconds: float, notices: 
         kinds = style.setdefault("copies_joined", {})
         joined = r["id"] in meme_of and meme_of.get(r["id"]) == meme_of.get(r["variant_of"])
         kinds.setdefault(r["variant"], []).append(int(joined))
-        if any(meme_of.get(r["id"]) == meme_of.get(o) for o in members.get(meme_of.get(r["id"]), ())
-               if o != r["variant_of"]):  # a copy in another original's meme: folded too
+        if not joined and len(sources.get(meme_of.get(r["id"]), ())) > 1:  # with another original's files
             style["copies_in_another_meme"] = style.get("copies_in_another_meme", 0) + 1
     missed = [sorted(i for i, m in meme_of.items() if m == meme_of.get(r["id"]))
               for r in truth if r["variant_of"] and meme_of.get(r["id"]) != meme_of.get(r["variant_of"])]

@@ -42,14 +42,19 @@ DIFFERENT = 1.0  # what `difference` answers for pictures whose colours differ
 
 
 class Difference(float):
-    """What `difference` measures, and whether it leaves out a corner that differs more."""
+    """What `difference` measures, how much the corners it leaves out differ where they differ
+    more (`corner`, 0 where they do not), and the share of each of the two pictures (the first
+    given, the second) that the other covers once aligned (`overlap`: where the pixels were
+    compared; a crop covers part of its original)."""
 
-    corner: bool = False
+    corner: float = 0.0
+    overlap: tuple[float, float] = (1.0, 1.0)
 
     @classmethod
-    def of(cls, value: float, corner: bool) -> "Difference":
+    def of(cls, value: float, corner: float, overlap: tuple[float, float] = (1.0, 1.0)) -> "Difference":
         found = cls(value)
-        found.corner = corner
+        found.corner = float(corner)
+        found.overlap = overlap
         return found
 
 
@@ -121,6 +126,10 @@ def difference(a: Features, b: Features) -> Difference | None:
     fixed_grey = fixed.grey
     h, w = fixed_grey.shape
     covered = cv2.warpAffine(np.full_like(moving_grey, 255), transform, (w, h), flags=cv2.INTER_NEAREST)
+    # the share of each picture the other covers (the moving one's own area, on fixed's grid)
+    area = float(np.count_nonzero(covered))
+    shares = (area / covered.size, min(1.0, area / (moving_grey.size * scale_to_fixed(transform))))
+    overlap = shares[::-1] if moving is a else shares
     covered = cv2.erode(covered, np.ones((5, 5), np.uint8)) > 0
     if covered.mean() < 0.5:
         return None
@@ -135,10 +144,15 @@ def difference(a: Features, b: Features) -> Difference | None:
                             np.ones((5, 5), np.uint8)) > 0  # the edge of the picture, as above
         patch = max(8, round(PATCH * detail))
     rough = _patch_difference(moving_grey, fixed_grey, transform, covered, patch)
-    if (rough == 0 and not rough.corner) or rough > CERTAIN:
-        return rough
-    return min(rough, _patch_difference(moving_grey, fixed_grey, _refined(transform, moving_grey, fixed_grey),
-                                        covered, patch))
+    if not ((rough == 0 and not rough.corner) or rough > CERTAIN):
+        rough = min(rough, _patch_difference(moving_grey, fixed_grey, _refined(transform, moving_grey, fixed_grey),
+                                             covered, patch))
+    return Difference.of(rough, rough.corner, overlap)
+
+
+def scale_to_fixed(transform: np.ndarray) -> float:
+    """How much an area grows when `transform` (2 x 3, similarity) maps it."""
+    return float(abs(np.linalg.det(transform[:, :2])))
 
 
 def _alignment(a: Features, b: Features) -> np.ndarray | None:
@@ -211,13 +225,17 @@ def _patch_difference(moving: np.ndarray, fixed: np.ndarray, transform: np.ndarr
             differs = (np.abs(padded[dy:dy + h, dx:dx + w] - still) > PIXEL_DIFFERENCE) & covered
             density = cv2.blur(differs.astype(np.float32), (patch, patch), borderType=cv2.BORDER_CONSTANT)
             best = density if best is None else np.minimum(best, density)
+    # the corners of the picture both show: inside a frame, where the other was pasted
+    rows, cols = np.nonzero(covered.any(axis=1))[0], np.nonzero(covered.any(axis=0))[0]
+    top, bottom, left, right = (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1) if rows.size else (0, h, 0, w)
     corners = np.zeros_like(covered)
-    cw, ch = round(w * CORNER[0]), round(h * CORNER[1])
-    for ys in (slice(0, ch), slice(h - ch, h)):
-        for xs in (slice(0, cw), slice(w - cw, w)):
+    cw, ch = round((right - left) * CORNER[0]), round((bottom - top) * CORNER[1])
+    for ys in (slice(top, top + ch), slice(bottom - ch, bottom)):
+        for xs in (slice(left, left + cw), slice(right - cw, right)):
             corners[ys, xs] = True
     elsewhere = float(best[~corners].max())
-    return Difference.of(elsewhere, bool(corners.any()) and float(best[corners].max()) > elsewhere)
+    corner = float(best[corners].max()) if corners.any() else 0.0
+    return Difference.of(elsewhere, corner if corner > elsewhere else 0.0)
 
 
 def _refined(transform: np.ndarray, moving: np.ndarray, fixed: np.ndarray) -> np.ndarray:

@@ -164,14 +164,15 @@ class Indexer:
             yield Notice(summary)
 
     def _second_look(self) -> Iterator[Event]:
-        """Join the run's unreadable small copies to the originals that came after them."""
+        """Join the run's copies met before their originals to the memes they repeat."""
         if self.reposts is None:
             return
-        for meme_id, target in list(self.reposts.second_look()):
+        for meme_id, target in self.reposts.second_look():
             meme = self.catalog.get(meme_id)
             if meme is None or len(meme.sightings) != 1 or self.catalog.get(target) is None:
                 continue  # other files joined it meanwhile: it stays a meme
             self.catalog.merge_into(target, meme)
+            self.reposts.merged(meme_id, target)
             for space in self.embedder.store.describe():
                 self.embedder.store.space(space).delete_memes([meme_id])
             yield Regrouped(Path(meme.sightings[0].path), target)
@@ -345,9 +346,8 @@ class Indexer:
         rules = self.catalog.identity_rules(item.content_hash)  # what the user said of these bytes
         repeated = next(filter(None, (self.catalog.id_for_content(o) for r, o in rules if r == "with")), None)
         if repeated is None and self.reposts is not None:
-            apart = {self.catalog.id_for_content(o) for r, o in rules if r == "apart"}
             repeated = self.reposts.find(item.phashes or [meme.phash], [o.text for o in meme.ocr_texts], item.picture,
-                                         area(meme), exclude=apart)
+                                         area(meme), exclude=self.reposts.apart(rules))
         if repeated is not None:  # an altered copy of a meme: one more sighting of it
             self._placed[item.content_hash] = (repeated, False)
             self.catalog.add_sighting(repeated, item.sighting)

@@ -30,8 +30,8 @@ class Reposts:
         self._likeness = likeness
         self._features = FeatureCache()  # memes saved this run go in as they are saved
         self._copies: dict[str, str] = {}  # a copy joined this run (its bytes' hash) -> its meme
-        # memes saved this run whose words OCR could not read: (hashes, readings, pixel count, picture)
-        self._unvouched: dict[str, tuple] = {}
+        # memes saved this run: (the first row of pictures after its own, hashes, readings, pixel count)
+        self._new: dict[str, tuple] = {}
 
     @property
     def likeness(self) -> Likeness:
@@ -40,9 +40,14 @@ class Reposts:
         return self._likeness
 
     def find(self, phashes: list[str], readings: list[str], picture: Image.Image | None, area: int = 0,
-             exclude: set | frozenset = frozenset()) -> str | None:
+             exclude: set | frozenset = frozenset(), after: int = 0, sole: bool = False) -> str | None:
         pixels = pixel_judge(picture, self._features, self._picture)
-        return self.likeness.find(phashes, readings, pixels, area, exclude)
+        return self.likeness.find(phashes, readings, pixels, area, exclude, after, sole)
+
+    def apart(self, rules: list[tuple[str, str]]) -> set[str]:
+        """The memes an image is not, by what the user said of its bytes (`Catalog.identity_rules`:
+        `memes split`)."""
+        return {self.catalog.id_for_content(o) for r, o in rules if r == "apart"}
 
     def remember(self, meme: Meme, picture: Image.Image | None, phashes: list[str] | None = None) -> None:
         """A meme saved this run: its picture is compared with the images after it, by every
@@ -52,19 +57,35 @@ class Reposts:
             self.likeness.add(meme.id, phash, readings, area=area(meme))
         if picture is not None:
             self._features.get(meme.id, lambda: picture)
-            if not Caption.of(readings).words and len(self._unvouched) < 1024:
-                self._unvouched[meme.id] = (phashes or [meme.phash], readings, area(meme), picture)
+            self._new[meme.id] = (len(self.likeness.ids), phashes or [meme.phash], readings, area(meme))
 
     def second_look(self) -> Iterator[tuple[str, str]]:
-        """(meme, meme it repeats) for memes saved this run that no larger picture could join
-        when they came first: a small copy whose words OCR could not read cannot vouch for the
-        original that came after it, but can join it now that both are known."""
-        gone: set[str] = set()
-        for meme_id, (phashes, readings, area, picture) in self._unvouched.items():
-            found = self.find(phashes, readings, picture, area, exclude={meme_id} | gone)
+        """(meme, meme it repeats) for memes saved this run that a picture met after them repeats:
+        a copy met before its original became a meme of its own, and the original, joining
+        another copy of it, can join only one; a small copy whose words OCR could not read cannot
+        vouch for the original that came after it. Each is compared again with the pictures met
+        after it (and only where there are some worth comparing), one without words with every
+        picture (it may join the sole meme that matches it); `merged` tells of each one the
+        caller folds."""
+        for meme_id, (after, phashes, readings, area) in list(self._new.items()):
+            caption = Caption.of(readings)
+            if not caption.words:  # it may join the sole meme that matches it: all of them are known now
+                after = 0
+            if not self.likeness.candidates(phashes, caption, area, after):
+                continue  # nothing met since could be it: no picture to load
+            meme = self.catalog.get(meme_id)
+            if meme is None or len(meme.sightings) != 1:
+                continue  # other files joined it meanwhile: it stays a meme (a wrong join would spread)
+            apart = self.apart(self.catalog.identity_rules(meme.content_hash or ""))
+            found = self.find(phashes, readings, self._picture(meme_id), area, exclude={meme_id} | apart,
+                              after=after, sole=not caption.words)
             if found is not None:
-                gone.add(meme_id)
                 yield meme_id, found
+
+    def merged(self, meme_id: str, into: str) -> None:
+        """Meme `meme_id` was folded into meme `into`: its pictures are pictures of `into` now."""
+        self._new.pop(meme_id, None)
+        self.likeness.relabel(meme_id, into)
 
     def remember_copy(self, meme_id: str, copy: Meme, picture: Image.Image | None,
                       phashes: list[str] | None = None) -> None:

@@ -89,6 +89,60 @@ def test_a_picture_that_matches_to_the_pixel_spares_comparing_the_rest():
     assert "cousin" in asked and "meme" in asked  # no exact match first: every candidate is compared
 
 
+def test_a_picture_without_words_vouches_only_for_what_it_covers():
+    """A crop through its caption (OCR read nothing) matches its template's siblings where it
+    overlaps them; what differs in a corner may be a site's mark or a caption's last word."""
+    from indexer.alignment import Difference
+
+    robot = Caption.of("fuzzy toaster fixes the moon at the robot")
+    gym = Caption.of("uzzytoasterfixesthemoonatthegym uz zy toaster fixes the moon at the gym")
+    unread, mark = Caption.of(["", ""]), Caption.of("imgflip.com img flip com")
+    same = Difference.of(0.0, 0.0, (0.9, 1.0))  # the second picture covers 90% of the first
+    assert not same_meme(4, robot, unread, same)
+    assert not same_meme(4, unread, robot, Difference.of(0.0, 0.0, (1.0, 0.9)))
+    assert same_meme(4, robot, unread, Difference.of(0.0, 0.0, (1.0, 0.9)))  # all of it is compared
+    assert not same_meme(4, unread, unread, Difference.of(0.0, 0.0, (0.9, 0.9)))  # two crops: neither whole
+    corner = Difference.of(0.0, 0.4)  # all that differs is in a corner
+    assert not same_meme(0, unread, gym, corner)  # a caption's word may be there: nothing to tell by
+    assert same_meme(0, unread, mark, corner) and same_meme(0, gym, Caption.of(
+        "uzzytoasterfixesthemoonatthegym uz zy toaster fixes the moon at the gym imgflip.com img flip com"), corner)
+    assert not same_meme(0, robot, Caption.of("fuzzy toaster fixes the moon at the gym memegen.io"), corner)
+    # a misread glued word splits into fragments no reading says ("wal nus"): not another word
+    assert same_meme(16, Caption.of("hungry cactus follows breakfast after walrus 7 memegen.io meme geni o"),
+                     Caption.of("hungry cactus follows breakfastafter breakfast after walnus7 wal nus 7"), corner)
+    assert not same_meme(8, robot, gym)  # without pixels, a short last word counts too
+    assert same_meme(8, robot, Caption.of("fuzzy toaster fixes the moon at the robot memegen.io"))
+
+
+def test_a_meme_met_before_its_original_is_looked_at_again_by_what_came_after():
+    likeness = Likeness([])
+    likeness.add("copy", "ffff0000ffff0000", "one does not simply index fifty thousand memes posted by me")
+    after = len(likeness.ids)
+    likeness.add("other", "ffff0000ffff0001", "one does not simply index fifty thousand memes")
+    caption = "one does not simply index fifty thousand memes posted by me"
+    assert likeness.find(["ffff0000ffff0000"], caption, exclude={"copy"}, after=after) == "other"
+    assert likeness.find(["ffff0000ffff0000"], caption, exclude={"copy"}, after=after + 1) is None
+    likeness.relabel("other", "copy")  # folded: its pictures are the other meme's now
+    assert likeness.find(["ffff0000ffff0001"], "one does not simply index fifty thousand memes") == "copy"
+
+
+def test_a_crop_without_words_joins_at_the_end_only_the_one_meme_it_matches():
+    from indexer.alignment import Difference
+
+    likeness = Likeness([("gym", "ffff0000ffff0000", "fuzzy toaster fixes the moon at the gym"),
+                         ("robot", "ffff0000ffff0001", "fuzzy toaster fixes the moon at the robot")])
+    part = Difference.of(0.0, 0.0, (1.0, 0.9))  # all of the crop is in the other, 90% of the other in it
+    matches = {"gym": part, "robot": Difference.of(0.3, 0.0, (1.0, 0.9))}
+    assert likeness.find(["ffff0000ffff0000"], ["", ""], matches.get) is None  # while others may come
+    assert likeness.find(["ffff0000ffff0000"], ["", ""], matches.get, sole=True) == "gym"
+    both = {"gym": part, "robot": part}  # the caption cut off: each sibling matches as well
+    assert likeness.find(["ffff0000ffff0000"], ["", ""], both.get, sole=True) is None
+    # a picture with words never joins through a crop that cannot show them
+    crops = Likeness([("crop", "ffff0000ffff0000", ["", ""])])
+    assert crops.find(["ffff0000ffff0000"], "fuzzy toaster fixes the moon at the robot",
+                      lambda p: Difference.of(0.0, 0.0, (0.9, 1.0)), sole=True) is None
+
+
 @pytest.fixture
 def grouping(archive_dir, monkeypatch):
     monkeypatch.setenv("MEMES_GROUP_REPOSTS", "1")
