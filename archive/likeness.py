@@ -24,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .readings import added_words, letters_of, words_by_frequency
+from .readings import as_read, letters_of, words_by_frequency
 
 MAX_DISTANCE = 26  # bits of 64 between perceptual hashes: beyond, another picture (a 6% crop moves ~24)
 NEAR_DISTANCE = 10  # bits of 64: near enough to align whatever the texts say
@@ -221,19 +221,15 @@ def in_corner(pixels) -> bool:
 
 def _tokens(reading: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The words of a reading, and for each the glued token it is a split form of ("" if none)."""
-    raw = reading.split()
     tokens: list[str] = []
     glued: list[str] = []
-    i = 0
-    while i < len(raw):
-        words = _WORD.findall(raw[i].lower())
-        pieces = added_words(raw[i], raw[i + 1:])
+    for token, pieces in as_read(reading):
+        words = _WORD.findall(token.lower())
         tokens += words
         glued += [""] * len(words)
-        for piece in pieces:
-            tokens += _WORD.findall(piece)
-            glued += [letters_of(raw[i])] * len(_WORD.findall(piece))
-        i += 1 + len(pieces)
+        split = [w for piece in pieces for w in _WORD.findall(piece)]
+        tokens += split
+        glued += [letters_of(token)] * len(split)
     return tuple(tokens), tuple(glued)
 
 

@@ -79,25 +79,26 @@ def letters_of(token: str) -> str:
 def clean_reading(text: str) -> str:
     """`text` with the word forms indexing added folded back into their tokens, spaces
     collapsed: one reading of what the picture says."""
-    tokens = text.split()
     out: list[str] = []
-    i = 0
-    while i < len(tokens):
-        token = tokens[i]
-        pieces = added_words(token, tokens[i + 1:])
-        if pieces:
-            # a caption's words run together read better apart; a short or mixed-case token
-            # (MMLU, LLaMA2) stays as it was read
-            glued_caption = token.isupper() and len(letters_of(token)) >= 6
-            out += [p.upper() for p in pieces] if glued_caption else [token]
-            i += 1 + len(pieces)
-        else:
-            out.append(token)
-            i += 1
+    for token, pieces in as_read(text):
+        # a caption's words run together read better apart; a short or mixed-case token
+        # (MMLU, LLaMA2) stays as it was read
+        glued_caption = bool(pieces) and token.isupper() and len(letters_of(token)) >= 6
+        out += [p.upper() for p in pieces] if glued_caption else [token]
     return " ".join(out)
 
 
-def added_words(token: str, following: list[str]) -> list[str]:
+def as_read(text: str) -> Iterator[tuple[str, list[str]]]:
+    """Each token OCR read, with the words indexing wrote after it (`_added_words`; [] if none)."""
+    tokens = text.split()
+    i = 0
+    while i < len(tokens):
+        pieces = _added_words(tokens[i], tokens[i + 1:])
+        yield tokens[i], pieces
+        i += 1 + len(pieces)
+
+
+def _added_words(token: str, following: list[str]) -> list[str]:
     """The words indexing wrote after a glued token (`glued_words(letters)`, in lower case): the
     tokens that follow and spell `letters` exactly, two or more, or one where `letters` holds a
     digit or an apostrophe (`2019 2019`, `friend's friend's`; a word said twice is no such
