@@ -9,16 +9,19 @@ by OCR with a few slips, while siblings carry different ones. But OCR is noisy (
 of one caption can share under a fifth of their trigrams), so the deciding test, where it can be
 made, is the pixels: the two pictures aligned, how much differs in strokes of letters
 (`indexer.alignment`). The hash and the text only choose which memes are worth aligning.
-The pixels vouch only for what both pictures show: a crop through a caption matches each of the
-template's siblings where it overlaps them, so a picture with words never joins a meme through a
-crop that cannot show them, and a crop without words joins, at the end of a run, only the one
-meme that matches it; what differs in a corner (a site's mark, or a caption's last word) is
-left to the words. Measured with bench/repost_groups.py and bench/identity.py.
+The pixels vouch only for what both pictures show: a crop that cut off a caption's line matches
+each of the template's siblings where it overlaps them, so where one picture shows only a part
+of the other and the other says words it does not, neither joins the other at once: the part
+joins, at the end of a run, only the one meme that matches it, and a whole picture joins a meme
+through a part of it only where that part matches no other whole (a framed copy met before its
+original). Where the pixels barely tell two pictures apart (a half-size copy of a small meme),
+every word counts; what differs in a corner (a site's mark, or a caption's last word) is left to
+the words. Measured with bench/repost_groups.py and bench/identity.py.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Sequence
 
@@ -37,6 +40,11 @@ CANDIDATES = 12  # at most this many of each kind are aligned
 # measure joined, many a word apart, included), and captions a short word apart in small type
 # (made with data/make_evalset.py) at least 0.22. Half the smallest sibling, far above any copy.
 MAX_PIXEL_DIFFERENCE = 0.1
+# Pictures compared at a low resolution (a half-size copy of a small meme) may differ by half as
+# much where a short word differs ("rain" for "calm": 0.07) as where nothing does (copies up to
+# 0.094): from this much on, the pixels do not vouch for a word either picture lacks, nor for
+# a picture without words to compare (it may join the one meme that matches it, at a run's end).
+BARELY = 0.05
 # Without pixels to compare (no alignment possible, or no image at hand: search-side groups):
 MAX_DISTANCE_NO_TEXT = 4  # bits of 64, for memes with too little text to compare
 MIN_CAPTION_SIMILARITY = 0.5  # trigram Jaccard overlap of the two OCR texts
@@ -45,6 +53,7 @@ MIN_TRIGRAMS = 8  # fewer than this, and a text is too short to tell memes apart
 # (run together, so glued and split readings agree) is this alike (rapidfuzz partial_ratio):
 # OCR slips ("MORMING" for "MORNING") stay above it, another word falls far below.
 WORD_FOUND = 70
+GLUED_SLIPS = 3  # letters OCR may misread in a glued run of words that another reading splits
 WORD_LETTERS = 4  # shorter words are too easily made by OCR out of texture
 WORD_RANK = 50_000  # a word must be among this many of the commonest English words to be trusted
 COVERED = 0.97  # share of a picture another must cover to vouch for its words (a 3% crop covers 0.94-0.97)
@@ -116,16 +125,19 @@ class Caption:
         """How many letters and digits the primary reading holds (split forms not counted)."""
         return sum(len(t) for t, g in zip(self.tokens, self.glued) if not g)
 
-    def lacks(self, word: str) -> bool:
+    def lacks(self, word: str, glued: bool = False) -> bool:
         """Whether this caption does not say `word`: nowhere in its letters run together (so
-        glued and split readings agree) for a number, nothing 70% alike there for a word."""
+        glued and split readings agree) for a number, nothing 70% alike there for a word. A
+        `glued` run of words ("nervouspigeonhidesaballoon") must be alike but for GLUED_SLIPS
+        letters: 70% of a long run leaves room for another word in it."""
         if word.isdigit() or len(word) < WORD_LETTERS:
             return word not in self.letters
         if word in self.letters:  # said as it is (what partial_ratio would score 100), at once
             return False
         from rapidfuzz import fuzz
 
-        return fuzz.partial_ratio(word, self.letters) < WORD_FOUND
+        found = max(WORD_FOUND, 100 - 100 * GLUED_SLIPS / len(word)) if glued else WORD_FOUND
+        return fuzz.partial_ratio(word, self.letters) < found
 
     def disagrees(self, other: "Caption", every_word: bool = False) -> bool:
         """Whether the two say different things: each says a word the other lacks (a number,
@@ -139,8 +151,8 @@ class Caption:
         "wal nus", which no reading of "walrus" says)."""
         if every_word:
             ours, theirs = self.tokens, other.tokens
-            mine = {w for w, g in zip(ours, self.glued) if other.lacks(w) and (not g or other.lacks(g))}
-            yours = {w for w, g in zip(theirs, other.glued) if self.lacks(w) and (not g or self.lacks(g))}
+            mine = {w for w, g in zip(ours, self.glued) if other.lacks(w) and (not g or other.lacks(g, glued=True))}
+            yours = {w for w, g in zip(theirs, other.glued) if self.lacks(w) and (not g or self.lacks(g, glued=True))}
         else:
             ours, theirs = self.words, other.words
             mine = {w for w in ours if other.lacks(w)}
@@ -167,8 +179,8 @@ SAME, UNVOUCHED, DIFFERENT = "same", "unvouched", "different"
 
 
 def verdict(distance: int, a: Caption, b: Caption, pixels: float | None = None) -> str:
-    """`same_meme`'s answer, and UNVOUCHED where the pixels match but only on part of a picture
-    whose words the other (without words) cannot vouch for (`vouched`)."""
+    """`same_meme`'s answer, and UNVOUCHED where the two may be one meme, but one picture may show
+    only a part of the other, without words the other says (`vouched`, `shows_part`)."""
     if distance > MAX_DISTANCE or a.disagrees(b):
         return DIFFERENT
     if pixels is not None:
@@ -176,6 +188,11 @@ def verdict(distance: int, a: Caption, b: Caption, pixels: float | None = None) 
             return DIFFERENT  # what differs is in a corner, where a site's mark goes, but so does a word
         if pixels >= MAX_PIXEL_DIFFERENCE:
             return DIFFERENT
+        if pixels >= BARELY:  # the pixels barely tell these apart: every word counts, as without them
+            if a.disagrees(b, every_word=True):
+                return DIFFERENT
+            if not (a.words and b.words):
+                return UNVOUCHED  # and there are no words on one side to count
         return SAME if vouched(a, b, pixels) else UNVOUCHED
     if a.disagrees(b, every_word=True):
         return DIFFERENT  # no pixels vouch for a word the trusted ones leave out (short, or last)
@@ -183,7 +200,11 @@ def verdict(distance: int, a: Caption, b: Caption, pixels: float | None = None) 
         alike = distance <= MAX_DISTANCE_NO_TEXT and len(a.grams) < MIN_TRIGRAMS and len(b.grams) < MIN_TRIGRAMS
     else:
         alike = text_similarity(a.grams, b.grams) >= MIN_CAPTION_SIMILARITY
-    return SAME if alike else DIFFERENT
+    if not alike:
+        return DIFFERENT
+    # where one says words the other does not, it may be a crop of the other through its caption
+    # (or the other a sibling the crop matches as well): no pixels say which part each shows
+    return UNVOUCHED if shows_part(a, b, 0.0) or shows_part(b, a, 0.0) else SAME
 
 
 def corner_explained(a: Caption, b: Caption) -> bool:
@@ -199,18 +220,34 @@ def corner_explained(a: Caption, b: Caption) -> bool:
 
 
 def vouched(a: Caption, b: Caption, pixels) -> bool:
-    """Whether a picture whose words OCR could not read covers all of the other, whose words it
-    did, so that the pixels compared the other's words too: a crop through its caption has lost
-    the words that would tell it from a sibling's crop, or from a sibling. Where neither has
-    words, one must cover all of the other."""
-    overlap = getattr(pixels, "overlap", (1.0, 1.0))
-    if a.words and not b.words:
-        return overlap[0] >= COVERED
-    if b.words and not a.words:
-        return overlap[1] >= COVERED
-    if not (a.words or b.words):  # neither: one must be all there in the other (two crops may be
-        return max(overlap) >= COVERED  # the template's picture with different captions cut off)
-    return True
+    """Whether the pixels compared all that the words could tell: neither picture shows only a
+    part of the other that leaves out words the other says (`shows_part`: a crop through a
+    caption has lost the words that would tell it from a sibling's crop, or from a sibling).
+    Where neither has words, each must cover all of the other (a crop may be the template's
+    picture with any caption cut off, and a whole picture shows what the crop cut off)."""
+    overlap = covers(pixels)
+    if not (a.words or b.words):
+        return min(overlap) >= COVERED
+    return not (shows_part(a, b, overlap[1]) or shows_part(b, a, overlap[0]))
+
+
+def covers(pixels) -> tuple[float, float]:
+    """The share of the first aligned picture the second covers, and of the second the first
+    (none known without pixels)."""
+    return (0.0, 0.0) if pixels is None else getattr(pixels, "overlap", (1.0, 1.0))
+
+
+def shows_part(a: Caption, b: Caption, covered: float) -> bool:
+    """Whether a picture with caption `a`, covering this share of one with caption `b`, shows only
+    part of it, and `b` says words `a` does not: they may be where `a` does not reach, and there
+    a sibling's would differ."""
+    return covered < COVERED and bool(b.words) and (not a.words or any(a.lacks(w) for w in b.words))
+
+
+def barely(a: Caption, pixels) -> bool:
+    """Whether a picture with caption `a`, without words, matches another only as closely as
+    pictures that differ in a short word may (`BARELY`)."""
+    return not a.words and pixels is not None and pixels >= BARELY
 
 
 def in_corner(pixels) -> bool:
@@ -261,22 +298,44 @@ class Likeness:
         """Meme `meme_id`'s pictures are pictures of meme `into` now (the two were folded)."""
         self.ids = [into if i == meme_id else i for i in self.ids]
 
-    def candidates(self, phashes: list[str], caption: Caption, area: int = 0,
-                   after: int = 0) -> list[tuple[int, int, float]]:
+    def candidates(self, phashes: list[str], caption: Caption, area: int = 0, after: int = 0,
+                   sole: bool = False) -> list[tuple[int, int, float]]:
         """Pictures worth comparing with an image: (row, hash distance, text similarity), the
         nearest and the farther ones whose captions overlap, at most CANDIDATES of each, among
         those whose words do not already tell them apart (siblings of one template are as near
-        as copies, and would crowd the copies out); only rows from `after` on."""
-        if len(self.ids) <= after or not phashes:
+        as copies, and would crowd the copies out); only rows from `after` on, and with `sole`
+        the earlier ones too that say words the image does not or lack words it says (one may
+        be a part of the other)."""
+        if not phashes or (len(self.ids) <= after and not sole):
             return []
-        hashes = self._hashes[after:len(self.ids)]
-        distance = nearest_distances(phashes, hashes)
-        rows = (int(i) + after for i in np.nonzero(distance <= MAX_DISTANCE)[0])
-        scored = [(row, int(distance[row - after]), text_similarity(caption.grams, self.captions[row].grams))
+        start = 0 if sole else after
+        distance = nearest_distances(phashes, self._hashes[start:len(self.ids)])
+        rows = (int(i) + start for i in np.nonzero(distance <= MAX_DISTANCE)[0])
+        rows = (row for row in rows if row >= after or self._says_other(caption, row))
+        scored = [(row, int(distance[row - start]), text_similarity(caption.grams, self.captions[row].grams))
                   for row in rows if self._may_be(caption, area, row)]
-        near = sorted((c for c in scored if c[1] <= NEAR_DISTANCE), key=lambda c: (c[1], -c[2]))[:CANDIDATES]
-        worded = sorted((c for c in scored if c[2] >= CANDIDATE_SIMILARITY), key=lambda c: -c[2])[:CANDIDATES]
+        near = self._of_memes(sorted((c for c in scored if c[1] <= NEAR_DISTANCE), key=lambda c: (c[1], -c[2])))
+        worded = self._of_memes(sorted((c for c in scored if c[2] >= CANDIDATE_SIMILARITY), key=lambda c: -c[2]))
         return list({c[0]: c for c in near + worded}.values())
+
+    def _of_memes(self, ranked: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:
+        """The first of `ranked` that are pictures of CANDIDATES memes at most (a meme's copies
+        would crowd other memes out), and at most twice as many pictures."""
+        memes: set[str] = set()
+        kept = []
+        for c in ranked:
+            if self.ids[c[0]] not in memes and len(memes) == CANDIDATES:
+                continue
+            memes.add(self.ids[c[0]])
+            kept.append(c)
+            if len(kept) == 2 * CANDIDATES:
+                break
+        return kept
+
+    def _says_other(self, caption: Caption, row: int) -> bool:
+        """Whether the picture of `row` says words the image does not, or lacks words it says."""
+        other = self.captions[row]
+        return any(caption.lacks(w) for w in other.words) or any(other.lacks(w) for w in caption.words)
 
     def _may_be(self, caption: Caption, area: int, row: int) -> bool:
         """Whether the words allow the image to be the picture of `row` (the pixels decide)."""
@@ -292,33 +351,63 @@ class Likeness:
         """The meme an image with these hashes (whole, unframed), OCR readings and pixel count
         repeats, if any, other than those in `exclude`, among the pictures from row `after` on.
         `pixels(picture)` gives how much the pictures differ once aligned, or None. `sole`: an
-        image without words may join the one meme whose pictures match it where it is, when
-        every picture it could be is known (the end of a run)."""
-        caption = Caption.of(readings)
-        best: tuple[tuple, str] | None = None
-        unvouched: set[str] = set()  # memes whose pictures match this one's only where it is
+        image that matches pictures it cannot vouch for (`Match.unvouched`: it shows only a part
+        of them, and they say words it does not) may join the one meme whose pictures these are,
+        when every picture it could be is known (the end of a run); the earlier rows whose words
+        differ from its own are looked at too."""
+        found = self.match(phashes, Caption.of(readings), pixels, area, exclude, after, sole)
+        if found.meme is None and sole and len(found.unvouched) == 1:
+            # a part of a picture (a crop through its caption) that matches one meme only: a
+            # sibling's picture would match it as well, and none does. (Never the other way: a
+            # whole picture does not join a meme through a crop that may be a sibling's.)
+            return next(iter(found.unvouched))
+        return found.meme
+
+    def match(self, phashes: list[str], caption: Caption, pixels=None, area: int = 0,
+              exclude: set | frozenset = frozenset(), after: int = 0, sole: bool = False) -> "Match":
+        """What `find` sees: the meme the image repeats, if any, and the memes whose pictures
+        match it only where one is a part of the other (with `sole`, earlier rows that say other
+        words than the image are looked at too)."""
+        found = Match()
+        best: tuple | None = None
         # the likeliest first: once a picture matches with no pixel differing (no corner left
         # out), none after it can rank before it, and the costly comparisons of the rest are spared
-        candidates = sorted(self.candidates(phashes, caption, area, after), key=lambda c: (-c[2], c[1]))
+        candidates = sorted(self.candidates(phashes, caption, area, after, sole), key=lambda c: (-c[2], c[1]))
         for i, distance, similarity in candidates:
             meme_id = self.ids[i]
             if meme_id in exclude:
                 continue
             difference = pixels(self.pictures[i]) if pixels is not None else None
-            found = verdict(distance, caption, self.captions[i], difference)
-            if found == UNVOUCHED and not caption.words and self.captions[i].words:
-                unvouched.add(meme_id)
-            if found == SAME:
+            said = verdict(distance, caption, self.captions[i], difference)
+            if said == UNVOUCHED:
+                overlap = covers(difference)
+                if shows_part(caption, self.captions[i], overlap[1]) or barely(caption, difference):
+                    found.unvouched.add(meme_id)
+                elif shows_part(self.captions[i], caption, overlap[0]):
+                    found.parts.setdefault(meme_id, i)
+            if said == SAME:
                 # the closest picture wins; one that needed its corners left out comes after
                 rank = (difference is not None and in_corner(difference),
                         difference if difference is not None else 1.0, -similarity, distance)
-                if best is None or rank < best[0]:
-                    best = (rank, meme_id)
+                if best is None or rank < best:
+                    best, found.meme = rank, meme_id
                 if difference is not None and difference == 0 and not rank[0]:
                     break
-        if best is None and sole and len(unvouched) == 1:
-            # a picture without words (a crop through its caption) that matches one meme only:
-            # a sibling's picture would match it as well, and none does. (Never the other way:
-            # a picture with words does not join a meme through a crop of a sibling.)
-            return unvouched.pop()
-        return best[1] if best else None
+        return found
+
+    def row(self, row: int) -> tuple[str, str, Caption, int]:
+        """A picture the rule knows: its key (a meme's id, or a copy's bytes' hash), hash, caption
+        and pixel count."""
+        return self.pictures[row], f"{int(self._hashes[row]):016x}", self.captions[row], self.areas[row]
+
+
+@dataclass
+class Match:
+    """What comparing an image with an archive's pictures found: the meme it repeats (None if
+    none), the memes with a picture it may be but cannot vouch for (`unvouched`: it shows only a
+    part of it, or has no words and barely matches it), and those with a picture that shows only
+    a part of it (`parts`: meme -> the row of that picture)."""
+
+    meme: str | None = None
+    unvouched: set = field(default_factory=set)
+    parts: dict = field(default_factory=dict)

@@ -32,6 +32,7 @@ class Reposts:
         self._copies: dict[str, str] = {}  # a copy joined this run (its bytes' hash) -> its meme
         # memes saved this run: (the first row of pictures after its own, hashes, readings, pixel count)
         self._new: dict[str, tuple] = {}
+        self._folded = 0  # memes folded by the second look
 
     @property
     def likeness(self) -> Likeness:
@@ -60,32 +61,53 @@ class Reposts:
             self._new[meme.id] = (len(self.likeness.ids), phashes or [meme.phash], readings, area(meme))
 
     def second_look(self) -> Iterator[tuple[str, str]]:
-        """(meme, meme it repeats) for memes saved this run that a picture met after them repeats:
-        a copy met before its original became a meme of its own, and the original, joining
-        another copy of it, can join only one; a small copy whose words OCR could not read cannot
-        vouch for the original that came after it. Each is compared again with the pictures met
-        after it (and only where there are some worth comparing), one without words with every
-        picture (it may join the sole meme that matches it); `merged` tells of each one the
-        caller folds."""
-        for meme_id, (after, phashes, readings, area) in list(self._new.items()):
+        """(meme, meme it is folded into) for memes saved this run that stayed alone: a copy met
+        before its original became a meme of its own, and the original, joining another copy of
+        it, can join only one; a small copy whose words OCR could not read cannot vouch for the
+        original that came after it. Each is compared again with the pictures met after it (and
+        only where there are some worth comparing), and with the earlier ones whose words differ:
+        where one of two pictures shows only a part of the other, and the other says words it
+        does not (a crop through a caption, or a caption framed with a line of text), they are
+        one meme when the part matches no other whole (a sibling's would match it as well).
+        `merged` tells of each one the caller folds."""
+        folded = -1
+        while folded != self._folded:  # again while memes were folded: a crop's two wholes may be one now
+            folded = self._folded
+            yield from self._looked_again()
+
+    def _looked_again(self) -> Iterator[tuple[str, str]]:
+        # the largest first: a framed copy is settled before a crop of its picture asks which
+        # memes it is a part of
+        for meme_id, (after, phashes, readings, area) in sorted(self._new.items(), key=lambda m: -m[1][3]):
             caption = Caption.of(readings)
-            if not caption.words:  # it may join the sole meme that matches it: all of them are known now
-                after = 0
-            if not self.likeness.candidates(phashes, caption, area, after):
-                continue  # nothing met since could be it: no picture to load
+            if meme_id not in self._new or not self.likeness.candidates(phashes, caption, area, after, sole=True):
+                continue  # folded meanwhile, or nothing could be it: no picture to load
             meme = self.catalog.get(meme_id)
             if meme is None or len(meme.sightings) != 1:
                 continue  # other files joined it meanwhile: it stays a meme (a wrong join would spread)
-            apart = self.apart(self.catalog.identity_rules(meme.content_hash or ""))
-            found = self.find(phashes, readings, self._picture(meme_id), area, exclude={meme_id} | apart,
-                              after=after, sole=not caption.words)
-            if found is not None:
-                yield meme_id, found
+            exclude = {meme_id} | self.apart(self.catalog.identity_rules(meme.content_hash or ""))
+            pixels = pixel_judge(self._picture(meme_id), self._features, self._picture)
+            found = self.likeness.match(phashes, caption, pixels, area, exclude, after, sole=True)
+            if found.meme is None and len(found.unvouched) == 1:
+                found.meme = next(iter(found.unvouched))  # a part of one meme's picture only
+            for part, row in found.parts.items():
+                if found.meme is None and self._sole_whole(row, exclude={part}) == meme_id:
+                    found.meme = part  # a whole whose part matches no other whole
+            if found.meme is not None:
+                yield meme_id, found.meme
+
+    def _sole_whole(self, row: int, exclude: set) -> str | None:
+        """The one meme with pictures that the picture of `row` shows only a part of, if one."""
+        key, phash, caption, area = self.likeness.row(row)
+        pixels = pixel_judge(self._picture(key), self._features, self._picture)
+        found = self.likeness.match([phash], caption, pixels, area, exclude, len(self.likeness.ids), sole=True)
+        return next(iter(found.unvouched)) if len(found.unvouched) == 1 else None
 
     def merged(self, meme_id: str, into: str) -> None:
         """Meme `meme_id` was folded into meme `into`: its pictures are pictures of `into` now."""
         self._new.pop(meme_id, None)
         self.likeness.relabel(meme_id, into)
+        self._folded += 1
 
     def remember_copy(self, meme_id: str, copy: Meme, picture: Image.Image | None,
                       phashes: list[str] | None = None) -> None:

@@ -51,6 +51,25 @@ def test_one_other_word_is_another_meme_and_a_copy_is_not():
     assert difference(base, features(sibling)) > MAX_PIXEL_DIFFERENCE
 
 
+def test_a_crop_of_a_small_meme_is_aligned_where_its_keypoints_fail(monkeypatch):
+    """A small meme enlarged to the grid has soft corners: its crop's keypoints match at random
+    (a handful of inliers), so the crop was not aligned at all and its words alone decided."""
+    import indexer.alignment as alignment
+    from indexer.imageio import model_input
+
+    sys.path.insert(0, str(ROOT / "data"))
+    import make_identity_set
+
+    rnd = random.Random(3)
+    original, _ = make_identity_set.originals("small", 0, rnd, 3)[0]
+    crop = make_identity_set.alterations(original, rnd)["crop"][0]
+    pictures = alignment.features(model_input(crop)), alignment.features(model_input(original))
+    assert alignment.difference(*pictures) < MAX_PIXEL_DIFFERENCE
+    assert alignment.difference(*pictures[::-1]) < MAX_PIXEL_DIFFERENCE
+    monkeypatch.setattr(alignment, "_slid", lambda a, b: None)
+    assert alignment.difference(*pictures) is None  # keypoints alone: no alignment
+
+
 def test_the_rule_wants_the_picture_and_the_words_to_agree():
     words = Caption.of("ONE DOES NOT SIMPLY INDEX FIFTY THOUSAND MEMES")
     misread = Caption.of("ONE DOES NOT SIMPIY INDEX FIFTY THOUSAND MEMFS")
@@ -102,6 +121,7 @@ def test_a_picture_without_words_vouches_only_for_what_it_covers():
     assert not same_meme(4, unread, robot, Difference.of(0.0, 0.0, (1.0, 0.9)))
     assert same_meme(4, robot, unread, Difference.of(0.0, 0.0, (1.0, 0.9)))  # all of it is compared
     assert not same_meme(4, unread, unread, Difference.of(0.0, 0.0, (0.9, 0.9)))  # two crops: neither whole
+    assert not same_meme(4, unread, unread, Difference.of(0.0, 0.0, (1.0, 0.9)))  # a crop: it may be of a sibling
     corner = Difference.of(0.0, 0.4)  # all that differs is in a corner
     assert not same_meme(0, unread, gym, corner)  # a caption's word may be there: nothing to tell by
     assert same_meme(0, unread, mark, corner) and same_meme(0, gym, Caption.of(
@@ -120,10 +140,16 @@ def test_a_meme_met_before_its_original_is_looked_at_again_by_what_came_after():
     after = len(likeness.ids)
     likeness.add("other", "ffff0000ffff0001", "one does not simply index fifty thousand memes")
     caption = "one does not simply index fifty thousand memes posted by me"
-    assert likeness.find(["ffff0000ffff0000"], caption, exclude={"copy"}, after=after) == "other"
-    assert likeness.find(["ffff0000ffff0000"], caption, exclude={"copy"}, after=after + 1) is None
+    same = lambda picture: 0.0  # noqa: E731 - the pictures match, all of each (a mark inside it)
+    assert likeness.find(["ffff0000ffff0000"], caption, same, exclude={"copy"}, after=after) == "other"
+    assert likeness.find(["ffff0000ffff0000"], caption, same, exclude={"copy"}, after=after + 1) is None
     likeness.relabel("other", "copy")  # folded: its pictures are the other meme's now
-    assert likeness.find(["ffff0000ffff0001"], "one does not simply index fifty thousand memes") == "copy"
+    assert likeness.find(["ffff0000ffff0001"], "one does not simply index fifty thousand memes", same) == "copy"
+    # without pixels, the one saying less may be a crop through the other's caption: it joins
+    # only at the end of a run, where it matches no other meme
+    framed = Likeness([("copy", "ffff0000ffff0000", "one does not simply index fifty thousand memes posted by me")])
+    assert framed.find(["ffff0000ffff0001"], "one does not simply index fifty thousand memes") is None
+    assert framed.find(["ffff0000ffff0001"], "one does not simply index fifty thousand memes", sole=True) == "copy"
 
 
 def test_a_crop_without_words_joins_at_the_end_only_the_one_meme_it_matches():
@@ -147,6 +173,31 @@ def test_a_crop_without_words_joins_at_the_end_only_the_one_meme_it_matches():
 def grouping(archive_dir, monkeypatch):
     monkeypatch.setenv("MEMES_GROUP_REPOSTS", "1")
     return archive_dir
+
+
+def test_a_crop_that_cut_off_the_line_where_two_siblings_differ_joins_neither():
+    """A crop of one meme that cut its last line off shows the part two siblings share: it
+    matches each of them there, so it joins neither, and a whole picture never joins a meme
+    through a part of a picture (the fold a crop with words made before: the crop joined the
+    sibling, and the original then joined it through the crop)."""
+    from indexer.alignment import Difference
+
+    likeness = Likeness([("gym", "ffff0000ffff0000", "fuzzy toaster fixes the moon every morning at the gym"),
+                         ("robot", "ffff0000ffff0001", "fuzzy toaster fixes the moon every morning with a robot")])
+    crop = "fuzzy toaster fixes the moon every"  # what is left of either once the last line is cut off
+    part = Difference.of(0.0, 0.0, (1.0, 0.9))  # all of the crop is in the other, 90% of the other in it
+    assert likeness.find(["ffff0000ffff0000"], crop, lambda p: part) is None  # not while others may come
+    assert likeness.match(["ffff0000ffff0000"], Caption.of(crop), lambda p: part).unvouched == {"gym", "robot"}
+    assert likeness.find(["ffff0000ffff0000"], crop, lambda p: part, sole=True) is None  # each matches
+    apart = {"gym": part, "robot": Difference.of(0.3, 0.0, (1.0, 0.9))}
+    assert likeness.find(["ffff0000ffff0000"], crop, apart.get, sole=True) == "gym"  # one only: that one
+    # the whole picture met after the crop does not join the crop's meme: it only sees a part of it
+    likeness.add("gym", "ffff0000ffff0002", crop, picture="the crop")
+    whole = "fuzzy toaster fixes the moon every morning with a robot"
+    pictures = {"gym": Difference.of(0.3, 0.0), "robot": Difference.of(0.0, 0.0),
+                "the crop": Difference.of(0.0, 0.0, (0.9, 1.0))}
+    found = likeness.match(["ffff0000ffff0002"], Caption.of(whole), pictures.get, exclude={"robot"}, sole=True)
+    assert found.meme is None and found.parts == {"gym": 2} and not found.unvouched
 
 
 def test_the_sample_repost_becomes_a_sighting_of_its_meme(grouping, samples, cli):
@@ -179,6 +230,33 @@ def test_a_word_or_a_number_either_caption_lacks_is_another_meme_whatever_the_pi
     # the second engine's reading of texture ("sees", "ice") is not trusted to tell memes apart
     assert not Caption.of(["calm dragon breaks the keys", "sees ice"]).disagrees(
         Caption.of(["calm dragon breaks the keys", "eras"]))
+
+
+def test_a_word_replaced_inside_a_glued_run_of_words_is_another_word():
+    """OCR glues a line of a text post into one token and indexing adds its split forms: where
+    two posts differ in one word of that line, the glued runs are 85% alike, which is no slip."""
+    ghost = "SleepyGhost sleepy ghost @sleepy_ghost sleepy ghost "
+    cat = Caption.of(ghost + "nervouscathidesaballoononthecat.calmwizard nervous cat hides a balloon on the cat calm "
+                     "wizard countsthekeyseverymorning counts the keys every morning")
+    pigeon = Caption.of(ghost + "nervouspigeonhidesaballoononthetrain.calm nervous pigeon hides a balloon on the train "
+                        "calm wizardcountsthekeyseverymorning wizard counts the keys every morning")
+    slip = Caption.of(ghost + "nervouscathidesaba1loononthecat.calmwizard nervous cat hides a ba 1 loon on the cat "
+                      "calm wizard countsthekeyseverymorning counts the keys every morning")
+    assert cat.disagrees(pigeon, every_word=True) and pigeon.disagrees(cat, every_word=True)
+    assert not same_meme(6, cat, pigeon)  # no pixels to compare: every word counts
+    assert not cat.disagrees(slip, every_word=True) and not slip.disagrees(cat, every_word=True)
+    walrus, misread = Caption.of("the walrus eats soup"), Caption.of("the walnus7 eats soup")
+    assert not walrus.disagrees(misread, every_word=True)  # a short glued misreading stays a slip
+
+
+def test_pixels_that_barely_tell_two_pictures_apart_leave_every_word_to_count():
+    """A half-size copy of a small meme compared with another meme of its template may differ
+    by no more than copies do where one short word differs: then the words decide."""
+    rain = Caption.of("silly cat says a spoon in the rain")
+    calm = Caption.of("silly cat says a spoon in the cam")  # "calm", read from a half-size copy
+    assert same_meme(2, rain, calm, 0.02)  # clearly one picture: the pixels vouch for it
+    assert not same_meme(2, rain, calm, 0.07)
+    assert same_meme(2, rain, Caption.of("silly cat says a spoon in the rain"), 0.07)
 
 
 def test_small_text_on_flat_colours_is_never_folded(grouping, tmp_path, cli):
