@@ -56,6 +56,7 @@ WORD_FOUND = 70
 GLUED_SLIPS = 3  # letters OCR may misread in a glued run of words that another reading splits
 WORD_LETTERS = 4  # shorter words are too easily made by OCR out of texture
 WORD_RANK = 50_000  # a word must be among this many of the commonest English words to be trusted
+CROPPED = (0.6, 0.99)  # the share of a picture's pixels a crop of it may have kept
 COVERED = 0.97  # share of a picture another must cover to vouch for its words (a 3% crop covers 0.94-0.97)
 MARK_LETTERS = 16  # what a site's mark says (imgflip.com, reddit.com/r/memes): more letters are a caption
 
@@ -139,7 +140,7 @@ class Caption:
         found = max(WORD_FOUND, 100 - 100 * GLUED_SLIPS / len(word)) if glued else WORD_FOUND
         return fuzz.partial_ratio(word, self.letters) < found
 
-    def disagrees(self, other: "Caption", every_word: bool = False) -> bool:
+    def disagrees(self, other: "Caption", every_word: bool = False, part: bool = False) -> bool:
         """Whether the two say different things: each says a word the other lacks (a number,
         "wizard" for "teapot"), or one puts a word the other lacks where the other has another
         word, between words both say ("hides" for "finds" where "finds" is said later too).
@@ -148,7 +149,10 @@ class Caption:
         `every_word` (where the pictures cannot tell: "at" for "cat", "gym" for "robot" as the
         last word), and then a word replaced first or last counts too; a split form of a glued
         token counts only where the glued token is lacking too (a misread "walnus7" splits into
-        "wal nus", which no reading of "walrus" says)."""
+        "wal nus", which no reading of "walrus" says). `part`: this picture shows only a part of
+        the other (a crop), which may have cut the other's words, whole or in part ("41" of
+        "9:41", "alm" of "calm", at every line's start): only the words it says count, and each
+        must be in the other (where OCR read words there at all)."""
         if every_word:
             ours, theirs = self.tokens, other.tokens
             mine = {w for w, g in zip(ours, self.glued) if other.lacks(w) and (not g or other.lacks(g, glued=True))}
@@ -157,6 +161,8 @@ class Caption:
             ours, theirs = self.words, other.words
             mine = {w for w in ours if other.lacks(w)}
             yours = {w for w in theirs if self.lacks(w)}
+        if part:  # every word it says is in the other, where OCR read the other at all
+            return bool(mine) and bool(theirs)
         if not every_word and mine and yours:
             return True
         if not (mine or yours):
@@ -181,7 +187,7 @@ SAME, UNVOUCHED, DIFFERENT = "same", "unvouched", "different"
 def verdict(distance: int, a: Caption, b: Caption, pixels: float | None = None) -> str:
     """`same_meme`'s answer, and UNVOUCHED where the two may be one meme, but one picture may show
     only a part of the other, without words the other says (`vouched`, `shows_part`)."""
-    if distance > MAX_DISTANCE or a.disagrees(b):
+    if distance > MAX_DISTANCE or words_differ(a, b, pixels):
         return DIFFERENT
     if pixels is not None:
         if in_corner(pixels) and not corner_explained(a, b):
@@ -189,7 +195,7 @@ def verdict(distance: int, a: Caption, b: Caption, pixels: float | None = None) 
         if pixels >= MAX_PIXEL_DIFFERENCE:
             return DIFFERENT
         if pixels >= BARELY:  # the pixels barely tell these apart: every word counts, as without them
-            if a.disagrees(b, every_word=True):
+            if words_differ(a, b, pixels, every_word=True):
                 return DIFFERENT
             if not (a.words and b.words):
                 return UNVOUCHED  # and there are no words on one side to count
@@ -205,6 +211,25 @@ def verdict(distance: int, a: Caption, b: Caption, pixels: float | None = None) 
     # where one says words the other does not, it may be a crop of the other through its caption
     # (or the other a sibling the crop matches as well): no pixels say which part each shows
     return UNVOUCHED if shows_part(a, b, 0.0) or shows_part(b, a, 0.0) else SAME
+
+
+def may_be_crop(area: int, other: int) -> bool:
+    """Whether one of two pictures with these pixel counts may be a crop of the other: it keeps
+    a share of the other's pixels within CROPPED (up to 8% cut from each edge leaves 71%; a
+    half-size copy keeps 25%)."""
+    return 0 < min(area, other) and CROPPED[0] <= min(area, other) / max(area, other) < CROPPED[1]
+
+
+def words_differ(a: Caption, b: Caption, pixels, every_word: bool = False) -> bool:
+    """`Caption.disagrees`, where a picture that the aligned pixels show to be a part of the
+    other (a crop: it covers less than COVERED of the other, which covers all of it) counts only
+    the words it says, and each of them must be in the other: the crop may have cut the other's."""
+    share_a, share_b = covers(pixels) if pixels is not None else (1.0, 1.0)
+    if share_b < COVERED <= share_a:
+        return a.disagrees(b, every_word, part=True)
+    if share_a < COVERED <= share_b:
+        return b.disagrees(a, every_word, part=True)
+    return a.disagrees(b, every_word)
 
 
 def corner_explained(a: Caption, b: Caption) -> bool:
@@ -340,7 +365,9 @@ class Likeness:
     def _may_be(self, caption: Caption, area: int, row: int) -> bool:
         """Whether the words allow the image to be the picture of `row` (the pixels decide)."""
         other = self.captions[row]
-        if caption.disagrees(other):
+        # the smaller picture may be a crop of the other (the pixels will tell): its words count
+        smaller, larger = (caption, other) if area < self.areas[row] else (other, caption)
+        if smaller.disagrees(larger, part=may_be_crop(area, self.areas[row])):
             return False
         # A smaller picture whose words OCR could not read cannot vouch for a larger one whose
         # words it did: at that size, captions a word apart look alike.
@@ -356,12 +383,7 @@ class Likeness:
         when every picture it could be is known (the end of a run); the earlier rows whose words
         differ from its own are looked at too."""
         found = self.match(phashes, Caption.of(readings), pixels, area, exclude, after, sole)
-        if found.meme is None and sole and len(found.unvouched) == 1:
-            # a part of a picture (a crop through its caption) that matches one meme only: a
-            # sibling's picture would match it as well, and none does. (Never the other way: a
-            # whole picture does not join a meme through a crop that may be a sibling's.)
-            return next(iter(found.unvouched))
-        return found.meme
+        return found.settled if sole else found.meme
 
     def match(self, phashes: list[str], caption: Caption, pixels=None, area: int = 0,
               exclude: set | frozenset = frozenset(), after: int = 0, sole: bool = False) -> "Match":
@@ -371,11 +393,12 @@ class Likeness:
         found = Match()
         best: tuple | None = None
         # the likeliest first: once a picture matches with no pixel differing (no corner left
-        # out), none after it can rank before it, and the costly comparisons of the rest are spared
+        # out), none after it can rank before it, and the costly comparisons of the rest of its
+        # meme's pictures are spared (other memes' are still made: it may repeat them too)
         candidates = sorted(self.candidates(phashes, caption, area, after, sole), key=lambda c: (-c[2], c[1]))
         for i, distance, similarity in candidates:
             meme_id = self.ids[i]
-            if meme_id in exclude:
+            if meme_id in exclude or (meme_id == found.meme and best is not None and best[:2] == (False, 0)):
                 continue
             difference = pixels(self.pictures[i]) if pixels is not None else None
             said = verdict(distance, caption, self.captions[i], difference)
@@ -391,8 +414,9 @@ class Likeness:
                         difference if difference is not None else 1.0, -similarity, distance)
                 if best is None or rank < best:
                     best, found.meme = rank, meme_id
-                if difference is not None and difference == 0 and not rank[0]:
-                    break
+                if caption.words and self.captions[i].words:  # a bridge needs words on both sides
+                    found.also.add(meme_id)
+        found.also = found.also - {found.meme} if found.meme in found.also else set()
         return found
 
     def row(self, row: int) -> tuple[str, str, Caption, int]:
@@ -404,10 +428,27 @@ class Likeness:
 @dataclass
 class Match:
     """What comparing an image with an archive's pictures found: the meme it repeats (None if
-    none), the memes with a picture it may be but cannot vouch for (`unvouched`: it shows only a
-    part of it, or has no words and barely matches it), and those with a picture that shows only
-    a part of it (`parts`: meme -> the row of that picture)."""
+    none; `also`: the other memes it repeats a picture of, both pictures with words, as it does
+    one of that meme: copies of one meme whose words or pixels did not vouch for each other,
+    which it bridges), the memes with a picture it may be but cannot vouch for (`unvouched`: it
+    shows only a part of it, or has no words and barely matches it), and those with a picture
+    that shows only a part of it (`parts`: meme -> the row of that picture)."""
 
     meme: str | None = None
     unvouched: set = field(default_factory=set)
     parts: dict = field(default_factory=dict)
+    also: set = field(default_factory=set)
+
+    @property
+    def part_of(self) -> str | None:
+        """The one meme the image may be a part of, if exactly one."""
+        return next(iter(self.unvouched)) if len(self.unvouched) == 1 else None
+
+    @property
+    def settled(self) -> str | None:
+        """The meme the image joins once every picture it could be is known (a run's end): the
+        one it repeats, or else the one meme whose picture it is a part of (a crop through a
+        caption that matches one meme only: a sibling's picture would match it as well, and
+        none does; never the other way: a whole picture does not join a meme through a crop
+        that may be a sibling's)."""
+        return self.meme if self.meme is not None else self.part_of

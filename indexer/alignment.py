@@ -5,8 +5,8 @@ matched, a similarity transform fitted with RANSAC, or where keypoints fail on a
 one picture slid over the other; where some difference is left, refined to a fraction of a
 pixel by OpenCV's ECC), nearly every pixel agrees. Another meme of the same template aligns
 just as well on the template, but its caption's letters differ. Measured on 1,007 rendered
-real memes (see archive.likeness for the figures): every one of 4,032 altered copies measured 0, and pairs of
-one template with other captions at least 0.196. Two earlier measures let the two overlap: the
+real memes (see archive.likeness for the figures): every one of 4,032 altered copies measured
+0, and pairs of one template with other captions at least 0.196. Two earlier measures let the two overlap: the
 share of all pixels that differ (a word changed in a small caption is a small share of the
 picture: copies reached 6%, such siblings started at 1.2%), and keypoints alone, whose
 alignment is off by 2-3 pixels on some copies, so that their letters' edges count as strokes.
@@ -301,18 +301,23 @@ class FeatureCache:
         return found
 
 
-def pixel_judge(picture: Image.Image | None, cache: FeatureCache, load) -> Callable[[str], float | None]:
-    """key -> how much `picture` and the picture `load(key)` differ once aligned (`difference`);
-    None where either is missing. The query's features are made on first use, the others'
-    kept in `cache`. Indexing and search by picture judge pixels with this one rule."""
+def pixel_judge(picture: Image.Image | None, cache: FeatureCache, load, key: str | None = None
+                ) -> Callable[[str], float | None]:
+    """key -> how much `picture` (or, `key` given, the picture `load(key)`) and the picture
+    `load(key)` differ once aligned (`difference`); None where either is missing. The query's
+    features are made on first use, the others' kept in `cache`. Indexing and search by picture
+    judge pixels with this one rule."""
     query: list = []
 
-    def pixels(key: str) -> float | None:
-        if picture is None:
-            return None
+    def pixels(other: str) -> float | None:
         if not query:
-            query.append(features(picture))
-        other = cache.get(key, lambda: load(key))
-        return difference(query[0], other) if other is not None else None
+            if key is not None:
+                query.append(cache.get(key, lambda: load(key)))
+            else:
+                query.append(features(picture) if picture is not None else None)
+        if query[0] is None:
+            return None
+        found = cache.get(other, lambda: load(other))
+        return difference(query[0], found) if found is not None else None
 
     return pixels

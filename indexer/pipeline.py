@@ -45,8 +45,11 @@ class Indexed:
 
 @dataclass
 class Regrouped:
+    """A file indexed earlier in the run is a sighting of another meme now: the file that was a
+    new meme (`new_meme`; an altered copy of this one), or a file that had joined it."""
     path: Path
-    meme_id: str  # the file, indexed as a new meme earlier in the run, is an altered copy of this one
+    meme_id: str
+    new_meme: bool = True
 
 
 @dataclass
@@ -169,13 +172,15 @@ class Indexer:
             return
         for meme_id, target in self.reposts.second_look():
             meme = self.catalog.get(meme_id)
-            if meme is None or len(meme.sightings) != 1 or self.catalog.get(target) is None:
-                continue  # other files joined it meanwhile: it stays a meme
+            if meme is None or self.catalog.get(target) is None:
+                continue
             self.catalog.merge_into(target, meme)
             self.reposts.merged(meme_id, target)
             for space in self.embedder.store.describe():
                 self.embedder.store.space(space).delete_memes([meme_id])
-            yield Regrouped(Path(meme.sightings[0].path), target)
+            own = next((s for s in meme.sightings if s.content_hash == meme.content_hash), meme.sightings[0])
+            for sighting in meme.sightings:
+                yield Regrouped(Path(sighting.path), target, new_meme=sighting is own)
 
     def _triage(self, item: Found) -> Event | os.stat_result:
         if item.problem:

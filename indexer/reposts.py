@@ -9,7 +9,7 @@ from typing import Iterator
 from PIL import Image
 
 from archive.catalog import Catalog
-from archive.likeness import Caption, Likeness
+from archive.likeness import Caption, Likeness, Match
 from archive.model import Meme
 
 from .alignment import FeatureCache, pixel_judge
@@ -33,6 +33,9 @@ class Reposts:
         # memes saved this run: (the first row of pictures after its own, hashes, readings, pixel count)
         self._new: dict[str, tuple] = {}
         self._folded = 0  # memes folded by the second look
+        self._made: set[str] = set()  # memes made this run
+        self._into: dict[str, str] = {}  # a meme folded this run -> the meme it is now part of
+        self._bridges: list[tuple[str, str]] = []  # memes an image repeats both of (`_bridge`)
 
     @property
     def likeness(self) -> Likeness:
@@ -41,9 +44,22 @@ class Reposts:
         return self._likeness
 
     def find(self, phashes: list[str], readings: list[str], picture: Image.Image | None, area: int = 0,
-             exclude: set | frozenset = frozenset(), after: int = 0, sole: bool = False) -> str | None:
-        pixels = pixel_judge(picture, self._features, self._picture)
-        return self.likeness.find(phashes, readings, pixels, area, exclude, after, sole)
+             exclude: set | frozenset = frozenset()) -> str | None:
+        found = self.likeness.match(phashes, Caption.of(readings), self._judge(picture), area, exclude)
+        self._bridge(found)
+        return found.meme
+
+    def _bridge(self, found: Match) -> None:
+        """An image that repeats pictures of two memes made them one: the copies of a meme met
+        before it (a half-size copy and a watermarked one, say) whose words or pixels could not
+        vouch for each other; they are folded at the end of the run."""
+        if found.meme is not None:
+            self._bridges += [(found.meme, other) for other in found.also]
+
+    def _judge(self, picture: Image.Image | None = None, key: str | None = None):
+        """How much an image (`picture`, or the picture of `key`, loaded on first use) differs
+        from the pictures of this archive and run (`alignment.pixel_judge`)."""
+        return pixel_judge(picture, self._features, self._picture, key)
 
     def apart(self, rules: list[tuple[str, str]]) -> set[str]:
         """The memes an image is not, by what the user said of its bytes (`Catalog.identity_rules`:
@@ -56,9 +72,10 @@ class Reposts:
         readings = [o.text for o in meme.ocr_texts]
         for phash in dict.fromkeys(phashes or [meme.phash]):
             self.likeness.add(meme.id, phash, readings, area=area(meme))
+        self._made.add(meme.id)
         if picture is not None:
             self._features.get(meme.id, lambda: picture)
-            self._new[meme.id] = (len(self.likeness.ids), phashes or [meme.phash], readings, area(meme))
+            self._new[meme.id] = (len(self.likeness.ids), phashes or [meme.phash], Caption.of(readings), area(meme))
 
     def second_look(self) -> Iterator[tuple[str, str]]:
         """(meme, meme it is folded into) for memes saved this run that stayed alone: a copy met
@@ -69,43 +86,71 @@ class Reposts:
         where one of two pictures shows only a part of the other, and the other says words it
         does not (a crop through a caption, or a caption framed with a line of text), they are
         one meme when the part matches no other whole (a sibling's would match it as well).
-        `merged` tells of each one the caller folds."""
+        First, memes made this run that one image repeats as well as another (`_bridge`) are
+        folded into it, all their files with them, where their words never differ and the user
+        never set their files apart. `merged` tells of each one the caller folds."""
         folded = -1
         while folded != self._folded:  # again while memes were folded: a crop's two wholes may be one now
             folded = self._folded
+            yield from self._bridged()
             yield from self._looked_again()
+
+    def _bridged(self) -> Iterator[tuple[str, str]]:
+        bridges, self._bridges = self._bridges, []
+        for joined, other in bridges:
+            joined, other = self._now(joined), self._now(other)
+            if other not in self._made:
+                joined, other = other, joined  # fold the one made this run
+            if joined != other and other in self._made and self._may_fold(other, joined):
+                yield other, joined
+
+    def _now(self, meme_id: str) -> str:
+        while meme_id in self._into:
+            meme_id = self._into[meme_id]
+        return meme_id
+
+    def _may_fold(self, meme_id: str, into: str) -> bool:
+        """Whether the words of every picture of one meme agree with those of every picture of
+        the other, and the user set none of their files apart from the other meme."""
+        a, b = self.catalog.get(meme_id), self.catalog.get(into)
+        if a is None or b is None:
+            return False
+        for meme, other in ((a, b.id), (b, a.id)):
+            if any(other in self.apart(self.catalog.identity_rules(s.content_hash or "")) for s in meme.sightings):
+                return False
+        ours = [c for i, c in zip(self.likeness.ids, self.likeness.captions) if i == meme_id]
+        theirs = [c for i, c in zip(self.likeness.ids, self.likeness.captions) if i == into]
+        return not any(x.disagrees(y) or y.disagrees(x) for x in ours for y in theirs)
 
     def _looked_again(self) -> Iterator[tuple[str, str]]:
         # the largest first: a framed copy is settled before a crop of its picture asks which
         # memes it is a part of
-        for meme_id, (after, phashes, readings, area) in sorted(self._new.items(), key=lambda m: -m[1][3]):
-            caption = Caption.of(readings)
-            if meme_id not in self._new or not self.likeness.candidates(phashes, caption, area, after, sole=True):
-                continue  # folded meanwhile, or nothing could be it: no picture to load
-            meme = self.catalog.get(meme_id)
+        for meme_id, (after, phashes, caption, area) in sorted(self._new.items(), key=lambda m: -m[1][3]):
+            meme = self.catalog.get(meme_id) if meme_id in self._new else None  # or folded meanwhile
             if meme is None or len(meme.sightings) != 1:
                 continue  # other files joined it meanwhile: it stays a meme (a wrong join would spread)
             exclude = {meme_id} | self.apart(self.catalog.identity_rules(meme.content_hash or ""))
-            pixels = pixel_judge(self._picture(meme_id), self._features, self._picture)
-            found = self.likeness.match(phashes, caption, pixels, area, exclude, after, sole=True)
-            if found.meme is None and len(found.unvouched) == 1:
-                found.meme = next(iter(found.unvouched))  # a part of one meme's picture only
+            # its picture is loaded only where some picture is worth comparing with it
+            found = self.likeness.match(phashes, caption, self._judge(key=meme_id), area, exclude, after, sole=True)
+            self._bridge(found)
+            joined = found.settled
             for part, row in found.parts.items():
-                if found.meme is None and self._sole_whole(row, exclude={part}) == meme_id:
-                    found.meme = part  # a whole whose part matches no other whole
-            if found.meme is not None:
-                yield meme_id, found.meme
+                if joined is None and self._sole_whole(row, exclude={part}) == meme_id:
+                    joined = part  # a whole whose part matches no other whole
+            if joined is not None:
+                yield meme_id, joined
 
     def _sole_whole(self, row: int, exclude: set) -> str | None:
         """The one meme with pictures that the picture of `row` shows only a part of, if one."""
         key, phash, caption, area = self.likeness.row(row)
-        pixels = pixel_judge(self._picture(key), self._features, self._picture)
-        found = self.likeness.match([phash], caption, pixels, area, exclude, len(self.likeness.ids), sole=True)
-        return next(iter(found.unvouched)) if len(found.unvouched) == 1 else None
+        found = self.likeness.match([phash], caption, self._judge(key=key), area, exclude, len(self.likeness.ids),
+                                    sole=True)
+        return found.part_of
 
     def merged(self, meme_id: str, into: str) -> None:
         """Meme `meme_id` was folded into meme `into`: its pictures are pictures of `into` now."""
         self._new.pop(meme_id, None)
+        self._into[meme_id] = into
         self.likeness.relabel(meme_id, into)
         self._folded += 1
 

@@ -100,8 +100,12 @@ def test_a_picture_that_matches_to_the_pixel_spares_comparing_the_rest():
         return Difference.of(differences[picture], corner=False)
 
     caption = "ONE DOES NOT SIMPLY INDEX FIFTY THOUSAND MEMES"
-    assert likeness.find(["ffff0000ffff0000"], caption, pixels) == "meme"
-    assert asked == ["meme"]  # its words are the nearest: the others cannot rank before it
+    likeness.add("meme", "ffff0000ffff0003", caption + " TODAY", picture="meme")  # another picture of it
+    found = likeness.match(["ffff0000ffff0000"], Caption.of(caption), pixels)
+    assert found.meme == "meme" and found.also == {"cousin"}
+    # its words are the nearest: the others cannot rank before it; its meme's other pictures
+    # are spared, another meme's are compared (the image may repeat that one too)
+    assert asked == ["meme", "cousin"]
     asked.clear()
     assert likeness.find(["ffff0000ffff0000"], caption, lambda p: pixels(p, {"meme": 0.01, "cousin": 0.0,
                                                                              "sibling": 0.2})) == "cousin"
@@ -167,6 +171,97 @@ def test_a_crop_without_words_joins_at_the_end_only_the_one_meme_it_matches():
     crops = Likeness([("crop", "ffff0000ffff0000", ["", ""])])
     assert crops.find(["ffff0000ffff0000"], "fuzzy toaster fixes the moon at the robot",
                       lambda p: Difference.of(0.0, 0.0, (0.9, 1.0)), sole=True) is None
+
+
+def test_a_crop_that_cut_words_at_its_edge_counts_only_the_words_it_says():
+    """A crop through a text post cuts every line's first letters ("41" of "9:41", "alm" of
+    "calm"): the whole's words it lacks are cut off, not other words; it is a part of the whole
+    and joins it at the end of a run, where no other meme matches it. A crop that says a word
+    the whole does not is another meme's, whatever the pixels say."""
+    from archive.likeness import UNVOUCHED, verdict
+    from indexer.alignment import Difference
+
+    whole = "Quiet Robot @quiet_robot calm toaster breaks taxes at midnight. proud banana finds socks 9:41 AM Dec 3"
+    crop = "uiet Robot quiet_robot alm toaster breaks taxes at midnight. roud banana finds socks 41 AM Dec 3"
+    part = Difference.of(0.0, 0.0, (1.0, 0.9))  # all of the crop is in the whole, 90% of the whole in it
+    assert verdict(14, Caption.of(crop), Caption.of(whole), part) == UNVOUCHED
+    assert verdict(14, Caption.of(whole), Caption.of(crop), Difference.of(0.0, 0.0, (0.9, 1.0))) == UNVOUCHED
+    assert not same_meme(14, Caption.of(crop), Caption.of(whole))  # without pixels, "941" is not "41"
+    other = crop.replace("finds", "hides")
+    assert not same_meme(14, Caption.of(other), Caption.of(whole), part)
+    likeness = Likeness([("post", "ffff0000ffff0000", whole, 621 * 170)])
+    assert likeness.find(["ffff0000ffff0001"], crop, lambda p: part, area=573 * 157) is None  # others may come
+    assert likeness.find(["ffff0000ffff0001"], crop, lambda p: part, area=573 * 157, sole=True) == "post"
+    assert likeness.find(["ffff0000ffff0001"], other, lambda p: part, area=573 * 157, sole=True) is None
+
+
+def test_an_image_that_repeats_pictures_of_two_memes_shows_they_are_one():
+    """Bridges: what an image repeats besides the meme it joins (`Match.also`) are pictures with
+    words, as its own are; a picture without words (a half-size copy whose type OCR cannot
+    read) matches siblings too."""
+    from indexer.alignment import Difference
+
+    said = "fuzzy toaster fixes the moon every morning"
+    likeness = Likeness([("half", "ffff0000ffff0000", said), ("mark", "ffff0000ffff0001", said + " imgflip.com"),
+                         ("tiny", "ffff0000ffff0002", ["", ""])])
+    same = lambda p: Difference.of(0.0, 0.0)  # noqa: E731
+    found = likeness.match(["ffff0000ffff0000"], Caption.of(said), same)
+    assert found.meme is not None and found.also == {"half", "mark"} - {found.meme}
+    assert likeness.match(["ffff0000ffff0000"], Caption.of(["", ""]), same).also == set()
+
+
+def test_memes_of_a_run_that_one_image_repeats_both_of_are_folded(tmp_path, monkeypatch):
+    """A half-size copy and a watermarked copy met before their original do not vouch for each
+    other: each became a meme. The original repeats both: at the run's end one is folded into
+    the other with its files, unless their words differ or the user set them apart."""
+    from datetime import datetime, timezone
+
+    from PIL import Image
+
+    from archive.catalog import Catalog
+    from archive.model import Meme, OcrText, Sighting
+    from indexer.alignment import Difference
+    from indexer.reposts import Reposts
+
+    unlike = {frozenset(("half", "mark")), frozenset(("morning", "weekend"))}  # pixels that differ
+    asking: list[str] = []
+
+    def judge(self, picture=None, key=None):
+        me = (key or asking[-1]).rstrip("0")
+        return lambda other: Difference.of(0.3 if frozenset((me, other.rstrip("0"))) in unlike else 0.0, 0.0)
+
+    monkeypatch.setattr(Reposts, "_judge", judge)
+    picture = Image.new("RGB", (64, 64), "white")
+
+    def run(texts: dict[str, str], rules=()) -> tuple[str | None, list[tuple[str, str]]]:
+        catalog = Catalog(tmp_path / f"{len(list(tmp_path.iterdir()))}.sqlite3")
+        for rule in rules:
+            catalog.put_identity_rule(*rule)
+        reposts = Reposts(catalog, 10**7)
+        for name, text in texts.items():
+            digest = name.ljust(64, "0")
+            asking.append(digest[:16])
+            joined = reposts.find(["ffff0000ffff0000"], [text], picture, 90_000)
+            if name == "original":
+                break
+            assert joined is None  # each copy sees pictures it is not
+            meme = Meme(id=digest[:16], content_hash=digest, phash="ffff0000ffff0000", width=300, height=300,
+                        sections=[OcrText("rapidocr", text)], first_seen=datetime.now(timezone.utc),
+                        sightings=[Sighting(f"/m/{name}.jpg", datetime.now(timezone.utc), content_hash=digest)])
+            catalog.save(meme)
+            reposts.remember(meme, picture)
+        return joined and joined.rstrip("0"), [(m.rstrip("0"), into.rstrip("0")) for m, into in reposts.second_look()]
+
+    said = "fuzzy toaster fixes the moon every morning"
+    joined, folded = run({"half": said, "mark": said, "original": said})
+    assert joined in {"half", "mark"} and folded == [(({"half", "mark"} - {joined}).pop(), joined)]
+    # the user said one of them is not the other: they stay two
+    rule = ("mark".ljust(64, "0"), "apart", "half".ljust(64, "0"))
+    assert run({"half": said, "mark": said, "original": said}, [rule])[1] == []
+    # two memes whose words differ stay two, whatever one image that says less matches
+    joined, folded = run({"morning": said, "weekend": said.replace("morning", "weekend"),
+                          "original": "fuzzy toaster fixes the moon every"})
+    assert joined in {"morning", "weekend"} and folded == []
 
 
 @pytest.fixture

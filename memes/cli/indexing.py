@@ -48,7 +48,7 @@ def index(
     counts = {"new_memes": 0, "new_sightings": 0, "joined_copies": 0, "unchanged": 0, "skipped": 0,
               "other_shards": 0}
     skipped: list[dict] = []
-    joined: list[dict] = []
+    joined: dict[str, str] = {}  # file that joined a meme as an altered copy -> the meme
     with archive.lock(wait=wait, on_wait=err):
         found = archive.scan(paths)
         progress = progress_bar(state, "indexing")
@@ -70,12 +70,14 @@ def index(
                     counts["new_memes" if event.new_meme else "new_sightings"] += 1
                     if event.joined:
                         counts["joined_copies"] += 1
-                        joined.append({"path": str(event.path), "meme": event.meme_id})
-                elif isinstance(event, Regrouped):  # counted as a new meme earlier in the run
-                    counts["new_memes"] -= 1
-                    counts["new_sightings"] += 1
-                    counts["joined_copies"] += 1
-                    joined.append({"path": str(event.path), "meme": event.meme_id})
+                        joined[str(event.path)] = event.meme_id
+                elif isinstance(event, Regrouped):  # counted earlier in the run
+                    if event.new_meme:
+                        counts["new_memes"] -= 1
+                        counts["new_sightings"] += 1
+                        counts["joined_copies"] += 1
+                    if event.new_meme or str(event.path) in joined:
+                        joined[str(event.path)] = event.meme_id
                     continue
                 progress.advance(task)
         if prune:
@@ -87,7 +89,8 @@ def index(
         say_fast_queries(archive)
         total = archive.summary()["memes"]
     if as_json:
-        typer.echo(json.dumps({**counts, "skipped_files": skipped, "joined_files": joined,
+        joined_files = [{"path": path, "meme": meme_id} for path, meme_id in joined.items()]
+        typer.echo(json.dumps({**counts, "skipped_files": skipped, "joined_files": joined_files,
                                "memes_in_archive": total}))
     else:
         others = f", {counts['other_shards']} left to other shards" if share else ""
