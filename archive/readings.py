@@ -81,10 +81,10 @@ def clean_reading(text: str) -> str:
     collapsed: one reading of what the picture says."""
     out: list[str] = []
     for token, pieces in as_read(text):
-        # a caption's words run together read better apart; a short or mixed-case token
-        # (MMLU, LLaMA2) stays as it was read
-        glued_caption = bool(pieces) and token.isupper() and len(letters_of(token)) >= 6
-        out += [p.upper() for p in pieces] if glued_caption else [token]
+        # a caption's words run together read better apart, in its case ("hungrylizardhatesmy"
+        # too); a short or mixed-case token (MMLU, LLaMA2) stays as it was read
+        glued_caption = bool(pieces) and (token.isupper() or token.islower()) and len(letters_of(token)) >= 6
+        out += ([p.upper() for p in pieces] if token.isupper() else pieces) if glued_caption else [token]
     return " ".join(out)
 
 

@@ -154,6 +154,8 @@ def test_clean_reading_folds_the_added_word_forms_back():
     assert read.startswith("MONDAYAGAIN monday again")
     assert clean_reading(read) == "MONDAY AGAIN NOBODY ASKED FOR THIS"
     assert clean_reading("MMLU mm lu (%) LLaMA2 llama 2 70") == "MMLU (%) LLaMA2 70"  # as read, once
+    assert clean_reading("hungrylizardhatesmy hungry lizard hates my homeworkafterlunch homework after lunch") \
+        == "hungry lizard hates my homework after lunch"  # a caption read in lower case, glued
     assert matched_spans("MONDAY AGAIN, monday", "monday x") == [(0, 6), (14, 20)]
 
 
