@@ -9,7 +9,8 @@ from typing import Iterator
 from PIL import Image
 
 from archive.catalog import Catalog
-from archive.likeness import Caption, Likeness, Match
+from archive.caption import Caption
+from archive.likeness import Likeness, Match
 from archive.model import Meme
 
 from .alignment import FeatureCache, pixel_judge

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from archive.catalog import Catalog
-from archive.likeness import MAX_DISTANCE, Caption, hamming, hash_array, same_meme
+from archive.caption import Caption
+from archive.likeness import MAX_DISTANCE, hamming, hash_array, same_meme
 from archive.model import Meme, Sighting
 
 

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from archive.likeness import MAX_PIXEL_DIFFERENCE, Caption, Likeness, same_meme
+from archive.caption import Caption
+from archive.likeness import MAX_PIXEL_DIFFERENCE, Likeness, same_meme
 from tests.conftest import ROOT, flat_colour_memes
 
 
