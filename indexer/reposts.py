@@ -119,9 +119,8 @@ class Reposts:
         for meme, other in ((a, b.id), (b, a.id)):
             if any(other in self.apart(self.catalog.identity_rules(s.content_hash or "")) for s in meme.sightings):
                 return False
-        ours = [c for i, c in zip(self.likeness.ids, self.likeness.captions) if i == meme_id]
-        theirs = [c for i, c in zip(self.likeness.ids, self.likeness.captions) if i == into]
-        return not any(x.disagrees(y) or y.disagrees(x) for x in ours for y in theirs)
+        theirs = self.likeness.captions_of(into)
+        return not any(x.disagrees(y) or y.disagrees(x) for x in self.likeness.captions_of(meme_id) for y in theirs)
 
     def _looked_again(self) -> Iterator[tuple[str, str]]:
         # the largest first: a framed copy is settled before a crop of its picture asks which
