@@ -43,6 +43,9 @@ MAX_PIXEL_DIFFERENCE = 0.1
 # 0.094): from this much on, the pixels do not vouch for a word either picture lacks, nor for
 # a picture without words to compare (it may join the one meme that matches it, at a run's end).
 BARELY = 0.05
+# A picture compared at this many times the resolution of another outweighs it: a half-size copy
+# of a small meme (half the resolution) shows its words in a few pixels each.
+SHARPER = 1.5
 # Without pixels to compare (no alignment possible, or no image at hand: search-side groups):
 MAX_DISTANCE_NO_TEXT = 4  # bits of 64, for memes with too little text to compare
 MIN_CAPTION_SIMILARITY = 0.5  # trigram Jaccard overlap of the two OCR texts
@@ -279,7 +282,7 @@ class Likeness:
             if said == UNVOUCHED:
                 overlap = covers(difference)
                 if shows_part(caption, self.captions[i], overlap[1]) or barely(caption, difference):
-                    found.unvouched.add(meme_id)
+                    found.may_be(meme_id, difference)
                 elif shows_part(self.captions[i], caption, overlap[0]):
                     found.parts.setdefault(meme_id, i)
             if said == SAME:
@@ -309,18 +312,39 @@ class Match:
     none; `also`: the other memes it repeats a picture of, both pictures with words, as it does
     one of that meme: copies of one meme whose words or pixels did not vouch for each other,
     which it bridges), the memes with a picture it may be but cannot vouch for (`unvouched`: it
-    shows only a part of it, or has no words and barely matches it), and those with a picture
-    that shows only a part of it (`parts`: meme -> the row of that picture)."""
+    shows only a part of it, or has no words and barely matches it; `detail`: meme -> the finest
+    resolution its pictures were compared at, and at which they matched as closely as copies
+    do), and those with a picture that shows only a part of it (`parts`: meme -> the row of
+    that picture)."""
 
     meme: str | None = None
     unvouched: set = field(default_factory=set)
     parts: dict = field(default_factory=dict)
     also: set = field(default_factory=set)
+    detail: dict = field(default_factory=dict)
+
+    def may_be(self, meme_id: str, pixels) -> None:
+        """The image may be a part of a picture of this meme, which differs from it by `pixels`."""
+        self.unvouched.add(meme_id)
+        seen = getattr(pixels, "detail", 0.0) if pixels is not None else 0.0
+        close = seen if pixels is not None and pixels < BARELY else 0.0
+        finest, closest = self.detail.get(meme_id, (0.0, 0.0))
+        self.detail[meme_id] = (max(finest, seen), max(closest, close))
 
     @property
     def part_of(self) -> str | None:
-        """The one meme the image may be a part of, if exactly one."""
-        return next(iter(self.unvouched)) if len(self.unvouched) == 1 else None
+        """The one meme the image may be a part of, if one: the only one, or the one whose
+        picture matches it as closely as a copy does at SHARPER times the resolution of every
+        other's (a crop through a small caption: a sibling's half-size copy, too small to show
+        the words that tell them apart, matches it as closely as its own original)."""
+        if len(self.unvouched) == 1:
+            return next(iter(self.unvouched))
+        for meme_id in self.unvouched:
+            close = self.detail.get(meme_id, (0.0, 0.0))[1]
+            if close and all(self.detail.get(other, (1.0, 1.0))[0] * SHARPER <= close
+                             for other in self.unvouched if other != meme_id):
+                return meme_id
+        return None
 
     @property
     def settled(self) -> str | None:

@@ -47,16 +47,21 @@ class Difference(float):
     """What `difference` measures, how much the corners it leaves out differ where they differ
     more (`corner`, 0 where they do not), and the share of each of the two pictures (the first
     given, the second) that the other covers once aligned (`overlap`: where the pixels were
-    compared; a crop covers part of its original)."""
+    compared; a crop covers part of its original), and the resolution they were compared at, as a
+    share of the grid's (`detail`: under 1 where the coarser of the two is smaller than the grid,
+    a small meme or a half-size copy, whose words may differ by only a few pixels)."""
 
     corner: float = 0.0
     overlap: tuple[float, float] = (1.0, 1.0)
+    detail: float = 1.0
 
     @classmethod
-    def of(cls, value: float, corner: float, overlap: tuple[float, float] = (1.0, 1.0)) -> "Difference":
+    def of(cls, value: float, corner: float, overlap: tuple[float, float] = (1.0, 1.0),
+           detail: float = 1.0) -> "Difference":
         found = cls(value)
         found.corner = float(corner)
         found.overlap = overlap
+        found.detail = float(detail)
         return found
 
 
@@ -149,7 +154,7 @@ def difference(a: Features, b: Features) -> Difference | None:
     if not ((rough == 0 and not rough.corner) or rough > CERTAIN):
         rough = min(rough, _patch_difference(moving_grey, fixed_grey, _refined(transform, moving_grey, fixed_grey),
                                              covered, patch))
-    return Difference.of(rough, rough.corner, overlap)
+    return Difference.of(rough, rough.corner, overlap, detail)
 
 
 def scale_to_fixed(transform: np.ndarray) -> float:

@@ -175,7 +175,7 @@ class Indexer:
             if meme is None or self.catalog.get(target) is None:
                 continue
             self.catalog.merge_into(target, meme)
-            self.reposts.merged(meme_id, target)
+            self.reposts.merged(meme, target)
             for space in self.embedder.store.describe():
                 self.embedder.store.space(space).delete_memes([meme_id])
             own = next((s for s in meme.sightings if s.content_hash == meme.content_hash), meme.sightings[0])

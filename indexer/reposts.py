@@ -36,6 +36,7 @@ class Reposts:
         self._folded = 0  # memes folded by the second look
         self._made: set[str] = set()  # memes made this run
         self._into: dict[str, str] = {}  # a meme folded this run -> the meme it is now part of
+        self._own: dict[str, str] = {}  # a meme folded this run -> its own file's bytes' hash
         self._bridges: list[tuple[str, str]] = []  # memes an image repeats both of (`_bridge`)
 
     @property
@@ -147,10 +148,14 @@ class Reposts:
                                     sole=True)
         return found.part_of
 
-    def merged(self, meme_id: str, into: str) -> None:
-        """Meme `meme_id` was folded into meme `into`: its pictures are pictures of `into` now."""
+    def merged(self, meme: Meme, into: str) -> None:
+        """Meme `meme` was folded into meme `into`: its pictures are pictures of `into` now, and
+        still compared as pictures (a sighting of `into` each)."""
+        meme_id = meme.id
         self._new.pop(meme_id, None)
         self._into[meme_id] = into
+        if meme.content_hash:
+            self._own[meme_id] = meme.content_hash
         self.likeness.relabel(meme_id, into)
         self._folded += 1
 
@@ -167,9 +172,12 @@ class Reposts:
         self._features.get(copy.content_hash, lambda: picture)
 
     def _picture(self, key: str) -> Image.Image | None:
-        """The picture of a meme (by id), or of a copy joined to one (by its bytes' hash)."""
-        meme = self.catalog.get(self._copies.get(key, key))
-        if meme is not None and key in self._copies:
-            meme = replace(meme, content_hash=key)  # the sighting with the copy's bytes
+        """The picture of a meme (by id), or of a copy joined to one (by its bytes' hash), also
+        where the meme was folded into another this run (without its picture, the rule would
+        compare hashes and words only)."""
+        meme = self.catalog.get(self._now(self._copies.get(key, key)))
+        content = key if key in self._copies else self._own.get(key)
+        if meme is not None and content is not None:
+            meme = replace(meme, content_hash=content)  # the sighting with these bytes
         image = image_of(meme, self.max_pixels) if meme is not None else None
         return model_input(image) if image is not None else None  # as this run's pictures are

@@ -265,6 +265,52 @@ def test_memes_of_a_run_that_one_image_repeats_both_of_are_folded(tmp_path, monk
     assert joined in {"morning", "weekend"} and folded == []
 
 
+def test_a_meme_folded_in_a_run_is_still_compared_by_its_picture(tmp_path):
+    """Once the second look folds a meme into another, its picture still stands for it in the
+    rest of the run (a sighting of the meme it is part of now). Without it the rule compares
+    hashes and words only, and two pictures without words a few bits apart pass for one meme:
+    a crop through one sibling's caption joined another's meme that way, through the other's
+    crop folded into it."""
+    from datetime import datetime, timezone
+
+    from PIL import Image
+
+    from archive.catalog import Catalog
+    from archive.model import Meme, Sighting
+    from indexer.alignment import FeatureCache
+    from indexer.imageio import content_hash
+    from indexer.reposts import Reposts
+
+    catalog = Catalog(tmp_path / "catalog.sqlite3")
+    reposts = Reposts(catalog, 10**7)
+    reposts._features = FeatureCache(size=1)  # a run of hundreds of pictures keeps none of the first
+
+    def saved(name: str, colour: str, at: tuple[int, int] = (40, 30)) -> tuple[Meme, Image.Image]:
+        picture = Image.new("RGB", (320, 240), colour)
+        picture.paste(Image.new("RGB", (80, 60), "white"), at)
+        path = tmp_path / f"{name}.png"
+        picture.save(path)
+        digest = content_hash(path.read_bytes())
+        meme = Meme(id=digest[:16], content_hash=digest, phash="ffff0000ffff0000", width=320, height=240,
+                    first_seen=datetime.now(timezone.utc),
+                    sightings=[Sighting(str(path), datetime.now(timezone.utc), content_hash=digest)])
+        catalog.save(meme)
+        reposts.remember(meme, picture)
+        return meme, picture
+
+    crop, _ = saved("crop", "darkred")
+    original, _ = saved("original", "darkred", (200, 150))
+    catalog.merge_into(original.id, crop)
+    reposts.merged(crop, original.id)
+    saved("other", "navy")  # evicts the crop's features: they must load again
+    green = Image.new("RGB", (320, 240), "darkgreen")
+    green.paste(Image.new("RGB", (80, 60), "white"), (40, 30))
+    assert reposts.find(["ffff0000ffff0000"], [""], green, 320 * 240) is None
+    red = Image.new("RGB", (320, 240), "darkred")
+    red.paste(Image.new("RGB", (80, 60), "white"), (40, 30))
+    assert reposts.find(["ffff0000ffff0000"], [""], red, 320 * 240) == original.id
+
+
 @pytest.fixture
 def grouping(archive_dir, monkeypatch):
     monkeypatch.setenv("MEMES_GROUP_REPOSTS", "1")
@@ -294,6 +340,27 @@ def test_a_crop_that_cut_off_the_line_where_two_siblings_differ_joins_neither():
                 "the crop": Difference.of(0.0, 0.0, (0.9, 1.0))}
     found = likeness.match(["ffff0000ffff0002"], Caption.of(whole), pictures.get, exclude={"robot"}, sole=True)
     assert found.meme is None and found.parts == {"gym": 2} and not found.unvouched
+
+
+def test_a_crop_matching_one_meme_at_a_finer_resolution_than_the_others_joins_it():
+    """A crop through a small meme's caption matches its original and a sibling's half-size copy
+    (whose words are a few pixels, too few to tell the two apart) as closely: the comparison made
+    at twice the resolution decides. At about the same resolution, or where the finer one
+    matches only as closely as a word apart may, neither is chosen."""
+    from indexer.alignment import Difference
+
+    likeness = Likeness([("gym", "ffff0000ffff0000", "fuzzy toaster fixes the moon every morning at the gym"),
+                         ("robot", "ffff0000ffff0001", "fuzzy toaster fixes the moon every morning with a robot")])
+    crop = "fuzzy toaster fixes the moon every"
+
+    def part(pixels: float, detail: float) -> Difference:
+        return Difference.of(pixels, 0.0, (1.0, 0.9), detail)
+
+    half = part(0.0, 0.23)
+    assert likeness.find(["ffff0000ffff0000"], crop, {"gym": part(0.0, 0.45), "robot": half}.get, sole=True) == "gym"
+    assert likeness.find(["ffff0000ffff0000"], crop, {"gym": part(0.0, 0.45), "robot": part(0.0, 0.4)}.get,
+                         sole=True) is None
+    assert likeness.find(["ffff0000ffff0000"], crop, {"gym": part(0.06, 0.45), "robot": half}.get, sole=True) is None
 
 
 def test_the_sample_repost_becomes_a_sighting_of_its_meme(grouping, samples, cli):
