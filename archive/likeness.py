@@ -318,15 +318,17 @@ class Match:
     that picture)."""
 
     meme: str | None = None
-    unvouched: set = field(default_factory=set)
     parts: dict = field(default_factory=dict)
     also: set = field(default_factory=set)
     detail: dict = field(default_factory=dict)
 
+    @property
+    def unvouched(self) -> set:
+        return set(self.detail)
+
     def may_be(self, meme_id: str, pixels) -> None:
         """The image may be a part of a picture of this meme, which differs from it by `pixels`."""
-        self.unvouched.add(meme_id)
-        seen = getattr(pixels, "detail", 0.0) if pixels is not None else 0.0
+        seen = getattr(pixels, "detail", 0.0)  # none known without pixels
         close = seen if pixels is not None and pixels < BARELY else 0.0
         finest, closest = self.detail.get(meme_id, (0.0, 0.0))
         self.detail[meme_id] = (max(finest, seen), max(closest, close))
@@ -337,12 +339,11 @@ class Match:
         picture matches it as closely as a copy does at SHARPER times the resolution of every
         other's (a crop through a small caption: a sibling's half-size copy, too small to show
         the words that tell them apart, matches it as closely as its own original)."""
-        if len(self.unvouched) == 1:
-            return next(iter(self.unvouched))
-        for meme_id in self.unvouched:
-            close = self.detail.get(meme_id, (0.0, 0.0))[1]
-            if close and all(self.detail.get(other, (1.0, 1.0))[0] * SHARPER <= close
-                             for other in self.unvouched if other != meme_id):
+        if len(self.detail) == 1:
+            return next(iter(self.detail))
+        for meme_id, (_, close) in self.detail.items():
+            if close and all(finest * SHARPER <= close for other, (finest, _) in self.detail.items()
+                             if other != meme_id):
                 return meme_id
         return None
 
