@@ -46,6 +46,7 @@ BARELY = 0.05
 # A picture compared at this many times the resolution of another outweighs it: a half-size copy
 # of a small meme (half the resolution) shows its words in a few pixels each.
 SHARPER = 1.5
+ALIKE = 0.9  # resolutions this near are about the same (one crop's comparisons vary by the other's size)
 # Without pixels to compare (no alignment possible, or no image at hand: search-side groups):
 MAX_DISTANCE_NO_TEXT = 4  # bits of 64, for memes with too little text to compare
 MIN_CAPTION_SIMILARITY = 0.5  # trigram Jaccard overlap of the two OCR texts
@@ -53,6 +54,12 @@ MIN_TRIGRAMS = 8  # fewer than this, and a text is too short to tell memes apart
 CROPPED = (0.6, 0.99)  # the share of a picture's pixels a crop of it may have kept
 COVERED = 0.97  # share of a picture another must cover to vouch for its words (a 3% crop covers 0.94-0.97)
 MARK_LETTERS = 16  # what a site's mark says (imgflip.com, reddit.com/r/memes): more letters are a caption
+# Pictures compared at under this resolution (`indexer.alignment`: the coarser one's pixels per pixel of
+# its 640-pixel grid; a 320-pixel meme's half-size copy is 0.25) show a small caption a few pixels tall,
+# and OCR misses whole lines of it: where one shows only a part of the other, what the other says
+# beyond that part is not known, so the part does not vouch for it (a crop through one meme's caption
+# matches a sibling's half-size copy whose OCR read only the line they share).
+LEGIBLE = 0.3
 
 def hamming(phash: str, others: np.ndarray) -> np.ndarray:
     """Bit distances between one 64-bit hash (hex) and an array of them (uint64)."""
@@ -146,7 +153,8 @@ def vouched(a: Caption, b: Caption, pixels) -> bool:
     overlap = covers(pixels)
     if not (a.words or b.words):
         return min(overlap) >= COVERED
-    return not (shows_part(a, b, overlap[1]) or shows_part(b, a, overlap[0]))
+    sharp = legible(pixels)
+    return not (shows_part(a, b, overlap[1], sharp) or shows_part(b, a, overlap[0], sharp))
 
 
 def covers(pixels) -> tuple[float, float]:
@@ -155,11 +163,19 @@ def covers(pixels) -> tuple[float, float]:
     return (0.0, 0.0) if pixels is None else getattr(pixels, "overlap", (1.0, 1.0))
 
 
-def shows_part(a: Caption, b: Caption, covered: float) -> bool:
+def shows_part(a: Caption, b: Caption, covered: float, sharp: bool = True) -> bool:
     """Whether a picture with caption `a`, covering this share of one with caption `b`, shows only
-    part of it, and `b` says words `a` does not: they may be where `a` does not reach, and there
-    a sibling's would differ."""
-    return covered < COVERED and bool(b.words) and (not a.words or any(a.lacks(w) for w in b.words))
+    part of it, and `b` says words `a` does not (or, not `sharp`, may say words OCR did not read):
+    they may be where `a` does not reach, and there a sibling's would differ."""
+    if covered >= COVERED:
+        return False
+    return not sharp or (bool(b.words) and (not a.words or any(a.lacks(w) for w in b.words)))
+
+
+def legible(pixels) -> bool:
+    """Whether two aligned pictures were compared at a resolution at which OCR reads a small
+    caption (`LEGIBLE`; without pixels, none is known to be less)."""
+    return getattr(pixels, "detail", 1.0) >= LEGIBLE
 
 
 def barely(a: Caption, pixels) -> bool:
@@ -280,10 +296,10 @@ class Likeness:
             difference = pixels(self.pictures[i]) if pixels is not None else None
             said = verdict(distance, caption, self.captions[i], difference)
             if said == UNVOUCHED:
-                overlap = covers(difference)
-                if shows_part(caption, self.captions[i], overlap[1]) or barely(caption, difference):
+                overlap, sharp = covers(difference), legible(difference)
+                if shows_part(caption, self.captions[i], overlap[1], sharp) or barely(caption, difference):
                     found.may_be(meme_id, difference)
-                elif shows_part(self.captions[i], caption, overlap[0]):
+                elif shows_part(self.captions[i], caption, overlap[0], sharp):
                     found.parts.setdefault(meme_id, i)
             if said == SAME:
                 # the closest picture wins; one that needed its corners left out comes after
@@ -336,14 +352,16 @@ class Match:
     @property
     def part_of(self) -> str | None:
         """The one meme the image may be a part of, if one: the only one, or the one whose
-        picture matches it as closely as a copy does at SHARPER times the resolution of every
-        other's (a crop through a small caption: a sibling's half-size copy, too small to show
-        the words that tell them apart, matches it as closely as its own original)."""
+        picture matches it as closely as a copy does at SHARPER times the resolution at which
+        any other's did, and at about the finest resolution any other's was compared at (a crop
+        through a small caption: a sibling's half-size copy, too small to show the words that
+        tell them apart, matches it as closely as its own original; a sibling's crop compared
+        at its own resolution differs by more than a copy)."""
         if len(self.detail) == 1:
             return next(iter(self.detail))
         for meme_id, (_, close) in self.detail.items():
-            if close and all(finest * SHARPER <= close for other, (finest, _) in self.detail.items()
-                             if other != meme_id):
+            if close and all(closest * SHARPER <= close and finest * ALIKE <= close
+                             for other, (finest, closest) in self.detail.items() if other != meme_id):
                 return meme_id
         return None
 
