@@ -60,6 +60,7 @@ MARK_LETTERS = 16  # what a site's mark says (imgflip.com, reddit.com/r/memes): 
 # beyond that part is not known, so the part does not vouch for it (a crop through one meme's caption
 # matches a sibling's half-size copy whose OCR read only the line they share).
 LEGIBLE = 0.3
+SHARP_AREA = 192 * 192  # pixels: a picture this large is compared at LEGIBLE resolution or finer
 
 def hamming(phash: str, others: np.ndarray) -> np.ndarray:
     """Bit distances between one 64-bit hash (hex) and an array of them (uint64)."""
@@ -236,19 +237,27 @@ class Likeness:
                   for row in rows if self._may_be(caption, area, row)]
         near = self._of_memes(sorted((c for c in scored if c[1] <= NEAR_DISTANCE), key=lambda c: (c[1], -c[2])))
         worded = self._of_memes(sorted((c for c in scored if c[2] >= CANDIDATE_SIMILARITY), key=lambda c: -c[2]))
-        return list({c[0]: c for c in near + worded}.values())
+        far = []
+        if not caption.words and area >= SHARP_AREA:
+            # an image without words to choose by (a crop through its caption) has its hash only, and
+            # a crop's moves up to ~24 bits: the nearest picture of each farther meme (a small one's
+            # pixels could not tell the siblings that would come with it apart)
+            far = self._of_memes(sorted((c for c in scored if c[1] > NEAR_DISTANCE), key=lambda c: c[1]), each=1)
+        return list({c[0]: c for c in near + worded + far}.values())
 
-    def _of_memes(self, ranked: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:
+    def _of_memes(self, ranked: list[tuple[int, int, float]], each: int = 2) -> list[tuple[int, int, float]]:
         """The first of `ranked` that are pictures of CANDIDATES memes at most (a meme's copies
-        would crowd other memes out), and at most twice as many pictures."""
+        would crowd other memes out), and at most `each` times as many pictures (with `each` 1,
+        one of each meme)."""
         memes: set[str] = set()
         kept = []
         for c in ranked:
-            if self.ids[c[0]] not in memes and len(memes) == CANDIDATES:
+            seen = self.ids[c[0]] in memes
+            if (seen and each == 1) or (not seen and len(memes) == CANDIDATES):
                 continue
             memes.add(self.ids[c[0]])
             kept.append(c)
-            if len(kept) == 2 * CANDIDATES:
+            if len(kept) == each * CANDIDATES:
                 break
         return kept
 

@@ -394,6 +394,31 @@ def test_a_small_copy_matching_a_crop_at_a_low_resolution_does_not_join_it():
     assert likeness.find(["ffff0000ffff0000"], half, lambda p: compared(1.0, 0.25)) == "crop"
 
 
+def test_a_crop_without_words_finds_its_original_beyond_the_siblings_copies():
+    """A crop through a small meme's caption that OCR reads nothing on has only its hash to choose
+    candidates by, and a crop moves the hash up to ~24 bits: its original 18 bits away is
+    compared, past the siblings' copies nearer to it (one picture of each farther meme). A small
+    picture without words is not: at its size the pixels could not tell the siblings apart."""
+    from indexer.alignment import Difference
+
+    def bits(n: int, shift: int = 0) -> str:
+        return format(((1 << n) - 1) << shift, "016x")
+
+    memes = [("gym", bits(18), "fuzzy toaster fixes the moon every morning at the gym", 320 * 320)]
+    for i, word in enumerate(["robot", "train", "party", "beach", "office", "garden"]):
+        memes += [(word, bits(12 + i % 3, shift), f"fuzzy toaster fixes the moon every morning at the {word}", 320 * 320)
+                  for shift in range(4)]
+    likeness = Likeness(memes)
+    compared = {"gym": Difference.of(0.0, 0.0, (1.0, 0.88), 0.47)}
+    sibling = Difference.of(0.2, 0.0, (1.0, 0.88), 0.47)
+
+    def pixels(key: str) -> Difference:
+        return compared.get(key, sibling)
+
+    assert likeness.find([bits(0)], "", pixels, 300 * 300, sole=True) == "gym"
+    assert likeness.find([bits(0)], "", pixels, 150 * 150, sole=True) is None
+
+
 def test_the_sample_repost_becomes_a_sighting_of_its_meme(grouping, samples, cli):
     small = samples / "reposts" / "one-does-not-simply-small.jpg"
     os.utime(small, (time.time() - 86400 * 30,) * 2)  # the repost was seen a month before the original
