@@ -60,7 +60,8 @@ MARK_LETTERS = 16  # what a site's mark says (imgflip.com, reddit.com/r/memes): 
 # beyond that part is not known, so the part does not vouch for it (a crop through one meme's caption
 # matches a sibling's half-size copy whose OCR read only the line they share).
 LEGIBLE = 0.3
-SHARP_AREA = 192 * 192  # pixels: a picture this large is compared at LEGIBLE resolution or finer
+GRID = 640  # pixels: the side `indexer.alignment` enlarges smaller pictures to (its MIN_SIDE)
+SHARP_AREA = round(LEGIBLE * GRID) ** 2  # pixels (192 x 192): a picture this large is compared at LEGIBLE or finer
 
 def hamming(phash: str, others: np.ndarray) -> np.ndarray:
     """Bit distances between one 64-bit hash (hex) and an array of them (uint64)."""
