@@ -319,3 +319,39 @@ def test_servers_that_do_not_answer_are_one_line(archive_dir, samples, cli, monk
     assert len(result.stderr.strip().splitlines()) == 1
     monkeypatch.setenv("MEMES_CHROMA_URL", "ftp://nowhere")
     assert cli("index", samples / "monday-flat.png").stderr.startswith("Error: chroma_url must look like http://HOST:PORT")
+
+
+def test_ctrl_c_landing_where_python_cannot_raise_still_interrupts_without_a_traceback(tmp_path):
+    """Seen in CI: SIGINT arrived while importlib ran a weakref callback; Python printed the
+    KeyboardInterrupt's traceback as 'Exception ignored' and the run went on as if never pressed."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import os, signal, time, weakref
+        import typer
+        from memes.cli.base import translated
+
+        class Held:
+            pass
+
+        @translated
+        def command():
+            held = Held()
+            ref = weakref.ref(held, lambda _: os.kill(os.getpid(), signal.SIGINT) or time.sleep(0.2))
+            del held  # the signal is handled inside the callback, where nothing can catch it
+            time.sleep(5)
+            print("finished")
+
+        try:
+            command()
+        except typer.Exit as exit:  # what the typer app does with it
+            raise SystemExit(exit.exit_code)
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert "Traceback" not in run.stderr
+    assert "finished" not in run.stdout
+    assert run.returncode == 130 and "interrupted" in run.stderr

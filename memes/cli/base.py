@@ -93,6 +93,24 @@ class CtrlC:
         cls.pressed = True
         raise KeyboardInterrupt
 
+    @staticmethod
+    def unraisable(hook):
+        """Python swallows an exception raised where nothing can catch it (a weakref callback, a
+        `__del__`) and prints its traceback; Ctrl-C landing there would be lost with a traceback
+        shown. It is delivered again to the main thread instead, quietly, once the hook has
+        returned (delivered at once, it would land in the hook, which is as unraisable)."""
+
+        def deliver(unraisable):
+            if isinstance(unraisable.exc_value, KeyboardInterrupt):
+                import _thread
+                import threading
+
+                threading.Timer(0.05, _thread.interrupt_main).start()
+            else:
+                hook(unraisable)
+
+        return deliver
+
 
 def _watch_ctrl_c() -> None:
     import signal
@@ -101,6 +119,7 @@ def _watch_ctrl_c() -> None:
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is \
             signal.default_int_handler:
         signal.signal(signal.SIGINT, CtrlC.handle)
+        sys.unraisablehook = CtrlC.unraisable(sys.unraisablehook)
 
 
 def _interrupted() -> None:
