@@ -98,6 +98,11 @@ def matching(hits: dict[str, list[SignalHit]]) -> dict[str, list[SignalHit]]:
     return ranked
 
 
+def by_meaning(hits: dict[str, list[SignalHit]]) -> dict[str, list[SignalHit]]:
+    """The vector signals' hits, under the floor too: where nothing matches, the closest by meaning."""
+    return {name: hits[name] for name in DENSE if name in hits}
+
+
 @dataclass
 class Searcher:
     """Search over one archive. Encoders are the text encoder and an optional CLIP encoder."""
@@ -157,10 +162,12 @@ class Searcher:
             except ModelUnavailable as exc:
                 self.notices.append(f"{exc}; searching without image vectors")
 
-    def text_rankings(self, query: str) -> dict[str, list[SignalHit]]:
-        """Each signal's own ranking for a text query, of the memes that match it (the
-        evaluation reads these too): see `matching`."""
-        return matching(self._text_hits(query))
+    def text_rankings(self, query: str) -> tuple[dict[str, list[SignalHit]], dict[str, list[SignalHit]]]:
+        """Each signal's own ranking for a text query (the evaluation reads these): of the memes
+        that match it (see `matching`), and the vector signals' under the floor too, from which
+        `search` shows the closest by meaning where nothing matches."""
+        hits = self._text_hits(query)
+        return matching(hits), by_meaning(hits)
 
     def _text_hits(self, query: str, depth: int | None = None, rows: Future | None = None,
                    dense: dict[str, list[SignalHit]] | None = None) -> dict[str, list[SignalHit]]:
@@ -274,7 +281,7 @@ class Searcher:
             at = 0 if sort == "first-seen" else 1
             results = sorted(results, key=lambda r: seen[r.id][at], reverse=True)[:k]
         matched = self.matched
-        self.closest = [] if results else self._fused({s: hits[s] for s in DENSE if s in hits}, CLOSEST)
+        self.closest = [] if results else self._fused(by_meaning(hits), CLOSEST)
         self.matched = matched
         return results
 

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from search.evaluate import (FUSED, KNOWN_ITEM, NEGATIVE, REPOST, SAME_TEMPLATE, Query, Ranked, build_queries, metrics,
-                             misspell, report, tune)
+from search.evaluate import (FUSED, KNOWN_ITEM, NEGATIVE, REPOST, SAME_TEMPLATE, SHOWN, Query, Ranked, build_queries,
+                             metrics, misspell, report, tune)
 from search.results import SignalHit
 from tests.conftest import ROOT
 
@@ -20,6 +20,7 @@ from tests.conftest import ROOT
 FLOORS = {
     (KNOWN_ITEM, "keyword"): {"recall@1": 0.94, "recall@10": 0.97},
     (KNOWN_ITEM, FUSED): {"recall@1": 0.94, "recall@10": 0.97},
+    (KNOWN_ITEM, SHOWN): {"recall@10": 0.97},
     (REPOST, "phash"): {"recall@1": 0.85},
     (REPOST, "pixels"): {"recall@1": 0.97},
     (REPOST, FUSED): {"recall@1": 0.97, "recall@10": 0.97},
@@ -58,6 +59,15 @@ def test_report_scores_each_signal_and_the_fusion():
     known = result["by_type"][KNOWN_ITEM]
     assert known["good"]["mrr"] == 0.5 and known["bad"]["mrr"] == 0.0
     assert known[FUSED]["queries"] == 20 and result["overall"]["queries"] == 20
+
+
+def test_a_known_item_under_the_floor_counts_as_shown_only_where_nothing_matched():
+    near = {"ocr_text": [SignalHit("other", 0.3), SignalHit("target", 0.2)]}
+    lost = Ranked(Query("q1", KNOWN_ITEM, ["target"]), {"keyword": [], "ocr_text": []}, near)
+    crowded = Ranked(Query("q2", KNOWN_ITEM, ["target"]), {"keyword": [SignalHit("third", 1.0)], "ocr_text": []}, near)
+    known = report([lost, crowded])["by_type"][KNOWN_ITEM]
+    assert known[FUSED]["recall@10"] == 0.0
+    assert known[SHOWN]["recall@10"] == 0.5 and known[SHOWN]["recall@1"] == 0.0 and known[SHOWN]["mrr"] == 0.25
 
 
 def test_tuning_turns_a_useless_signal_down():
@@ -117,7 +127,7 @@ def own_set(tmp_path_factory, tiny_clip_dir):
 def test_the_harness_covers_every_query_type_and_signal(own_set):
     by_type = own_set[1]["report"]["by_type"]
     assert by_type[KNOWN_ITEM]["keyword"]["queries"] == 36
-    assert {"keyword", "ocr_text", "annotation_text", "image", FUSED} <= set(by_type[KNOWN_ITEM])
+    assert {"keyword", "ocr_text", "annotation_text", "image", FUSED, SHOWN} <= set(by_type[KNOWN_ITEM])
     assert {"phash", "image", FUSED} <= set(by_type[REPOST]) and by_type[REPOST][FUSED]["queries"] == 144
     assert {f"{REPOST}:{a}" for a in ("jpeg", "half", "crop", "border")} <= set(by_type)
     assert by_type[SAME_TEMPLATE][FUSED]["queries"] == 24
