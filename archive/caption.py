@@ -16,6 +16,9 @@ from .readings import as_read, letters_of, words_by_frequency
 WORD_FOUND = 70
 GLUED_SLIPS = 3  # letters OCR may misread in a glued run of words that another reading splits
 WORD_LETTERS = 4  # shorter words are too easily made by OCR out of texture
+# A crop cuts its lines at the edges, and OCR misreads what is left there ("in inner a" where a line
+# was cut to "he rain"): a part saying this many trusted words of the other may say one it lacks.
+PART_SLIP_AMONG = 6
 WORD_RANK = 50_000  # a word must be among this many of the commonest English words to be trusted
 _WORD = re.compile(r"[a-z0-9]+")  # "HELL0" stays one (misread) word, not a word and a number
 
@@ -94,7 +97,9 @@ class Caption:
         "wal nus", which no reading of "walrus" says). `part`: this picture shows only a part of
         the other (a crop), which may have cut the other's words, whole or in part ("41" of
         "9:41", "alm" of "calm", at every line's start): only the words it says count, and each
-        must be in the other (where OCR read words there at all)."""
+        must be in the other (where OCR read words there at all), but for one trusted word read
+        between words the other says too, not in place of one of its words, where the part says
+        PART_SLIP_AMONG of them (a misread at a cut line's edge: the pixels decide)."""
         if every_word:
             ours, theirs = self.tokens, other.tokens
             mine = {w for w, g in zip(ours, self.glued) if other.lacks(w) and (not g or other.lacks(g, glued=True))}
@@ -104,17 +109,27 @@ class Caption:
             mine = {w for w in ours if other.lacks(w)}
             yours = {w for w in theirs if self.lacks(w)}
         if part:  # every word it says is in the other, where OCR read the other at all
-            return bool(mine) and bool(theirs)
+            if not (mine and theirs):
+                return False
+            if every_word or len(mine) > 1 or len(set(ours) - mine) < PART_SLIP_AMONG:
+                return True
+            # one word among many: a misread at a line's cut edge is put in, not for a word of the other
+            return any(op == "replace" and mine & set(ours[i1:i2]) for op, i1, i2, _, _ in _blocks(ours, theirs))
         if not every_word and mine and yours:
             return True
         if not (mine or yours):
             return False
-        from difflib import SequenceMatcher
-
-        blocks = SequenceMatcher(None, ours, theirs, autojunk=False).get_opcodes()
+        blocks = _blocks(ours, theirs)
         return any(op == "replace" and (every_word or 0 < n < len(blocks) - 1)
                    and (mine & set(ours[i1:i2]) or yours & set(theirs[j1:j2]))
                    for n, (op, i1, i2, j1, j2) in enumerate(blocks))
+
+
+def _blocks(ours: Sequence[str], theirs: Sequence[str]) -> list[tuple]:
+    """How one sequence of words becomes the other (difflib's opcodes)."""
+    from difflib import SequenceMatcher
+
+    return SequenceMatcher(None, ours, theirs, autojunk=False).get_opcodes()
 
 
 def _tokens(reading: str) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -339,9 +339,9 @@ class Match:
     one of that meme: copies of one meme whose words or pixels did not vouch for each other,
     which it bridges), the memes with a picture it may be but cannot vouch for (`unvouched`: it
     shows only a part of it, or has no words and barely matches it; `detail`: meme -> the finest
-    resolution its pictures were compared at, and at which they matched as closely as copies
-    do), and those with a picture that shows only a part of it (`parts`: meme -> the row of
-    that picture)."""
+    resolution its pictures were compared at, at which they matched as closely as copies do, and
+    at which nothing differed), and those with a picture that shows only a part of it (`parts`:
+    meme -> the row of that picture)."""
 
     meme: str | None = None
     parts: dict = field(default_factory=dict)
@@ -356,8 +356,9 @@ class Match:
         """The image may be a part of a picture of this meme, which differs from it by `pixels`."""
         seen = getattr(pixels, "detail", 0.0)  # none known without pixels
         close = seen if pixels is not None and pixels < BARELY else 0.0
-        finest, closest = self.detail.get(meme_id, (0.0, 0.0))
-        self.detail[meme_id] = (max(finest, seen), max(closest, close))
+        exact = seen if pixels is not None and pixels == 0 else 0.0
+        finest, closest, same = self.detail.get(meme_id, (0.0, 0.0, 0.0))
+        self.detail[meme_id] = (max(finest, seen), max(closest, close), max(same, exact))
 
     @property
     def part_of(self) -> str | None:
@@ -366,13 +367,17 @@ class Match:
         any other's did, and at about the finest resolution any other's was compared at (a crop
         through a small caption: a sibling's half-size copy, too small to show the words that
         tell them apart, matches it as closely as its own original; a sibling's crop compared
-        at its own resolution differs by more than a copy)."""
+        at its own resolution differs by more than a copy); failing that, the same for a picture
+        that matches it with nothing differing at all where every other's differs a little (a
+        crop through a caption band leaves a sliver of its line: the siblings' slivers differ
+        by less than a copy may, its own original's by nothing)."""
         if len(self.detail) == 1:
             return next(iter(self.detail))
-        for meme_id, (_, close) in self.detail.items():
-            if close and all(closest * SHARPER <= close and finest * ALIKE <= close
-                             for other, (finest, closest) in self.detail.items() if other != meme_id):
-                return meme_id
+        for at in (1, 2):  # close, then exact
+            for meme_id, found in self.detail.items():
+                if found[at] and all(theirs[at] * SHARPER <= found[at] and theirs[0] * ALIKE <= found[at]
+                                     for other, theirs in self.detail.items() if other != meme_id):
+                    return meme_id
         return None
 
     @property

@@ -135,11 +135,17 @@ class Reposts:
             found = self.likeness.match(phashes, caption, self._judge(key=meme_id), area, exclude, after, sole=True)
             self._bridge(found)
             joined = found.settled
-            for part, row in found.parts.items():
+            # a whole whose part matches no other whole, the part's meme with most files first: a
+            # framed copy shows its original, and a lone crop of it, which may match the frame best
+            for part, row in sorted(found.parts.items(), key=lambda p: -self._files(p[0])):
                 if joined is None and self._sole_whole(row, exclude={part}) == meme_id:
-                    joined = part  # a whole whose part matches no other whole
+                    joined = part
             if joined is not None:
                 yield meme_id, joined
+
+    def _files(self, meme_id: str) -> int:
+        meme = self.catalog.get(meme_id)
+        return len(meme.sightings) if meme is not None else 0
 
     def _sole_whole(self, row: int, exclude: set) -> str | None:
         """The one meme with pictures that the picture of `row` shows only a part of, if one."""
