@@ -239,11 +239,14 @@ class Likeness:
         near = self._of_memes(sorted((c for c in scored if c[1] <= NEAR_DISTANCE), key=lambda c: (c[1], -c[2])))
         worded = self._of_memes(sorted((c for c in scored if c[2] >= CANDIDATE_SIMILARITY), key=lambda c: -c[2]))
         far = []
-        if not caption.words and area >= SHARP_AREA:
+        if area >= SHARP_AREA:
             # an image without words to choose by (a crop through its caption) has its hash only, and
             # a crop's moves up to ~24 bits: the nearest picture of each farther meme (a small one's
-            # pixels could not tell the siblings that would come with it apart)
-            far = self._of_memes(sorted((c for c in scored if c[1] > NEAR_DISTANCE), key=lambda c: c[1]), each=1)
+            # pixels could not tell the siblings that would come with it apart); so has a crop with
+            # words of a picture without (1-pixel type OCR did not read on the original)
+            beyond = (c for c in scored if c[1] > NEAR_DISTANCE and (not caption.words or (
+                not self.captions[c[0]].words and may_be_crop(area, self.areas[c[0]]) and area < self.areas[c[0]])))
+            far = self._of_memes(sorted(beyond, key=lambda c: c[1]), each=1)
         return list({c[0]: c for c in near + worded + far}.values())
 
     def _of_memes(self, ranked: list[tuple[int, int, float]], each: int = 2) -> list[tuple[int, int, float]]:

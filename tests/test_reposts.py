@@ -448,6 +448,24 @@ def test_a_crop_without_words_finds_its_original_beyond_the_siblings_copies():
     assert likeness.find([bits(0)], "", pixels, 150 * 150, sole=True) is None
 
 
+def test_a_crop_with_words_finds_its_original_that_ocr_could_not_read_beyond_near_hashes():
+    """Seen on a held-out set: a 1-pixel caption on flat colour that OCR read nothing on, and a
+    crop of it that OCR read; the crop's hash moved 16 bits and the original had no words to be
+    chosen by, so the two were never compared. A wordless picture the crop may be cut from is
+    compared as a wordless crop's farther candidates are; one the crop is no part of (no larger,
+    or far larger) is not."""
+    from indexer.alignment import Difference
+
+    def bits(n: int) -> str:
+        return format((1 << n) - 1, "016x")
+
+    said = "proud robot says the moon in the rain 30"
+    close = Difference.of(0.0, 0.0, (1.0, 0.9), 0.41)
+    for area, found in ((273 * 204, "flat"), (262 * 196, None), (600 * 450, None)):
+        likeness = Likeness([("flat", bits(16), ["", ""], area)])
+        assert likeness.find([bits(0)], said, lambda key: close, 262 * 196) == found, area
+
+
 def test_the_sample_repost_becomes_a_sighting_of_its_meme(grouping, samples, cli):
     small = samples / "reposts" / "one-does-not-simply-small.jpg"
     os.utime(small, (time.time() - 86400 * 30,) * 2)  # the repost was seen a month before the original
