@@ -97,9 +97,10 @@ class Caption:
         "wal nus", which no reading of "walrus" says). `part`: this picture shows only a part of
         the other (a crop), which may have cut the other's words, whole or in part ("41" of
         "9:41", "alm" of "calm", at every line's start): only the words it says count, and each
-        must be in the other (where OCR read words there at all), but for one trusted word read
-        between words the other says too, not in place of one of its words, where the part says
-        PART_SLIP_AMONG of them (a misread at a cut line's edge: the pixels decide)."""
+        must be in the other (where OCR read words there at all), but for one trusted word the
+        other lacks that is put in, not in place of one of the other's words, where the part says
+        PART_SLIP_AMONG the other says too (a misread at a cut line's edge, "homework inner rain"
+        for "homework in the rain": the pixels decide)."""
         if every_word:
             ours, theirs = self.tokens, other.tokens
             mine = {w for w, g in zip(ours, self.glued) if other.lacks(w) and (not g or other.lacks(g, glued=True))}

@@ -21,7 +21,7 @@ the words. Measured with bench/repost_groups.py and bench/identity.py.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -335,6 +335,16 @@ class Likeness:
         return self.pictures[row], f"{int(self._hashes[row]):016x}", self.captions[row], self.areas[row]
 
 
+class Seen(NamedTuple):
+    """How a meme's pictures matched an image that may be a part of one: the finest resolution
+    they were compared at, the finest at which one matched as closely as a copy does, and the
+    finest at which nothing differed (0.0: none)."""
+
+    finest: float
+    close: float
+    exact: float
+
+
 @dataclass
 class Match:
     """What comparing an image with an archive's pictures found: the meme it repeats (None if
@@ -359,9 +369,13 @@ class Match:
         """The image may be a part of a picture of this meme, which differs from it by `pixels`."""
         seen = getattr(pixels, "detail", 0.0)  # none known without pixels
         close = seen if pixels is not None and pixels < BARELY else 0.0
-        exact = seen if pixels is not None and pixels == 0 else 0.0
-        finest, closest, same = self.detail.get(meme_id, (0.0, 0.0, 0.0))
-        self.detail[meme_id] = (max(finest, seen), max(closest, close), max(same, exact))
+        # nothing differing, corners too, at a resolution where a word's strokes show: at a coarser
+        # one, siblings' pictures may match exactly
+        exact = 0.0
+        if pixels is not None and pixels == 0 and not getattr(pixels, "corner", 0.0) and legible(pixels):
+            exact = seen
+        was = self.detail.get(meme_id, Seen(0.0, 0.0, 0.0))
+        self.detail[meme_id] = Seen(max(was.finest, seen), max(was.close, close), max(was.exact, exact))
 
     @property
     def part_of(self) -> str | None:
@@ -376,10 +390,11 @@ class Match:
         by less than a copy may, its own original's by nothing)."""
         if len(self.detail) == 1:
             return next(iter(self.detail))
-        for at in (1, 2):  # close, then exact
+        for how in ("close", "exact"):
             for meme_id, found in self.detail.items():
-                if found[at] and all(theirs[at] * SHARPER <= found[at] and theirs[0] * ALIKE <= found[at]
-                                     for other, theirs in self.detail.items() if other != meme_id):
+                at = getattr(found, how)
+                if at and all(getattr(theirs, how) * SHARPER <= at and theirs.finest * ALIKE <= at
+                              for other, theirs in self.detail.items() if other != meme_id):
                     return meme_id
         return None
 

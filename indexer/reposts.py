@@ -137,13 +137,15 @@ class Reposts:
             joined = found.settled
             # a whole whose part matches no other whole, the part's meme with most files first: a
             # framed copy shows its original, and a lone crop of it, which may match the frame best
-            for part, row in sorted(found.parts.items(), key=lambda p: -self._files(p[0])):
-                if joined is None and self._sole_whole(row, exclude={part}) == meme_id:
+            for part, row in sorted(found.parts.items(), key=lambda p: -self._file_count(p[0])):
+                if joined is not None:
+                    break
+                if self._sole_whole(row, exclude={part}) == meme_id:
                     joined = part
             if joined is not None:
                 yield meme_id, joined
 
-    def _files(self, meme_id: str) -> int:
+    def _file_count(self, meme_id: str) -> int:
         meme = self.catalog.get(meme_id)
         return len(meme.sightings) if meme is not None else 0
 

@@ -330,7 +330,7 @@ def test_ctrl_c_landing_where_python_cannot_raise_still_interrupts_without_a_tra
 
     script = textwrap.dedent(
         """
-        import os, signal, time, weakref
+        import os, signal, sys, time, weakref
         import typer
         from memes.cli.base import translated
 
@@ -342,16 +342,18 @@ def test_ctrl_c_landing_where_python_cannot_raise_still_interrupts_without_a_tra
             held = Held()
             ref = weakref.ref(held, lambda _: os.kill(os.getpid(), signal.SIGINT) or time.sleep(0.2))
             del held  # the signal is handled inside the callback, where nothing can catch it
-            time.sleep(5)
+            time.sleep(float(sys.argv[1]))  # work going on, or (0) the command ending at once
             print("finished")
 
         try:
             command()
         except typer.Exit as exit:  # what the typer app does with it
             raise SystemExit(exit.exit_code)
+        time.sleep(0.3)  # a caller going on after the command: nothing lands there
         """
     )
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert "Traceback" not in run.stderr
-    assert "finished" not in run.stdout
-    assert run.returncode == 130 and "interrupted" in run.stderr
+    for work in ("5", "0"):
+        run = subprocess.run([sys.executable, "-c", script, work], capture_output=True, text=True, timeout=60)
+        assert "Traceback" not in run.stderr, work
+        assert run.returncode == 130 and "interrupted" in run.stderr, (work, run.stderr)
+        assert ("finished" in run.stdout) == (work == "0")

@@ -399,6 +399,11 @@ def test_a_crop_through_a_caption_band_joins_the_one_meme_it_matches_with_nothin
     assert joined({"brave": part(0.0), "calm": part(0.021), "garden": part(0.049)}) == "brave"
     assert joined({"brave": part(0.0), "calm": part(0.0), "garden": part(0.049)}) is None
     assert joined({"brave": part(0.0, 0.5), "calm": part(0.021), "garden": part(0.049)}) is None
+    # at a coarse resolution siblings' pictures match exactly too; a corner may hide a word
+    coarse = {"brave": part(0.0, 0.25), "calm": part(0.03, 0.25), "garden": part(0.049, 0.25)}
+    assert joined(coarse) is None
+    cornered = Difference.of(0.0, 0.08, (1.0, 0.9), 0.85)
+    assert joined({"brave": cornered, "calm": part(0.021), "garden": part(0.049)}) is None
 
 
 def test_a_small_copy_matching_a_crop_at_a_low_resolution_does_not_join_it():

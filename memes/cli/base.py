@@ -87,29 +87,41 @@ class CtrlC:
     into an error of its own; the command was still interrupted, and says so."""
 
     pressed = False
+    swallowed = False  # pressed where Python could not raise it (see `redelivering`)
+    running = False  # a command is running: only then is a swallowed Ctrl-C delivered again
 
     @classmethod
     def handle(cls, signum, frame):
         cls.pressed = True
         raise KeyboardInterrupt
 
-    @staticmethod
-    def unraisable(hook):
-        """Python swallows an exception raised where nothing can catch it (a weakref callback, a
-        `__del__`) and prints its traceback; Ctrl-C landing there would be lost with a traceback
-        shown. It is delivered again to the main thread instead, quietly, once the hook has
-        returned (delivered at once, it would land in the hook, which is as unraisable)."""
+    @classmethod
+    def redelivering(cls, hook):
+        """`sys.unraisablehook` over `hook`: Python swallows an exception raised where nothing can
+        catch it (a weakref callback, a `__del__`) and prints its traceback; Ctrl-C landing there
+        would be lost with a traceback shown. While a command runs, it is delivered again to the
+        main thread once the hook has returned (at once, it would land in the hook, as
+        unraisable); a command that ends before then says it was interrupted all the same."""
 
         def deliver(unraisable):
-            if isinstance(unraisable.exc_value, KeyboardInterrupt):
-                import _thread
+            if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+                return hook(unraisable)
+            cls.swallowed = True
+            if cls.running and not sys.is_finalizing():
                 import threading
 
-                threading.Timer(0.05, _thread.interrupt_main).start()
-            else:
-                hook(unraisable)
+                again = threading.Timer(0.05, cls._again)
+                again.daemon = True
+                again.start()
 
         return deliver
+
+    @classmethod
+    def _again(cls) -> None:
+        import _thread
+
+        if cls.running:
+            _thread.interrupt_main()
 
 
 def _watch_ctrl_c() -> None:
@@ -119,7 +131,7 @@ def _watch_ctrl_c() -> None:
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is \
             signal.default_int_handler:
         signal.signal(signal.SIGINT, CtrlC.handle)
-        sys.unraisablehook = CtrlC.unraisable(sys.unraisablehook)
+        sys.unraisablehook = CtrlC.redelivering(sys.unraisablehook)
 
 
 def _interrupted() -> None:
@@ -133,8 +145,15 @@ def translated(command: Callable) -> Callable:
     @functools.wraps(command)
     def run(*args, **kwargs):
         _watch_ctrl_c()
+        running, CtrlC.running, CtrlC.swallowed = CtrlC.running, True, False
         try:
-            return command(*args, **kwargs)
+            try:
+                done = command(*args, **kwargs)
+            finally:
+                CtrlC.running = running
+            if CtrlC.swallowed:  # pressed where Python could not raise it, and the command ended first
+                raise KeyboardInterrupt
+            return done
         except (typer.Exit, typer.Abort, typer.BadParameter):
             raise  # usage errors keep click's message and exit code 2
         except KeyboardInterrupt:
