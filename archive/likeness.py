@@ -151,8 +151,12 @@ def vouched(a: Caption, b: Caption, pixels) -> bool:
     part of the other that leaves out words the other says (`shows_part`: a crop through a
     caption has lost the words that would tell it from a sibling's crop, or from a sibling).
     Where neither has words, each must cover all of the other (a crop may be the template's
-    picture with any caption cut off, and a whole picture shows what the crop cut off)."""
+    picture with any caption cut off, and a whole picture shows what the crop cut off); so must
+    one of them where neither covers all of the other (two crops, each cut where the other was
+    not: both may have cut the line telling two siblings apart, and what they cut is not known)."""
     overlap = covers(pixels)
+    if max(overlap) < COVERED:
+        return False
     if not (a.words or b.words):
         return min(overlap) >= COVERED
     sharp = legible(pixels)
