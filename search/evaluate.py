@@ -139,19 +139,26 @@ TEXT_FUSION = (TEXT_RRF_K, TEXT_WEIGHTS)
 IMAGE_FUSION = (IMAGE_RRF_K, IMAGE_WEIGHTS)
 
 
-def fused_ranking(ranked: Ranked, k: int | None = None, weights: dict[str, float] | None = None) -> list[str]:
+def _fusion(ranked: Ranked, k: int | None, weights: dict[str, float] | None) -> tuple:
+    """The fusion settings given, or else the searcher's own for the query's kind."""
     if k is None:
-        k, weights = TEXT_FUSION if ranked.query.type in (KNOWN_ITEM, NEGATIVE) else IMAGE_FUSION
-    return [r.id for r in fuse({s: h for s, h in ranked.hits.items() if h}, k, weights=weights)]
+        return TEXT_FUSION if ranked.query.type in (KNOWN_ITEM, NEGATIVE) else IMAGE_FUSION
+    return k, weights
+
+
+def _fused_ids(hits: dict[str, list[SignalHit]], k: int, weights: dict[str, float] | None) -> list[str]:
+    return [r.id for r in fuse({s: h for s, h in hits.items() if h}, k, weights=weights)]
+
+
+def fused_ranking(ranked: Ranked, k: int | None = None, weights: dict[str, float] | None = None) -> list[str]:
+    return _fused_ids(ranked.hits, *_fusion(ranked, k, weights))
 
 
 def shown_ranking(ranked: Ranked, k: int | None = None, weights: dict[str, float] | None = None) -> list[str]:
     """What a user is shown for a text query: the fused results, or where nothing matches the
     closest by meaning (`Searcher.search`'s `closest`), which are shown apart, under the floor."""
-    if k is None:
-        k, weights = TEXT_FUSION
-    return fused_ranking(ranked, k, weights) or [r.id for r in fuse({s: h for s, h in ranked.near.items() if h},
-                                                                      k, weights=weights)[:CLOSEST]]
+    k, weights = _fusion(ranked, k, weights)
+    return _fused_ids(ranked.hits, k, weights) or _fused_ids(ranked.near, k, weights)[:CLOSEST]
 
 
 def report(ranked: list[Ranked], k: int | None = None, weights: dict[str, float] | None = None) -> dict:
