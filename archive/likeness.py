@@ -41,7 +41,10 @@ MAX_PIXEL_DIFFERENCE = 0.1
 # Pictures compared at a low resolution (a half-size copy of a small meme) may differ by half as
 # much where a short word differs ("rain" for "calm": 0.07) as where nothing does (copies up to
 # 0.094): from this much on, the pixels do not vouch for a word either picture lacks, nor for
-# a picture without words to compare (it may join the one meme that matches it, at a run's end).
+# a picture without words to compare, nor for one that covers only part of the other (what
+# differs may be what is left of a line it cut: crops of siblings' small memes cut through their
+# bottom lines differed by 0.07, `cut_short`); such a picture may join the one meme that matches
+# it, at a run's end.
 BARELY = 0.05
 # A picture compared at this many times the resolution of another outweighs it: a half-size copy
 # of a small meme (half the resolution) shows its words in a few pixels each.
@@ -102,6 +105,8 @@ def verdict(distance: int, a: Caption, b: Caption, pixels: float | None = None) 
                 return DIFFERENT
             if not (a.words and b.words):
                 return UNVOUCHED  # and there are no words on one side to count
+            if cut_short(pixels, min(covers(pixels))):
+                return UNVOUCHED
         return SAME if vouched(a, b, pixels) else UNVOUCHED
     if a.disagrees(b, every_word=True):
         return DIFFERENT  # no pixels vouch for a word the trusted ones leave out (short, or last)
@@ -188,6 +193,15 @@ def barely(a: Caption, pixels) -> bool:
     """Whether a picture with caption `a`, without words, matches another only as closely as
     pictures that differ in a short word may (`BARELY`)."""
     return not a.words and pixels is not None and pixels >= BARELY
+
+
+def cut_short(pixels, covered: float) -> bool:
+    """Whether a picture covering this share of another, and differing from it by `pixels`, may
+    be a crop through a line of the other's caption that kept what is left of its letters: it
+    covers less than COVERED of it, and they differ by BARELY or more (under MAX_PIXEL_DIFFERENCE,
+    where words may still vouch). Its words cannot tell it from a sibling's crop: OCR reads none
+    of the cut line."""
+    return covered < COVERED and pixels is not None and pixels >= BARELY
 
 
 def in_corner(pixels) -> bool:
@@ -314,9 +328,10 @@ class Likeness:
             said = verdict(distance, caption, self.captions[i], difference)
             if said == UNVOUCHED:
                 overlap, sharp = covers(difference), legible(difference)
-                if shows_part(caption, self.captions[i], overlap[1], sharp) or barely(caption, difference):
+                if (shows_part(caption, self.captions[i], overlap[1], sharp) or barely(caption, difference)
+                        or cut_short(difference, overlap[1])):
                     found.may_be(meme_id, difference)
-                elif shows_part(self.captions[i], caption, overlap[0], sharp):
+                elif shows_part(self.captions[i], caption, overlap[0], sharp) or cut_short(difference, overlap[0]):
                     found.parts.setdefault(meme_id, i)
             if said == SAME:
                 # the closest picture wins; one that needed its corners left out comes after

@@ -40,6 +40,10 @@ COLOUR_CELL = 8  # grid pixels per cell of the colour comparison
 # quality 30 moves a cell by a few levels.
 MAX_COLOUR_SHIFT = 24
 DIFFERENT = 1.0  # what `difference` answers for pictures whose colours differ
+# The share of a picture's shorter side by which ECC may move a corner of it (keypoints are off by
+# a pixel or two): a refinement that strayed further, compared up to its own edge, would compare
+# next to nothing and match.
+MAX_REFINEMENT = 0.05
 SLID = 0.9  # correlation of a picture slid over another, where keypoints fail, that aligns them
 
 
@@ -108,14 +112,15 @@ def difference(a: Features, b: Features) -> Difference | None:
     The larger picture is brought onto the smaller one's grid (shrunk by area averaging first,
     as a smaller copy was made). Pictures whose colours differ are different. Where one of the
     two was enlarged by more than 1/COARSE (a small meme, a half-size copy), both are compared at
-    that picture's own resolution, unblurred, with patches smaller in proportion; otherwise at
-    the grid, lightly blurred. Each patch may shift by a pixel to fit (what is left of an
-    alignment's error), so resampling and JPEG leave nothing while another word leaves letters,
-    however thin their strokes. One patch, not the whole picture, is what is measured: a word
-    changed in a small caption is a small share of the picture but fills its patch; the corners,
-    where sites paste marks, are left out and said to be (`Difference.corner`). Keypoints sit on
-    a coarse pyramid, so where the first alignment leaves a difference that a copy could show,
-    it is refined (ECC) and measured again."""
+    that picture's own resolution, unblurred, with patches smaller in proportion, up to a pixel
+    from the edge of the part they share (`_inside`: what is left of a line a crop cut through);
+    otherwise at the grid, lightly blurred, a few pixels more from it. Each patch may shift by a
+    pixel to fit (what is left of an alignment's error), so resampling and JPEG leave nothing
+    while another word leaves letters, however thin their strokes. One patch, not the whole
+    picture, is what is measured: a word changed in a small caption is a small share of the
+    picture but fills its patch; the corners, where sites paste marks, are left out and said to
+    be (`Difference.corner`). Keypoints sit on a coarse pyramid, so where the first alignment
+    leaves a difference that a copy could show, it is refined (ECC) and measured again."""
     import cv2
 
     transform = _alignment(a, b)
@@ -147,13 +152,13 @@ def difference(a: Features, b: Features) -> Difference | None:
         to_coarse = np.diag([detail, detail, 1.0])
         transform = (to_coarse @ np.vstack([transform, [0, 0, 1]]) @ np.linalg.inv(to_coarse))[:2]
         moving_grey, fixed_grey = _resized(moving_grey, detail), _resized(fixed_grey, detail)
-        covered = cv2.erode(_resized(covered.astype(np.uint8), detail, cv2.INTER_NEAREST),
-                            np.ones((5, 5), np.uint8)) > 0  # the edge of the picture, as above
-        patch = max(8, round(PATCH * detail))
+        covered, patch = None, max(8, round(PATCH * detail))  # up to the edge of moving (`_inside`)
     rough = _patch_difference(moving_grey, fixed_grey, transform, covered, patch)
     if not ((rough == 0 and not rough.corner) or rough > CERTAIN):
-        rough = min(rough, _patch_difference(moving_grey, fixed_grey, _refined(transform, moving_grey, fixed_grey),
-                                             covered, patch))
+        refined = _refined(transform, moving_grey, fixed_grey)
+        strayed = _moved(transform, refined, moving_grey.shape) > MAX_REFINEMENT * min(moving_grey.shape)
+        if covered is not None or not strayed:
+            rough = min(rough, _patch_difference(moving_grey, fixed_grey, refined, covered, patch))
     return Difference.of(rough, rough.corner, overlap, detail)
 
 
@@ -239,10 +244,11 @@ def _colour_shift(moving: Features, fixed: Features, transform: np.ndarray, cove
     return float(np.median(shift[inside]))
 
 
-def _patch_difference(moving: np.ndarray, fixed: np.ndarray, transform: np.ndarray, covered: np.ndarray,
+def _patch_difference(moving: np.ndarray, fixed: np.ndarray, transform: np.ndarray, covered: np.ndarray | None,
                       patch: int = PATCH, reach: int = 1) -> float:
     """`moving` brought onto `fixed` by `transform`: the share of differing pixels in the
-    `patch` x `patch` square where most differ, over the `covered` part of `fixed`. Each patch may
+    `patch` x `patch` square where most differ, over the `covered` part of `fixed` (None: up to a
+    pixel from moving's edge as this transform places it, `_inside`). Each patch may
     be shifted by up to `reach` pixels to fit best (what is left of an alignment's error is a
     shift of the whole neighbourhood; a changed letter cannot be shifted away). The picture's
     CORNERs, where sites paste their marks, are not measured."""
@@ -251,7 +257,10 @@ def _patch_difference(moving: np.ndarray, fixed: np.ndarray, transform: np.ndarr
     h, w = fixed.shape
     if patch == PATCH:  # at full resolution JPEG and resampling leave pixel-sized noise: blur it
         moving, fixed = cv2.GaussianBlur(moving, (3, 3), 0), cv2.GaussianBlur(fixed, (3, 3), 0)
-    warped = cv2.warpAffine(moving, transform, (w, h)).astype(np.int16)
+    if covered is None:
+        covered = _inside(moving.shape, transform, (h, w))
+    # past moving's edge, its edge repeated: a patch shifted by `reach` there compares no black
+    warped = cv2.warpAffine(moving, transform, (w, h), borderMode=cv2.BORDER_REPLICATE).astype(np.int16)
     still = fixed.astype(np.int16)
     padded = cv2.copyMakeBorder(warped, reach, reach, reach, reach, cv2.BORDER_REPLICATE)
     best = None
@@ -271,6 +280,27 @@ def _patch_difference(moving: np.ndarray, fixed: np.ndarray, transform: np.ndarr
     elsewhere = float(best[~corners].max())
     corner = float(best[corners].max()) if corners.any() else 0.0
     return Difference.of(elsewhere, corner if corner > elsewhere else 0.0)
+
+
+def _inside(moving: tuple[int, int], transform: np.ndarray, fixed: tuple[int, int]) -> np.ndarray:
+    """The pixels of `fixed` (its shape) that `transform` fills from a picture of shape `moving`,
+    less the one along its edge (where resampling mixed its pixels with what lay beyond). Pictures
+    compared unblurred, at a small one's own resolution, are compared up to there: a crop through
+    a line of a small caption keeps only the tops of its letters (3-5 pixels), and what is left of
+    them tells it from a sibling whose line says other words (left out with a margin of a few
+    pixels, they matched both exactly). A picture's own edge stays in (erosion keeps what touches
+    the border), as it does where the pictures are compared on the grid."""
+    import cv2
+
+    share = cv2.warpAffine(np.ones(moving, np.float32), transform, fixed[::-1], flags=cv2.INTER_LINEAR)
+    return cv2.erode((share > 0.5).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+
+
+def _moved(transform: np.ndarray, other: np.ndarray, shape: tuple[int, int]) -> float:
+    """How far apart (pixels) two transforms put the corners of a picture of this shape."""
+    h, w = shape
+    corners = np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], dtype=np.float64).T
+    return float(np.abs(transform @ corners - other @ corners).max())
 
 
 def _refined(transform: np.ndarray, moving: np.ndarray, fixed: np.ndarray) -> np.ndarray:

@@ -71,6 +71,36 @@ def test_a_crop_of_a_small_meme_is_aligned_where_its_keypoints_fail(monkeypatch)
     assert alignment.difference(*pictures) is None  # keypoints alone: no alignment
 
 
+def test_a_crop_through_a_small_caption_line_keeps_what_tells_it_from_a_sibling(monkeypatch):
+    """A crop of a small meme cut through its top line, leaving the bottom few pixels of the
+    letters: against its original nothing differs; against a sibling whose top line says another
+    word, what is left of the letters differs as a word does, though OCR reads none of them (with
+    the edge left out by a few pixels, the crop matched the sibling as closely as a copy may)."""
+    from archive.likeness import BARELY
+    from indexer.alignment import difference, features
+    from indexer.imageio import model_input
+
+    sys.path.insert(0, str(ROOT / "data"))
+    import make_identity_set
+    from make_samples import photo
+
+    picture = photo(11, (300, 225))
+    original, sibling = picture.copy(), picture.copy()
+    for img, top in ((original, "grumpy meme says the"), (sibling, "grumpy meme says waffle")):
+        make_identity_set.small_caption(img, top, "top", 12)
+        make_identity_set.small_caption(img, "bus on the train", "bottom", 12)
+    rows = [y for y in range(40) if any(original.getpixel((x, y)) == (255, 255, 255) for x in range(300))]
+    crop = original.crop((0, rows[-1] - 2, 300, 225))  # the lowest 3 rows of the top line's letters stay
+    seen = features(model_input(crop))
+    assert difference(seen, features(model_input(original))) < BARELY
+    assert difference(seen, features(model_input(sibling))) >= MAX_PIXEL_DIFFERENCE  # as a word does
+    assert difference(features(model_input(sibling)), seen) >= MAX_PIXEL_DIFFERENCE  # either way round
+    # a refinement that strays (ECC placing the picture off the other) compares nothing: not used
+    import indexer.alignment as alignment
+    monkeypatch.setattr(alignment, "_refined", lambda transform, moving, fixed: transform + [[0, 0, 900], [0, 0, 0]])
+    assert difference(seen, features(model_input(sibling))) >= MAX_PIXEL_DIFFERENCE
+
+
 def test_the_rule_wants_the_picture_and_the_words_to_agree():
     words = Caption.of("ONE DOES NOT SIMPLY INDEX FIFTY THOUSAND MEMES")
     misread = Caption.of("ONE DOES NOT SIMPIY INDEX FIFTY THOUSAND MEMFS")
@@ -394,6 +424,31 @@ def test_two_crops_each_cut_where_the_other_was_not_do_not_vouch_for_each_other(
     likeness = Likeness([("cat", "ffff0000ffff0000", "MONDAY ON THE TRAIN", 293 * 293)])
     assert likeness.find(["ffff0000ffff0000"], "MONDAY ON THE TRAIN", lambda key: two_crops, 295 * 295) is None
     assert likeness.find(["ffff0000ffff0000"], "MONDAY ON THE TRAIN", lambda key: two_crops, 295 * 295, sole=True) is None
+
+
+def test_a_part_that_differs_a_little_with_the_same_words_waits_for_the_run_end():
+    """Seen on a held-out set: crops of two sibling small memes ("... MOON ON THE TRAIN", "... MOON
+    ON THE GRUMPY") cut through the bottom line; OCR read the same top line on both, and what is
+    left of the cut letters differed by 0.07 (under MAX_PIXEL_DIFFERENCE, over BARELY), one
+    covering all of the other: they joined, each apart from its original. A picture that covers
+    only part of another and differs from it by more than a copy's pixels does not vouch for it,
+    whatever the words say: it waits for a run's end and joins the one whole it may be a part of.
+    Where nothing differs, or each covers all of the other, as before."""
+    from archive.likeness import SAME, UNVOUCHED, verdict
+    from indexer.alignment import Difference
+
+    top = Caption.of("PROUD GOOSE PAINTS THE")
+    assert verdict(3, top, top, Difference.of(0.07, 0.0, (0.995, 0.962), 0.43)) == UNVOUCHED
+    assert verdict(3, top, top, Difference.of(0.02, 0.0, (0.995, 0.962), 0.43)) == SAME
+    assert verdict(3, top, top, Difference.of(0.07, 0.0, (1.0, 1.0), 0.43)) == SAME  # a whole's copy
+    rest = Difference.of(0.07, 0.0, (0.995, 0.962), 0.43)
+    likeness = Likeness([("train", "ffff0000ffff0000", "PROUD GOOSE PAINTS THE", 278 * 208)])
+    assert likeness.find(["ffff0000ffff0000"], "PROUD GOOSE PAINTS THE", lambda key: rest, 273 * 205) is None
+    assert likeness.find(["ffff0000ffff0000"], "PROUD GOOSE PAINTS THE", lambda key: rest, 273 * 205,
+                         sole=True) == "train"  # the one whole it may be a part of
+    likeness.add("grumpy", "ffff0000ffff0001", "PROUD GOOSE PAINTS THE", area=278 * 208)
+    assert likeness.find(["ffff0000ffff0000"], "PROUD GOOSE PAINTS THE", lambda key: rest, 273 * 205,
+                         sole=True) is None  # two wholes match it alike: none
 
 
 def test_a_crop_through_a_caption_band_joins_the_one_meme_it_matches_with_nothing_differing():
