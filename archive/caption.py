@@ -16,6 +16,11 @@ from .readings import as_read, letters_of, words_by_frequency
 WORD_FOUND = 70
 GLUED_SLIPS = 3  # letters OCR may misread in a glued run of words that another reading splits
 WORD_LETTERS = 4  # shorter words are too easily made by OCR out of texture
+# Thin letters at a word's edge vanish where the type is small (a half-size copy reads "zard" for
+# "lizard"): a word counts as said where the other reading says it but for this many letters at
+# its start or end, in a word of WORD_LETTERS or more (WORD_FOUND allows one such letter, not two
+# of six). A caption changed a word for another, not for what is left of it with its edge cut.
+EDGE_DROPPED = 2
 # A crop cuts its lines at the edges, and OCR misreads what is left there ("in inner a" where a line
 # was cut to "he rain"): a part saying this many trusted words of the other may say one it lacks.
 PART_SLIP_AMONG = 6
@@ -73,7 +78,8 @@ class Caption:
 
     def lacks(self, word: str, glued: bool = False) -> bool:
         """Whether this caption does not say `word`: nowhere in its letters run together (so
-        glued and split readings agree) for a number, nothing 70% alike there for a word. A
+        glued and split readings agree) for a number, nothing 70% alike there for a word, nor a
+        word of its own that is `word` with its edge letters lost (`_says_cut`). A
         `glued` run of words ("nervouspigeonhidesaballoon") must be alike but for GLUED_SLIPS
         letters: 70% of a long run leaves room for another word in it."""
         if word.isdigit() or len(word) < WORD_LETTERS:
@@ -83,7 +89,13 @@ class Caption:
         from rapidfuzz import fuzz
 
         found = max(WORD_FOUND, 100 - 100 * GLUED_SLIPS / len(word)) if glued else WORD_FOUND
-        return fuzz.partial_ratio(word, self.letters) < found
+        return fuzz.partial_ratio(word, self.letters) < found and (glued or not self._says_cut(word))
+
+    def _says_cut(self, word: str) -> bool:
+        """Whether a word of this reading is `word` but for EDGE_DROPPED letters or fewer at its
+        start or end ("zard" for "lizard")."""
+        return any(len(word) - EDGE_DROPPED <= len(t) < len(word) and (word.startswith(t) or word.endswith(t))
+                   for t in self.tokens if len(t) >= WORD_LETTERS)
 
     def disagrees(self, other: "Caption", every_word: bool = False, part: bool = False) -> bool:
         """Whether the two say different things: each says a word the other lacks (a number,

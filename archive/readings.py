@@ -82,8 +82,10 @@ def clean_reading(text: str) -> str:
     out: list[str] = []
     for token, pieces in as_read(text):
         # a caption's words run together read better apart, in its case ("hungrylizardhatesmy"
-        # too); a short or mixed-case token (MMLU, LLaMA2) stays as it was read
-        glued_caption = bool(pieces) and (token.isupper() or token.islower()) and len(letters_of(token)) >= 6
+        # too); a short or mixed-case token (MMLU, LLaMA2) stays as it was read, and so does a
+        # fragment OCR cut off a word, which splits into no words ("mmercials": "m mercia ls")
+        glued_caption = (bool(pieces) and (token.isupper() or token.islower()) and len(letters_of(token)) >= 6
+                         and not any(len(p) == 1 and p not in "ai" and not p.isdigit() for p in pieces))
         out += ([p.upper() for p in pieces] if token.isupper() else pieces) if glued_caption else [token]
     return " ".join(out)
 

@@ -1,6 +1,6 @@
 """An evaluation set for meme identity: distinct memes that look alike, and copies that must join.
 
-usage: python data/make_identity_set.py OUT [--groups 3] [--per-group 6] [--seed 5]
+usage: python data/make_identity_set.py OUT [--groups 3] [--per-group 6] [--seed 5] [--max-crop 0.08]
 
 Repost grouping (`archive.likeness`) must never fold two distinct memes into one, and must
 still join a meme's altered copies. This set holds the memes that make that hard, all drawn
@@ -17,7 +17,7 @@ here (own pictures, own words), in five styles:
   few lines of text, posts of one group a word or a line apart.
 
 Every original gets five altered copies (`copies/<id>_<kind>.jpg`): `jpeg` (quality 30),
-`half` (half size), `crop` (up to 8% cut from the edges), `border` (a white frame with a line
+`half` (half size), `crop` (3% to `--max-crop`, 8% by default, cut from the edges), `border` (a white frame with a line
 of text under the picture) and `watermark` (a small light site mark inside a corner).
 
 Writes OUT/images/*.png (originals), OUT/copies/*.jpg and OUT/identity.jsonl: one row per
@@ -147,10 +147,10 @@ def post(text: str, name: str, dark: bool, width: int, size: int) -> Image.Image
     return img
 
 
-def alterations(img: Image.Image, rnd: random.Random) -> dict[str, tuple[Image.Image, int]]:
+def alterations(img: Image.Image, rnd: random.Random, max_crop: float = 0.08) -> dict[str, tuple[Image.Image, int]]:
     """The five ways a repost differs from its original: (picture, JPEG quality)."""
     w, h = img.size
-    cut = 0.03 + 0.05 * rnd.random()  # 3-8% of each side's length, taken from random edges
+    cut = 0.03 + (max_crop - 0.03) * rnd.random()  # 3-8% of each side's length, taken from random edges
     dx, dy = int(w * cut * rnd.random()), int(h * cut * rnd.random())
     cropped = img.crop((dx, dy, w - int(w * cut) + dx, h - int(h * cut) + dy))
     pad = max(8, w // 25)
@@ -215,7 +215,7 @@ def originals(style: str, group: int, rnd: random.Random, per_group: int) -> lis
     return out
 
 
-def make(out: Path, groups: int = 3, per_group: int = 6, seed: int = 5) -> list[dict]:
+def make(out: Path, groups: int = 3, per_group: int = 6, seed: int = 5, max_crop: float = 0.08) -> list[dict]:
     rnd = random.Random(seed)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "copies").mkdir(parents=True, exist_ok=True)
@@ -228,7 +228,7 @@ def make(out: Path, groups: int = 3, per_group: int = 6, seed: int = 5) -> list[
                 row = {"id": meme_id, "file": f"{meme_id}.png", "style": style, "group": f"{style}-{g}",
                        "text": text, "variant_of": None, "variant": None}
                 truth.append(row)
-                for kind, (copy, quality) in alterations(img, rnd).items():
+                for kind, (copy, quality) in alterations(img, rnd, max_crop).items():
                     name = f"{meme_id}_{kind}.jpg"
                     copy.save(out / "copies" / name, quality=quality)
                     truth.append({**row, "id": f"{meme_id}_{kind}", "file": name, "variant_of": meme_id,
@@ -243,8 +243,9 @@ def main() -> None:
     ap.add_argument("--groups", type=int, default=3, help="groups of look-alikes per style")
     ap.add_argument("--per-group", type=int, default=6, help="memes per group (flat adds a recoloured one)")
     ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--max-crop", type=float, default=0.08, help="the most a crop cuts of each side's length")
     args = ap.parse_args()
-    say_made(make(args.out, args.groups, args.per_group, args.seed), args.out)
+    say_made(make(args.out, args.groups, args.per_group, args.seed, args.max_crop), args.out)
 
 
 if __name__ == "__main__":

@@ -576,6 +576,21 @@ def test_a_word_or_a_number_either_caption_lacks_is_another_meme_whatever_the_pi
         Caption.of(["calm dragon breaks the keys", "eras"]))
 
 
+def test_a_word_that_lost_thin_letters_at_its_edge_is_an_ocr_slip():
+    """A half-size copy of a dark text post read "zard" for "lizard": the small type's "li"
+    vanished. Two letters lost at a word's edge are a slip; another word is not."""
+    whole = Caption.of("BraveCactus brave cactus @brave_cactus brave cactus clever pirate hides the sleepy on "
+                       "fridays. shiny lizard fixes the garden in therain the rain 9:41 AM - DeC3 dec 3")
+    half = Caption.of("Brave Cactus clever piratehides pirate hides the sleepy onfridays on fridays shiny zard "
+                      "fixes the garden in the rain 9:41AM-Dec3 941 am dec 3")
+    assert not whole.disagrees(half) and not half.disagrees(whole)
+    assert same_meme(0, whole, half, 0.0)
+    inside = Caption.of("the cat hides inside the garden shed")
+    assert inside.disagrees(Caption.of("the cat hides beside the garden shed"))  # "side" is not said
+    assert inside.disagrees(Caption.of("the cat hides outside the garden shed"))
+    assert Caption.of("tiny pirate hears taxes").disagrees(Caption.of("tiny karate hears taxes"))
+
+
 def test_a_word_replaced_inside_a_glued_run_of_words_is_another_word():
     """OCR glues a line of a text post into one token and indexing adds its split forms: where
     two posts differ in one word of that line, the glued runs are 85% alike, which is no slip."""

@@ -131,7 +131,12 @@ def test_a_query_that_matches_nothing_finds_nothing_and_says_so(indexed, cli):
     assert json.loads(cli("search", "friday", "--json").stdout)["closest"] == []
     for blank in ("", "   "):
         empty = cli("search", blank)
-        assert empty.exit_code == 2 and "the query is empty" in empty.stderr
+        assert empty.exit_code == 2 and "the query is empty" in empty.stderr and empty.stdout == ""
+        as_json = cli("search", blank, "--json")
+        assert as_json.exit_code == 2 and json.loads(as_json.stdout) == {
+            "query": blank, "error": "the query is empty: give some words to search for"}
+    bad_date = cli("search", "friday", "--after", "yesterday", "--json")
+    assert bad_date.exit_code == 2 and "yesterday" in json.loads(bad_date.stdout)["error"]
 
 
 def test_results_read_cleanly_and_say_why_only_when_asked(indexed, cli):
@@ -156,6 +161,7 @@ def test_clean_reading_folds_the_added_word_forms_back():
     assert clean_reading("MMLU mm lu (%) LLaMA2 llama 2 70") == "MMLU (%) LLaMA2 70"  # as read, once
     assert clean_reading("hungrylizardhatesmy hungry lizard hates my homeworkafterlunch homework after lunch") \
         == "hungry lizard hates my homework after lunch"  # a caption read in lower case, glued
+    assert clean_reading("Papa John's john's co mmercials m mercia ls") == "Papa John's co mmercials"  # a fragment
     assert matched_spans("MONDAY AGAIN, monday", "monday x") == [(0, 6), (14, 20)]
 
 

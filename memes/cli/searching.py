@@ -90,6 +90,8 @@ def search(
         if query is not None:
             parse(query)
     except MemesError as exc:
+        if as_json:  # a script reading stdout gets an object too, as the gallery's API answers
+            typer.echo(json.dumps({"query": query, "error": str(exc)}, ensure_ascii=False))
         raise typer.BadParameter(str(exc)) from None
     archive = state_of(ctx).existing_archive
     if queries is not None:
