@@ -101,8 +101,8 @@ class Caption:
         """Whether the two say different things: each says a word the other lacks (a number,
         "wizard" for "teapot"), or one puts a word the other lacks where the other has another
         word, between words both say ("hides" for "finds" where "finds" is said later too).
-        Words added before or after all the others (a watermark, a border's line) or a word the
-        other reading missed do not make another meme. Only trusted words count, unless
+        Words added before or after all the others (a watermark, a border's line), a word the
+        other reading missed or read twice, once cut (`_unstuttered`), do not make another meme. Only trusted words count, unless
         `every_word` (where the pictures cannot tell: "at" for "cat", "gym" for "robot" as the
         last word), and then a word replaced first or last counts too; a split form of a glued
         token counts only where the glued token is lacking too (a misread "walnus7" splits into
@@ -117,8 +117,8 @@ class Caption:
             ours, theirs = self.tokens, other.tokens
             mine = {w for w, g in zip(ours, self.glued) if other.lacks(w) and (not g or other.lacks(g, glued=True))}
             yours = {w for w, g in zip(theirs, other.glued) if self.lacks(w) and (not g or self.lacks(g, glued=True))}
-        else:
-            ours, theirs = self.words, other.words
+        else:  # (every word counted keeps the split forms beside their glued token, no stutter)
+            ours, theirs = _unstuttered(self.words), _unstuttered(other.words)
             mine = {w for w in ours if other.lacks(w)}
             yours = {w for w in theirs if self.lacks(w)}
         if part:  # every word it says is in the other, where OCR read the other at all
@@ -136,6 +136,18 @@ class Caption:
         return any(op == "replace" and (every_word or 0 < n < len(blocks) - 1)
                    and (mine & set(ours[i1:i2]) or yours & set(theirs[j1:j2]))
                    for n, (op, i1, i2, j1, j2) in enumerate(blocks))
+
+
+def _unstuttered(words: Sequence[str]) -> Sequence[str]:
+    """`words` without a word that repeats the one before or after it with letters cut off its
+    edge ("loves love": two overlapping boxes of OCR read one word twice, once cut): where the
+    other reading has another word there, that is no word put in place of it. A word said twice
+    whole ("very very") stays: a caption may say it so."""
+    def stutter(short: str, long: str) -> bool:
+        return WORD_LETTERS <= len(short) < len(long) and (long.startswith(short) or long.endswith(short))
+
+    return [w for i, w in enumerate(words)
+            if not ((i and stutter(w, words[i - 1])) or (i + 1 < len(words) and stutter(w, words[i + 1])))]
 
 
 def _blocks(ours: Sequence[str], theirs: Sequence[str]) -> list[tuple]:

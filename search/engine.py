@@ -90,7 +90,8 @@ def matching(hits: dict[str, list[SignalHit]]) -> dict[str, list[SignalHit]]:
     only for memes a text signal matched. An image model's similarity to a text cannot be given
     a floor here (no real weights to measure it on), so it orders what matches but never makes
     a meme match alone; where nothing does, its nearest show as closest by meaning."""
-    ranked = {name: [h for h in found if name not in (ANNOTATION_TEXT, OCR_TEXT) or h.score >= signals.DENSE_FLOOR]
+    ranked = {name: [h for h in found if (name not in (ANNOTATION_TEXT, OCR_TEXT) or h.score >= signals.DENSE_FLOOR)
+                     and not signals.is_near(h)]
               for name, found in hits.items() if name != IMAGE}
     if IMAGE in hits:
         matched = {h.meme_id for found in ranked.values() for h in found}
@@ -99,8 +100,10 @@ def matching(hits: dict[str, list[SignalHit]]) -> dict[str, list[SignalHit]]:
 
 
 def by_meaning(hits: dict[str, list[SignalHit]]) -> dict[str, list[SignalHit]]:
-    """The vector signals' hits, under the floor too: where nothing matches, the closest by meaning."""
-    return {name: hits[name] for name in DENSE if name in hits}
+    """The vector signals' hits, under the floor too, and the keyword hits only a slip away
+    (`signals.is_near`): where nothing matches, the closest by spelling or meaning."""
+    slips = [h for h in hits.get("keyword", []) if signals.is_near(h)]
+    return {**({"keyword": slips} if slips else {}), **{name: hits[name] for name in DENSE if name in hits}}
 
 
 @dataclass

@@ -62,7 +62,9 @@ def keyword(catalog: Catalog, query: str, depth: int, floor: bool = True, rows: 
     that share most character trigrams with the query (see `Catalog.match_sections`), re-ranked
     by how closely a stretch of each reads as the query's words in their order
     (`phrase_closeness`) plus PHRASE_TRIGRAM_SHARE times the section's trigram score relative to
-    the best one. `rows`: those of `keyword_rows`, read already."""
+    the best one. With `floor`, a section that does not match (`matches`) is left out, or where
+    it is a slip away (half the words a slip away, or the words read closely), kept as near
+    (`is_near`). `rows`: those of `keyword_rows`, read already."""
     words = query_words(query)
     if rows is None:
         rows = keyword_rows(catalog, query, depth)
@@ -75,14 +77,21 @@ def keyword(catalog: Catalog, query: str, depth: int, floor: bool = True, rows: 
         if row["score"] < top * KEYWORD_MIN_SHARE:
             break
         closeness = _closeness(spaced, glued, row["body"])
-        if floor and closeness < PHRASE_VOUCHES and words_found(words, row["body"], MIN_WORDS_FOUND) < MIN_WORDS_FOUND:
-            continue
+        near = floor and not matches(words, row["body"], closeness)
+        if near and closeness < PHRASE_VOUCHES and words_found(words, row["body"], MIN_WORDS_FOUND) < MIN_WORDS_FOUND:
+            continue  # not even a slip away
         score = closeness + PHRASE_TRIGRAM_SHARE * row["score"] / top
-        if row["meme_id"] not in best or score > best[row["meme_id"]][0]:
-            best[row["meme_id"]] = (score, row)
-    ranked = sorted(best.items(), key=lambda item: -item[1][0])[:depth]
-    return [SignalHit(meme_id, score, detail={"passage": row["body"], "words": words})
-            for meme_id, (score, row) in ranked]
+        if row["meme_id"] not in best or (not near, score) > best[row["meme_id"]][:2]:
+            best[row["meme_id"]] = (not near, score, row)
+    ranked = sorted(best.items(), key=lambda item: -item[1][1])[:depth]
+    return [SignalHit(meme_id, score, detail={"passage": row["body"], "words": words, "near": not matched})
+            for meme_id, (matched, score, row) in ranked]
+
+
+def is_near(hit: SignalHit) -> bool:
+    """Whether a keyword hit is only a slip away from the query's words (`matches` says no): it
+    does not vote, and is shown apart, with the closest by meaning, where nothing matches."""
+    return bool(hit.detail and hit.detail.get("near"))
 
 
 def keyword_snippets(hits: list[SignalHit]) -> None:
@@ -92,6 +101,25 @@ def keyword_snippets(hits: list[SignalHit]) -> None:
         where = hit.detail or {}
         if "passage" in where:
             hit.snippet = window(clean_reading(where["passage"]), where["words"])
+
+
+def matches(words: list[str], text: str, closeness: float) -> bool:
+    """Whether a text really has the query's words (the keyword signal's floor): a stretch of it
+    reads as two or more of them in order (`closeness`, PHRASE_VOUCHES), or it has at least
+    MIN_WORDS_FOUND of them (`words_found`), one of them as it is, not only a slip away: in an
+    archive of a thousand memes, some word OCR read is a slip away from almost any word (`watt`
+    for "wyatt", "challengers" for "alleged"), and a query of one misspelt word is told from
+    one of a word no meme says only by the meaning (the text vectors, the closest shown apart)."""
+    if len(words) > 1 and closeness >= PHRASE_VOUCHES:
+        return True
+    return says_one(words, text) and words_found(words, text, MIN_WORDS_FOUND) >= MIN_WORDS_FOUND
+
+
+def says_one(words: list[str], text: str) -> bool:
+    """Whether `text` says one of the query's words (of 3+ letters, where it has any) as it is: as
+    a word, or inside a run of words OCR glued together (4+ letters)."""
+    said, _, glued = _read(text)
+    return any(f" {w} " in said or (len(w) >= 4 and w in glued) for w in [w for w in words if len(w) >= 3] or words)
 
 
 def words_found(words: list[str], text: str, enough: float | None = None) -> float:

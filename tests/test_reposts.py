@@ -591,6 +591,18 @@ def test_a_word_that_lost_thin_letters_at_its_edge_is_an_ocr_slip():
     assert Caption.of("tiny pirate hears taxes").disagrees(Caption.of("tiny karate hears taxes"))
 
 
+def test_a_word_ocr_read_twice_once_cut_puts_no_word_in_place_of_another():
+    """Two overlapping boxes of a half-size post read "loves" and "love", and what was left of
+    "a balloon" as noise: that is no word said in place of "balloon". A word said twice whole
+    ("very very") is the caption's, and another word in its place is another meme."""
+    whole = Caption.of("tiny cactus loves a balloon at midnight 9:41 AM")
+    half = Caption.of("tiny cactus lovesa loves a love sao on oon at midnight 9:41AM")
+    assert not whole.disagrees(half) and not half.disagrees(whole) and same_meme(0, whole, half, 0.0)
+    assert Caption.of("the dog is very very tired today").disagrees(Caption.of("the dog is very much tired today"))
+    assert Caption.of("tiny cactus loves a balloon at midnight").disagrees(
+        Caption.of("tiny cactus loves a pigeon at midnight"))
+
+
 def test_a_word_replaced_inside_a_glued_run_of_words_is_another_word():
     """OCR glues a line of a text post into one token and indexing adds its split forms: where
     two posts differ in one word of that line, the glued runs are 85% alike, which is no slip."""

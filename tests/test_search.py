@@ -104,6 +104,25 @@ def test_words_found_allows_slips_and_glued_words_but_not_stray_trigrams():
     assert words_found(["one", "submarine"], "ONE DOES NOT SIMPLY") == 0.5
 
 
+def test_a_slip_alone_is_no_match_but_words_said_or_read_in_order_are():
+    """In an archive of a thousand memes some word OCR read is a slip away from almost any word:
+    a text matches where it says one of the query's words as it is, or reads as them in order."""
+    from search.signals import matches, phrase_closeness, words_found
+
+    def match(query: str, text: str) -> bool:
+        words = query.split()
+        return matches(words, text, phrase_closeness(words, text))
+
+    stray = "YOU WANT TO KNOW IS THAT IT Watt Le ee"
+    assert words_found(["hassan", "wyatt"], stray) == 0.5 and not match("hassan wyatt", stray)
+    assert not match("alleged", "CHARGERS ARE BETTER THEN CHALLENGERS CHANGE MY MIND")
+    assert not match("fridya", "DEPLOYING ON FRIDAY")  # one misspelt word: the meaning decides
+    assert match("deploying fridya", "DEPLOYING ON FRIDAY")  # one said as it is, one a slip away
+    assert match("mondy agian", "MONDAY AGAIN NOBODY ASKED")  # two slips, read in order
+    assert match("nobody asked", "NOBODYASKED FOR THIS")  # inside words OCR glued together
+    assert match("friday", "DEPLOYING ON FRIDAY")
+
+
 def test_words_found_asked_about_a_share_answers_on_the_same_side_of_it():
     import random
 
@@ -276,3 +295,18 @@ def test_a_batch_of_queries_answers_as_one_query_at_a_time(indexed, cli, tmp_pat
         result = cli("search", "--queries", refused, "--json")
         assert result.exit_code != 0 and "nothing to look for" in result.stderr
         assert len(result.stdout.splitlines()) == 1  # the query before it was answered
+
+
+def test_a_reader_that_stops_reading_gets_no_error(indexed, tmp_path):
+    """`memes search ... | head -1`: the pipe closes while answers are still being written."""
+    import subprocess
+    import sys
+
+    queries = tmp_path / "queries.txt"
+    queries.write_text("memes\n" * 1500)  # far more than a pipe holds
+    proc = subprocess.Popen([sys.executable, "-m", "memes", "search", "--queries", str(queries), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline().startswith(b'{"query": "memes"')
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 0 and "Error" not in stderr and "Traceback" not in stderr, stderr

@@ -28,7 +28,7 @@ def _print_results(query: str, results, notices, as_json: bool, closest=None, ex
     if not results:
         typer.echo(f"nothing matches {query!r}" if closest is not None else f"no memes found for {query!r}")
         if closest:
-            typer.echo("closest by meaning (weaker):")
+            typer.echo("closest by spelling or meaning (weaker):")
             _print_ranked(closest, query if marks else None, explain)
         return
     _print_ranked(results, query if marks else None, explain)
