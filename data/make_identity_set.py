@@ -150,7 +150,7 @@ def post(text: str, name: str, dark: bool, width: int, size: int) -> Image.Image
 def alterations(img: Image.Image, rnd: random.Random, max_crop: float = 0.08) -> dict[str, tuple[Image.Image, int]]:
     """The five ways a repost differs from its original: (picture, JPEG quality)."""
     w, h = img.size
-    cut = 0.03 + (max_crop - 0.03) * rnd.random()  # 3-8% of each side's length, taken from random edges
+    cut = 0.03 + (max_crop - 0.03) * rnd.random()  # 3% to max_crop of each side's length, from random edges
     dx, dy = int(w * cut * rnd.random()), int(h * cut * rnd.random())
     cropped = img.crop((dx, dy, w - int(w * cut) + dx, h - int(h * cut) + dy))
     pad = max(8, w // 25)

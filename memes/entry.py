@@ -26,6 +26,12 @@ def main() -> None:
         sys.stdout.write(out)
         sys.stderr.write(err)
         sys.stdout.flush()
-    except BrokenPipeError:  # `memes search ... | head`: the reader has what it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except BrokenPipeError:
+        reader_gone()
     sys.exit(code)
+
+
+def reader_gone() -> None:
+    """`memes search ... | head`: the reader has what it wanted. What is left to write, and the
+    flush at exit, go nowhere instead of failing."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

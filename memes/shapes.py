@@ -33,7 +33,7 @@ def _ocr_json(meme: Meme, ocr: OcrText) -> dict:
 def results_json(query: str, results: list[Result], notices: list[str], closest: list[Result] | None = None,
                  itself: str | None | bool = False) -> dict:
     """Search results as JSON: `memes search --json`, `memes similar --json` and the API agree.
-    A text search adds `closest` (where nothing matches, the memes nearest by meaning); a search
+    A text search adds `closest` (where nothing matches, the memes nearest by spelling or meaning); a search
     by picture `itself` (the meme whose bytes the picture is, or null)."""
     found = {"query": query, "results": [r.to_json() for r in results], "notices": notices}
     if closest is not None:

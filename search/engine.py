@@ -72,7 +72,8 @@ class Vectors(Protocol):
 
     def space(self, name: str, model: str | None = None) -> Space | None: ...
 DENSE = (ANNOTATION_TEXT, OCR_TEXT, IMAGE)  # signals that rank every meme by closeness of meaning
-CLOSEST = 5  # memes shown as closest by meaning where nothing matches
+CLOSEST = 5  # memes shown as closest by spelling or meaning where nothing matches
+CLOSEST_SLIPS = 3  # of them at most this many only a slip away: the rest by meaning
 # With a filter, a phrase, an exclusion or a sort by date, each signal looks among this many
 # nearest memes (not the usual 50), so that filtering leaves k where k qualify.
 NARROWED_DEPTH = 2000
@@ -89,7 +90,7 @@ def matching(hits: dict[str, list[SignalHit]]) -> dict[str, list[SignalHit]]:
     `signals.keyword`), a text vector at `signals.DENSE_FLOOR` or above, and the image vector
     only for memes a text signal matched. An image model's similarity to a text cannot be given
     a floor here (no real weights to measure it on), so it orders what matches but never makes
-    a meme match alone; where nothing does, its nearest show as closest by meaning."""
+    a meme match alone; where nothing does, its nearest show as closest by meaning (with the texts a slip away)."""
     ranked = {name: [h for h in found if (name not in (ANNOTATION_TEXT, OCR_TEXT) or h.score >= signals.DENSE_FLOOR)
                      and not signals.is_near(h)]
               for name, found in hits.items() if name != IMAGE}
@@ -102,7 +103,7 @@ def matching(hits: dict[str, list[SignalHit]]) -> dict[str, list[SignalHit]]:
 def by_meaning(hits: dict[str, list[SignalHit]]) -> dict[str, list[SignalHit]]:
     """The vector signals' hits, under the floor too, and the keyword hits only a slip away
     (`signals.is_near`): where nothing matches, the closest by spelling or meaning."""
-    slips = [h for h in hits.get("keyword", []) if signals.is_near(h)]
+    slips = [h for h in hits.get("keyword", []) if signals.is_near(h)][:CLOSEST_SLIPS]
     return {**({"keyword": slips} if slips else {}), **{name: hits[name] for name in DENSE if name in hits}}
 
 
@@ -168,7 +169,7 @@ class Searcher:
     def text_rankings(self, query: str) -> tuple[dict[str, list[SignalHit]], dict[str, list[SignalHit]]]:
         """Each signal's own ranking for a text query (the evaluation reads these): of the memes
         that match it (see `matching`), and the vector signals' under the floor too, from which
-        `search` shows the closest by meaning where nothing matches."""
+        `search` shows the closest by spelling or meaning where nothing matches."""
         hits = self._text_hits(query)
         return matching(hits), by_meaning(hits)
 
@@ -269,7 +270,7 @@ class Searcher:
                rows: Future | None = None, dense: dict[str, list[SignalHit]] | None = None) -> list[Result]:
         """Memes matching a text query (see `search.query`), best first or sorted by `sort`,
         fused over every signal that applies, among the memes `filters` admit. Where none
-        matches, `closest` holds the memes nearest by meaning (under the floor), apart.
+        matches, `closest` holds the memes nearest by spelling or meaning (under the floor), apart.
         `rows`, `dense`: the keyword signal's sections, being read, and the vector signals' hits,
         made already (`search_each`)."""
         checked_sort(sort)

@@ -38,7 +38,7 @@ from .results import SignalHit
 
 KNOWN_ITEM, REPOST, SAME_TEMPLATE, NEGATIVE = "known_item", "repost", "same_template", "negative"
 FUSED = "fused"
-SHOWN = "fused, else closest"  # what a user sees: where nothing matches, the closest by meaning
+SHOWN = "fused, else closest"  # what a user sees: where nothing matches, the closest by spelling or meaning
 DEPTH = 10  # the cut for Recall@10 and nDCG@10
 
 
@@ -156,7 +156,7 @@ def fused_ranking(ranked: Ranked, k: int | None = None, weights: dict[str, float
 
 def shown_ranking(ranked: Ranked, k: int | None = None, weights: dict[str, float] | None = None) -> list[str]:
     """What a user is shown for a text query: the fused results, or where nothing matches the
-    closest by meaning (`Searcher.search`'s `closest`), which are shown apart, under the floor."""
+    closest by spelling or meaning (`Searcher.search`'s `closest`), which are shown apart, under the floor."""
     k, weights = _fusion(ranked, k, weights)
     return _fused_ids(ranked.hits, k, weights) or _fused_ids(ranked.near, k, weights)[:CLOSEST]
 
@@ -184,7 +184,7 @@ def report(ranked: list[Ranked], k: int | None = None, weights: dict[str, float]
             signal: mean([metrics(r.ranking(signal), set(r.query.relevant)) for r in members]) for signal in signals}
         out["by_type"][name][FUSED] = mean([metrics(fused_ranking(r, k, weights), set(r.query.relevant))
                                             for r in members])
-        if name == KNOWN_ITEM:  # a meme the floor lost may still be shown, apart, as closest by meaning
+        if name == KNOWN_ITEM:  # a meme the floor lost may still be shown, apart, among the closest
             out["by_type"][name][SHOWN] = mean([metrics(shown_ranking(r, k, weights), set(r.query.relevant))
                                                 for r in members])
     return out

@@ -35,7 +35,7 @@ class Result:
 @dataclass
 class Answer:
     """A search's answer: the memes that match it, best first; for a text search where none
-    does, the memes closest by meaning (under the relevance floor, shown apart); notices."""
+    does, the memes closest by spelling or meaning (under the relevance floor, shown apart); notices."""
 
     results: list[Result]
     closest: list[Result] = field(default_factory=list)

@@ -43,7 +43,7 @@ MIN_WORDS_FOUND = 0.5
 # A text vector (MiniLM) votes only at this cosine similarity or above. On that set the nearest
 # OCR-text passage of a query whose words are in no meme reaches 0.55 (0.4: 0.955 returned nothing,
 # 0.45: 0.975, 0.5: 0.985); a known item under the floor is one with a typing slip, which the
-# keyword signal finds. Weaker neighbours are shown apart, as "closest by meaning".
+# keyword signal finds. Weaker neighbours are shown apart, as the closest by spelling or meaning.
 DENSE_FLOOR = 0.5
 # A stretch of text that reads as the query's words in order this closely (`phrase_closeness`)
 # matches even where OCR misread most of its words one by one: on the same set it brought back
@@ -75,7 +75,7 @@ def keyword(catalog: Catalog, query: str, depth: int, floor: bool = True, rows: 
         return []
     top = rows[0]["score"]
     spaced, glued = " ".join(words), "".join(words)
-    best: dict[str, tuple[float, object]] = {}
+    best: dict[str, tuple[bool, float, object]] = {}  # meme -> (matched, score, section)
     for row in rows:
         if row["score"] < top * KEYWORD_MIN_SHARE:
             break
@@ -86,14 +86,14 @@ def keyword(catalog: Catalog, query: str, depth: int, floor: bool = True, rows: 
         score = closeness + PHRASE_TRIGRAM_SHARE * row["score"] / top
         if row["meme_id"] not in best or (not near, score) > best[row["meme_id"]][:2]:
             best[row["meme_id"]] = (not near, score, row)
-    ranked = sorted(best.items(), key=lambda item: -item[1][1])[:depth]
+    ranked = sorted(best.items(), key=lambda item: (not item[1][0], -item[1][1]))[:depth]  # matches first
     return [SignalHit(meme_id, score, detail={"passage": row["body"], "words": words, "near": not matched})
             for meme_id, (matched, score, row) in ranked]
 
 
 def is_near(hit: SignalHit) -> bool:
     """Whether a keyword hit is only a slip away from the query's words (`matches` says no): it
-    does not vote, and is shown apart, with the closest by meaning, where nothing matches."""
+    does not vote, and is shown apart, first among the closest, where nothing matches."""
     return bool(hit.detail and hit.detail.get("near"))
 
 
@@ -119,15 +119,28 @@ def matches(words: list[str], text: str, closeness: float) -> bool:
 
 
 def says_one(words: list[str], text: str) -> bool:
-    """Whether `text` says one of the query's words (of 3+ letters, where it has any) as it is: as
-    a word, or inside a run of words OCR glued together (4+ letters)."""
+    """Whether `text` says one of the query's words (of 3+ letters, where it has any) as it is
+    (`_said`), not only a slip away."""
     said, _, glued = _read(text)
-    return any(f" {w} " in said or (len(w) >= 4 and w in glued) for w in [w for w in words if len(w) >= 3] or words)
+    return any(_said(w, said, glued) for w in [w for w in words if len(w) >= 3] or words)
+
+
+_ENDINGS = ("ing", "es", "ed", "s")
+
+
+def _said(word: str, said: str, glued: str) -> bool:
+    """Whether a text (`_read`'s spaced and glued forms) says `word`: as a word, in another of its
+    forms ("cat" / "cats", "mondays" / "monday", "deploy" / "deployed"), or inside a run of words
+    OCR glued together (4+ letters)."""
+    if f" {word} " in said or (len(word) >= 4 and word in glued):
+        return True
+    stems = {word} | {word[:-len(e)] for e in _ENDINGS if word.endswith(e) and len(word) - len(e) >= 3}
+    return any(f" {stem}{e} " in said for stem in stems for e in ("", *_ENDINGS))
 
 
 def words_found(words: list[str], text: str, enough: float | None = None) -> float:
     """The share of the query's words (those of 3+ letters, where it has any) that `text` has:
-    as a word; inside a run of words OCR glued together (4+ letters); or a typing slip away (4+
+    as a word or another form of it, inside words OCR glued together (`_said`); or a slip away (4+
     letters: a word of the text at fuzz.ratio >= 80, or a stretch of the glued text at
     partial_ratio >= 85). Common words count like any other: leaving them out (a stopword list)
     lost known items on every set (the held-out rendered one: R@10 0.986 -> 0.958). With
@@ -139,7 +152,7 @@ def words_found(words: list[str], text: str, enough: float | None = None) -> flo
     said, spaced, glued = _read(text)
     found, slips = 0, []
     for word in wanted:
-        if f" {word} " in said or (len(word) >= 4 and word in glued):
+        if _said(word, said, glued):
             found += 1
         elif len(word) >= 4:
             slips.append(word)

@@ -589,6 +589,9 @@ def test_a_word_that_lost_thin_letters_at_its_edge_is_an_ocr_slip():
     assert inside.disagrees(Caption.of("the cat hides beside the garden shed"))  # "side" is not said
     assert inside.disagrees(Caption.of("the cat hides outside the garden shed"))
     assert Caption.of("tiny pirate hears taxes").disagrees(Caption.of("tiny karate hears taxes"))
+    # only thin letters vanish: letters of another kind cut off are a word of its own
+    for word, other in (("safe", "unsafe"), ("done", "undone")):
+        assert Caption.of(f"this house is {word} at night").disagrees(Caption.of(f"this house is {other} at night"))
 
 
 def test_a_word_ocr_read_twice_once_cut_puts_no_word_in_place_of_another():
@@ -599,6 +602,10 @@ def test_a_word_ocr_read_twice_once_cut_puts_no_word_in_place_of_another():
     half = Caption.of("tiny cactus lovesa loves a love sao on oon at midnight 9:41AM")
     assert not whole.disagrees(half) and not half.disagrees(whole) and same_meme(0, whole, half, 0.0)
     assert Caption.of("the dog is very very tired today").disagrees(Caption.of("the dog is very much tired today"))
+    # a caption may say a word and a cut form of it: where nothing of the other's word is left, it stays
+    songs = Caption.of("my cat loves love songs at midnight")
+    assert songs.disagrees(Caption.of("my cat loves happy songs at midnight"))
+    assert Caption.of("my cat loves happy songs at midnight").disagrees(songs)
     assert Caption.of("tiny cactus loves a balloon at midnight").disagrees(
         Caption.of("tiny cactus loves a pigeon at midnight"))
 

@@ -156,8 +156,10 @@ def translated(command: Callable) -> Callable:
             return done
         except (typer.Exit, typer.Abort, typer.BadParameter):
             raise  # usage errors keep click's message and exit code 2
-        except BrokenPipeError:  # the reader stopped reading (`memes search ... | head`): nothing to say
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor at exit's flush
+        except BrokenPipeError:  # the reader of stdout stopped reading: nothing to say
+            from memes.entry import reader_gone
+
+            reader_gone()
             raise typer.Exit(0) from None
         except KeyboardInterrupt:
             _interrupted()
