@@ -16,15 +16,6 @@ from .readings import as_read, letters_of, words_by_frequency
 WORD_FOUND = 70
 GLUED_SLIPS = 3  # letters OCR may misread in a glued run of words that another reading splits
 WORD_LETTERS = 4  # shorter words are too easily made by OCR out of texture
-# Thin letters at a word's edge vanish where the type is small (a half-size copy reads "zard" for
-# "lizard"): a word counts as said where the other reading says it but for this many THIN letters
-# at its start or end, what is left WORD_LETTERS or more (WORD_FOUND allows one letter of any kind,
-# not two of six). Other letters are a word's own ("unsafe" / "safe", "lovely" / "love").
-EDGE_DROPPED = 2
-THIN = frozenset("iljtf1")
-# What is left of a word OCR misread into noise is still faintly there ("sao on oon" of "balloon":
-# partial_ratio 57; another word, "happy" against "my cat loves love songs", 29).
-FAINT = 50
 # A crop cuts its lines at the edges, and OCR misreads what is left there ("in inner a" where a line
 # was cut to "he rain"): a part saying this many trusted words of the other may say one it lacks.
 PART_SLIP_AMONG = 6
@@ -82,8 +73,7 @@ class Caption:
 
     def lacks(self, word: str, glued: bool = False) -> bool:
         """Whether this caption does not say `word`: nowhere in its letters run together (so
-        glued and split readings agree) for a number, nothing 70% alike there for a word, nor a
-        word of its own that is `word` with its edge letters lost (`_says_cut`). A
+        glued and split readings agree) for a number, nothing 70% alike there for a word. A
         `glued` run of words ("nervouspigeonhidesaballoon") must be alike but for GLUED_SLIPS
         letters: 70% of a long run leaves room for another word in it."""
         if word.isdigit() or len(word) < WORD_LETTERS:
@@ -93,20 +83,14 @@ class Caption:
         from rapidfuzz import fuzz
 
         found = max(WORD_FOUND, 100 - 100 * GLUED_SLIPS / len(word)) if glued else WORD_FOUND
-        return fuzz.partial_ratio(word, self.letters) < found and (glued or not self._says_cut(word))
-
-    def _says_cut(self, word: str) -> bool:
-        """Whether a word of this reading is `word` but for EDGE_DROPPED thin letters or fewer at
-        its start or end ("zard" for "lizard")."""
-        return any(_cut(t, word, THIN) for t in self.tokens)
+        return fuzz.partial_ratio(word, self.letters) < found
 
     def disagrees(self, other: "Caption", every_word: bool = False, part: bool = False) -> bool:
         """Whether the two say different things: each says a word the other lacks (a number,
         "wizard" for "teapot"), or one puts a word the other lacks where the other has another
         word, between words both say ("hides" for "finds" where "finds" is said later too).
-        Words added before or after all the others (a watermark, a border's line), a word the
-        other reading missed, or misread and read its neighbour twice (`_unstuttered`), do not
-        make another meme. Only trusted words count, unless
+        Words added before or after all the others (a watermark, a border's line) or a word the
+        other reading missed do not make another meme. Only trusted words count, unless
         `every_word` (where the pictures cannot tell: "at" for "cat", "gym" for "robot" as the
         last word), and then a word replaced first or last counts too; a split form of a glued
         token counts only where the glued token is lacking too (a misread "walnus7" splits into
@@ -121,11 +105,10 @@ class Caption:
             ours, theirs = self.tokens, other.tokens
             mine = {w for w, g in zip(ours, self.glued) if other.lacks(w) and (not g or other.lacks(g, glued=True))}
             yours = {w for w, g in zip(theirs, other.glued) if self.lacks(w) and (not g or self.lacks(g, glued=True))}
-        else:  # (every word counted keeps the split forms beside their glued token, no stutter)
+        else:
             ours, theirs = self.words, other.words
             mine = {w for w in ours if other.lacks(w)}
             yours = {w for w in theirs if self.lacks(w)}
-            ours, theirs = _unstuttered(ours, yours, self.letters), _unstuttered(theirs, mine, other.letters)
         if part:  # every word it says is in the other, where OCR read the other at all
             if not (mine and theirs):
                 return False
@@ -141,33 +124,6 @@ class Caption:
         return any(op == "replace" and (every_word or 0 < n < len(blocks) - 1)
                    and (mine & set(ours[i1:i2]) or yours & set(theirs[j1:j2]))
                    for n, (op, i1, i2, j1, j2) in enumerate(blocks))
-
-
-def _cut(short: str, word: str, letters: frozenset | None = None) -> bool:
-    """Whether `short` is `word` with up to EDGE_DROPPED letters (of `letters`, if given) cut off
-    its start or its end, WORD_LETTERS or more left."""
-    if not WORD_LETTERS <= len(short) < len(word) <= len(short) + EDGE_DROPPED:
-        return False
-    if word.startswith(short) and (letters is None or set(word[len(short):]) <= letters):
-        return True
-    return word.endswith(short) and (letters is None or set(word[:len(word) - len(short)]) <= letters)
-
-
-def _unstuttered(words: Sequence[str], lacking: set[str], letters: str) -> Sequence[str]:
-    """`words` without a word that repeats the one before or after it with a letter or two cut
-    off its edge ("loves love": two overlapping boxes of OCR read one word twice, once cut), where
-    a word of the other reading that this one lacks is faintly in its letters (FAINT: the rest of
-    the line OCR misread into noise, "a balloon" read "a love sao on oon"): that stutter is no word
-    put in place of the misread one. Otherwise it is the caption's ("loves love songs" is not
-    "loves happy songs"), and so is a word said twice whole."""
-    if not lacking:
-        return words
-    from rapidfuzz import fuzz
-
-    if not any(fuzz.partial_ratio(w, letters) >= FAINT for w in lacking):
-        return words
-    return [w for i, w in enumerate(words)
-            if not ((i and _cut(w, words[i - 1])) or (i + 1 < len(words) and _cut(w, words[i + 1])))]
 
 
 def _blocks(ours: Sequence[str], theirs: Sequence[str]) -> list[tuple]:

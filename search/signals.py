@@ -93,7 +93,7 @@ def keyword(catalog: Catalog, query: str, depth: int, floor: bool = True, rows: 
 
 def is_near(hit: SignalHit) -> bool:
     """Whether a keyword hit is only a slip away from the query's words (`matches` says no): it
-    does not vote, and is shown apart, first among the closest, where nothing matches."""
+    does not vote, and is shown apart, among the closest, where nothing matches."""
     return bool(hit.detail and hit.detail.get("near"))
 
 
@@ -125,22 +125,19 @@ def says_one(words: list[str], text: str) -> bool:
     return any(_said(w, said, glued) for w in [w for w in words if len(w) >= 3] or words)
 
 
-_ENDINGS = ("ing", "es", "ed", "s")
-
-
 def _said(word: str, said: str, glued: str) -> bool:
-    """Whether a text (`_read`'s spaced and glued forms) says `word`: as a word, in another of its
-    forms ("cat" / "cats", "mondays" / "monday", "deploy" / "deployed"), or inside a run of words
-    OCR glued together (4+ letters)."""
+    """Whether a text (`_read`'s spaced and glued forms) says `word`: as a word, in the singular
+    or the plural ("cat" / "cats", "mondays" / "monday"), or inside a run of words OCR glued
+    together (4+ letters). Other endings are not undone: "caring" is not "car", "notes" not "not"."""
     if f" {word} " in said or (len(word) >= 4 and word in glued):
         return True
-    stems = {word} | {word[:-len(e)] for e in _ENDINGS if word.endswith(e) and len(word) - len(e) >= 3}
-    return any(f" {stem}{e} " in said for stem in stems for e in ("", *_ENDINGS))
+    plural = len(word) >= 4 and word.endswith("s") and not word.endswith("ss")
+    return f" {word}s " in said or (plural and f" {word[:-1]} " in said)
 
 
 def words_found(words: list[str], text: str, enough: float | None = None) -> float:
     """The share of the query's words (those of 3+ letters, where it has any) that `text` has:
-    as a word or another form of it, inside words OCR glued together (`_said`); or a slip away (4+
+    as a word, singular or plural, or inside words OCR glued together (`_said`); or a slip away (4+
     letters: a word of the text at fuzz.ratio >= 80, or a stretch of the glued text at
     partial_ratio >= 85). Common words count like any other: leaving them out (a stopword list)
     lost known items on every set (the held-out rendered one: R@10 0.986 -> 0.958). With
