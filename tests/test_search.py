@@ -125,6 +125,22 @@ def test_a_slip_alone_is_no_match_but_words_said_or_read_in_order_are():
     assert not match("notes", "NOT TODAY") and not match("caring", "MY CAR") and not match("glass", "GLAS")
 
 
+def test_texts_a_slip_away_do_not_vote_and_fill_at_most_three_of_the_closest():
+    from search.engine import CLOSEST_SLIPS, by_meaning, matching
+
+    def hit(meme_id, score, near=None):
+        return SignalHit(meme_id, score, detail=None if near is None else {"passage": "", "words": [], "near": near})
+
+    hits = {"keyword": [hit("said", 2.0, near=False)] + [hit(f"slip{i}", 1.9 - i / 10, near=True) for i in range(5)],
+            "ocr_text": [hit("close", 0.7), hit("weak", 0.3)]}
+    voting = matching(hits)
+    assert [h.meme_id for h in voting["keyword"]] == ["said"] and [h.meme_id for h in voting["ocr_text"]] == ["close"]
+    near = by_meaning(hits)
+    assert [h.meme_id for h in near["keyword"]] == [f"slip{i}" for i in range(CLOSEST_SLIPS)] and CLOSEST_SLIPS == 3
+    assert [h.meme_id for h in near["ocr_text"]] == ["close", "weak"]  # under the floor too
+    assert "keyword" not in by_meaning({"keyword": [hit("said", 2.0, near=False)], "ocr_text": []})
+
+
 def test_words_found_asked_about_a_share_answers_on_the_same_side_of_it():
     import random
 
