@@ -80,8 +80,9 @@ def keyword(catalog: Catalog, query: str, depth: int, floor: bool = True, rows: 
         if row["score"] < top * KEYWORD_MIN_SHARE:
             break
         closeness = _closeness(spaced, glued, row["body"])
-        near = floor and not matches(words, row["body"], closeness)
-        if near and closeness < PHRASE_VOUCHES and words_found(words, row["body"], MIN_WORDS_FOUND) < MIN_WORDS_FOUND:
+        found = words_found(words, row["body"], MIN_WORDS_FOUND) if floor else 1.0
+        near = floor and not matches(words, row["body"], closeness, found)
+        if near and closeness < PHRASE_VOUCHES and found < MIN_WORDS_FOUND:
             continue  # not even a slip away
         score = closeness + PHRASE_TRIGRAM_SHARE * row["score"] / top
         if row["meme_id"] not in best or (not near, score) > best[row["meme_id"]][:2]:
@@ -106,16 +107,19 @@ def keyword_snippets(hits: list[SignalHit]) -> None:
             hit.snippet = window(clean_reading(where["passage"]), where["words"])
 
 
-def matches(words: list[str], text: str, closeness: float) -> bool:
+def matches(words: list[str], text: str, closeness: float, found: float | None = None) -> bool:
     """Whether a text really has the query's words (the keyword signal's floor): a stretch of it
     reads as two or more of them in order (`closeness`, PHRASE_VOUCHES), or it has at least
     MIN_WORDS_FOUND of them (`words_found`), one of them as it is, not only a slip away: in an
     archive of a thousand memes, some word OCR read is a slip away from almost any word (`watt`
     for "wyatt", "challengers" for "alleged"), and a query of one misspelt word is told from
-    one of a word no meme says only by the meaning (the text vectors, the closest shown apart)."""
+    one of a word no meme says only by the meaning (the text vectors, the closest shown apart).
+    `found`: `words_found`'s share, where the caller has it already."""
     if len(words) > 1 and closeness >= PHRASE_VOUCHES:
         return True
-    return says_one(words, text) and words_found(words, text, MIN_WORDS_FOUND) >= MIN_WORDS_FOUND
+    if found is None:
+        found = words_found(words, text, MIN_WORDS_FOUND)
+    return found >= MIN_WORDS_FOUND and says_one(words, text)
 
 
 def says_one(words: list[str], text: str) -> bool:
