@@ -37,6 +37,8 @@ CANDIDATES = 12  # at most this many of each kind are aligned
 # 289 pairs of one template with other captions at least 0.196 (the 27 such pairs an earlier
 # measure joined, many a word apart, included), and captions a short word apart in small type
 # (made with data/make_evalset.py) at least 0.22. Half the smallest sibling, far above any copy.
+# (Those with every pixel held to 50 grey levels; with stop 37's finer limits for faint type, 576
+# copies of 144 real-template memes differ by up to 0.05, siblings by at least 0.535.)
 MAX_PIXEL_DIFFERENCE = 0.1
 # Pictures compared at a low resolution (a half-size copy of a small meme) may differ by half as
 # much where a short word differs ("rain" for "calm": 0.07) as where nothing does (copies up to
@@ -332,7 +334,7 @@ class Likeness:
                         or cut_short(difference, overlap[1])):
                     found.may_be(meme_id, difference)
                 elif shows_part(self.captions[i], caption, overlap[0], sharp) or cut_short(difference, overlap[0]):
-                    found.parts.setdefault(meme_id, i)
+                    found.part(meme_id, i, difference)
             if said == SAME:
                 # the closest picture wins; one that needed its corners left out comes after
                 rank = (difference is not None and in_corner(difference),
@@ -373,12 +375,25 @@ class Match:
     shows only a part of it, or has no words and barely matches it; `detail`: meme -> the finest
     resolution its pictures were compared at, at which they matched as closely as copies do, and
     at which nothing differed), and those with a picture that shows only a part of it (`parts`:
-    meme -> the row of that picture)."""
+    meme -> the row of that picture, the one that matches it most closely; `close`: the memes
+    whose part matches it as closely as a copy's does)."""
 
     meme: str | None = None
     parts: dict = field(default_factory=dict)
+    close: set = field(default_factory=set)
     also: set = field(default_factory=set)
     detail: dict = field(default_factory=dict)
+    _gaps: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def part(self, meme_id: str, row: int, pixels) -> None:
+        """The picture of `row`, of this meme, shows only a part of the image, and differs from
+        it by `pixels`."""
+        gap = (in_corner(pixels), float(pixels)) if pixels is not None else (True, 1.0)
+        if meme_id not in self.parts or gap < self._gaps[meme_id]:
+            self.parts[meme_id] = row
+            self._gaps[meme_id] = gap
+        if gap < (False, BARELY):  # a corner left out (a site's mark, or a word) is not as close
+            self.close.add(meme_id)
 
     @property
     def unvouched(self) -> set:

@@ -4,7 +4,7 @@ usage: python data/make_identity_set.py OUT [--groups 3] [--per-group 6] [--seed
 
 Repost grouping (`archive.likeness`) must never fold two distinct memes into one, and must
 still join a meme's altered copies. This set holds the memes that make that hard, all drawn
-here (own pictures, own words), in five styles:
+here (own pictures, own words), in six styles:
 
 - `flat`: one line of small text (Pillow's bitmap font, 1-pixel strokes, or an 8-9 px tall
   DejaVu) on a flat colour, 250-400 px wide; memes of one group say the same sentence with
@@ -14,7 +14,10 @@ here (own pictures, own words), in five styles:
   small type, captions a word apart or wholly different;
 - `band`: black captions on a white band above a picture (the "caption meme" layout);
 - `post-light` and `post-dark`: screenshots of text posts, light and dark mode, a name and a
-  few lines of text, posts of one group a word or a line apart.
+  few lines of text, posts of one group a word or a line apart;
+- `faint`: such posts in faint type: grey text 70-140 grey levels from a grey or tinted
+  background (a muted theme, a washed-out screenshot), where a changed word moves few pixels
+  far.
 
 Every original gets five altered copies (`copies/<id>_<kind>.jpg`): `jpeg` (quality 30),
 `half` (half size), `crop` (3% to `--max-crop`, 8% by default, cut from the edges), `border` (a white frame with a line
@@ -41,7 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_evalset import say_made  # noqa: E402
 from make_samples import REGULAR, font, photo  # noqa: E402
 
-STYLES = ("flat", "small", "band", "post-light", "post-dark")
+# `faint` last: the sets of earlier seeds keep every image of the other styles byte for byte
+STYLES = ("flat", "small", "band", "post-light", "post-dark", "faint")
 COPIES = ("jpeg", "half", "crop", "border", "watermark")
 
 ADJECTIVES = ["good", "tiny", "brave", "sleepy", "angry", "quiet", "shiny", "lucky", "grumpy", "clever",
@@ -132,9 +136,9 @@ def band(picture: Image.Image, text: str, size: int) -> Image.Image:
     return img
 
 
-def post(text: str, name: str, dark: bool, width: int, size: int) -> Image.Image:
-    background, ink, muted = ((21, 32, 43), (231, 233, 234), (139, 152, 165)) if dark else \
-        ((255, 255, 255), (15, 20, 25), (83, 100, 113))
+def post(text: str, name: str, dark: bool, width: int, size: int, colours: tuple | None = None) -> Image.Image:
+    background, ink, muted = colours or (((21, 32, 43), (231, 233, 234), (139, 152, 165)) if dark else
+                                         ((255, 255, 255), (15, 20, 25), (83, 100, 113)))
     lines = textwrap.wrap(text, width=max(12, int((width - 80) / (size * 0.55))))
     height = 90 + len(lines) * int(size * 1.35) + 40
     img = Image.new("RGB", (width, height), background)
@@ -208,11 +212,25 @@ def originals(style: str, group: int, rnd: random.Random, per_group: int) -> lis
     name = f"{rnd.choice(ADJECTIVES).title()} {rnd.choice(NOUNS).title()}"
     width = rnd.randint(420, 640)
     size = rnd.randint(14, 20)
+    colours = _faint(rnd) if style == "faint" else None
+    if colours is not None:
+        size = rnd.randint(12, 16)
     out = []
     for text in texts:
         body = f"{text}. {' '.join(sentence(random.Random(group * 7 + 1)))}"  # a second line the posts share
-        out.append((post(body, name, dark, width, size), f"{name} {body}"))
+        out.append((post(body, name, dark, width, size, colours), f"{name} {body}"))
     return out
+
+
+def _faint(rnd: random.Random) -> tuple:
+    """A post's colours in faint type: a grey or tinted background, ink 70-140 grey levels from
+    it (lighter or darker), and muted text (name, time) two thirds as far."""
+    level = rnd.choice([rnd.randint(15, 70), rnd.randint(170, 245)])
+    tint = [max(0, min(255, level + rnd.randint(-12, 12))) for _ in range(3)]
+    contrast = rnd.randint(70, 140) * (1 if level < 128 else -1)
+    ink = tuple(max(0, min(255, c + contrast)) for c in tint)
+    muted = tuple(max(0, min(255, c + contrast * 2 // 3)) for c in tint)
+    return tuple(tint), ink, muted
 
 
 def make(out: Path, groups: int = 3, per_group: int = 6, seed: int = 5, max_crop: float = 0.08) -> list[dict]:

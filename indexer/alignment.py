@@ -11,7 +11,12 @@ share of all pixels that differ (a word changed in a small caption is a small sh
 picture: copies reached 6%, such siblings started at 1.2%), and keypoints alone, whose
 alignment is off by 2-3 pixels on some copies, so that their letters' edges count as strokes.
 One comparison took 19 ms median, 32 ms p95 here (4,032 copies and 289 siblings, while an
-indexer ran beside it).
+indexer ran beside it). A pixel differs by more than half the contrast around it, from 20 grey
+levels up to 50 (`_limits`): with 50 throughout, posts in grey type 70-140 levels from their
+background (data/make_identity_set.py's `faint` style) differed from siblings a word apart by
+under 0.05 in 263 of 495 pairs (seed 269) and were folded (4 false joins among its 18 such
+memes); now in none of them (1 of 494 in seed 251's, at 0.049), and 4 of each set's 495 are
+under 0.1, where every word counts.
 """
 from __future__ import annotations
 
@@ -24,7 +29,16 @@ from PIL import Image
 
 SIDE = 800  # pixels at most on the longer side, for both images (small captions need the detail)
 MIN_SIDE = 640  # smaller pictures are enlarged to this: keypoints need it, and 1-px strokes survive
-PIXEL_DIFFERENCE = 50  # grey levels between aligned pixels that count as different
+# Grey levels by which two aligned pixels differ to count as different: half the contrast around
+# them (`_limits`: the range of grey levels within a pixel of them, in either picture), from
+# FAINTEST up to PIXEL_DIFFERENCE. Dark type on white, or white on dark, is held to 50 levels, as
+# far as JPEG at quality 30 and resampling ever move a copy; faint type (grey text 70-140 levels
+# from its background, a muted theme) is held to half its own contrast: a flat 50 let a word
+# changed in it through (the strokes of 12-16 px type, blurred, differ by 40-60 levels).
+PIXEL_DIFFERENCE = 50
+FAINTEST = 20  # what JPEG at quality 30 leaves on a flat background
+INK_SHARE = 0.5
+AROUND = 3  # pixels: the square the contrast is measured in
 PATCH = 24  # pixels: about a word of a small caption at SIDE
 CERTAIN = 0.6  # a difference this large before refining the alignment is never a copy's
 # A site's mark (imgflip.com and the like) is pasted into a corner of a repost: differences in
@@ -115,12 +129,13 @@ def difference(a: Features, b: Features) -> Difference | None:
     that picture's own resolution, unblurred, with patches smaller in proportion, up to a pixel
     from the edge of the part they share (`_inside`: what is left of a line a crop cut through);
     otherwise at the grid, lightly blurred, a few pixels more from it. Each patch may shift by a
-    pixel to fit (what is left of an alignment's error), so resampling and JPEG leave nothing
-    while another word leaves letters, however thin their strokes. One patch, not the whole
+    pixel to fit (what is left of an alignment's error), so resampling and JPEG leave next to
+    nothing while another word leaves letters, however thin or faint their strokes. One patch, not the whole
     picture, is what is measured: a word changed in a small caption is a small share of the
-    picture but fills its patch; the corners, where sites paste marks, are left out and said to
-    be (`Difference.corner`). Keypoints sit on a coarse pyramid, so where the first alignment
-    leaves a difference that a copy could show, it is refined (ECC) and measured again."""
+    picture but fills its patch; the corners, where sites paste marks, are measured apart and
+    said to differ (`Difference.corner`) where they differ more than the rest. Keypoints sit on a
+    coarse pyramid, so where the first alignment leaves a difference that a copy could show, it
+    is refined (ECC) and measured again."""
     import cv2
 
     transform = _alignment(a, b)
@@ -250,8 +265,9 @@ def _patch_difference(moving: np.ndarray, fixed: np.ndarray, transform: np.ndarr
     `patch` x `patch` square where most differ, over the `covered` part of `fixed` (None: up to a
     pixel from moving's edge as this transform places it, `_inside`). Each patch may
     be shifted by up to `reach` pixels to fit best (what is left of an alignment's error is a
-    shift of the whole neighbourhood; a changed letter cannot be shifted away). The picture's
-    CORNERs, where sites paste their marks, are not measured."""
+    shift of the whole neighbourhood; a changed letter cannot be shifted away). A pixel differs
+    where the two differ by more than `_limits` allows there. The picture's CORNERs, where sites
+    paste their marks, are measured apart (`Difference.corner`), held to PIXEL_DIFFERENCE."""
     import cv2
 
     h, w = fixed.shape
@@ -260,15 +276,10 @@ def _patch_difference(moving: np.ndarray, fixed: np.ndarray, transform: np.ndarr
     if covered is None:
         covered = _inside(moving.shape, transform, (h, w))
     # past moving's edge, its edge repeated: a patch shifted by `reach` there compares no black
-    warped = cv2.warpAffine(moving, transform, (w, h), borderMode=cv2.BORDER_REPLICATE).astype(np.int16)
-    still = fixed.astype(np.int16)
+    warped = cv2.warpAffine(moving, transform, (w, h), borderMode=cv2.BORDER_REPLICATE)
+    limits = _limits(warped, fixed)
+    warped, still = warped.astype(np.int16), fixed.astype(np.int16)
     padded = cv2.copyMakeBorder(warped, reach, reach, reach, reach, cv2.BORDER_REPLICATE)
-    best = None
-    for dy in range(2 * reach + 1):
-        for dx in range(2 * reach + 1):
-            differs = (np.abs(padded[dy:dy + h, dx:dx + w] - still) > PIXEL_DIFFERENCE) & covered
-            density = cv2.blur(differs.astype(np.float32), (patch, patch), borderType=cv2.BORDER_CONSTANT)
-            best = density if best is None else np.minimum(best, density)
     # the corners of the picture both show: inside a frame, where the other was pasted
     rows, cols = np.nonzero(covered.any(axis=1))[0], np.nonzero(covered.any(axis=0))[0]
     top, bottom, left, right = (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1) if rows.size else (0, h, 0, w)
@@ -277,9 +288,31 @@ def _patch_difference(moving: np.ndarray, fixed: np.ndarray, transform: np.ndarr
     for ys in (slice(top, top + ch), slice(bottom - ch, bottom)):
         for xs in (slice(left, left + cw), slice(right - cw, right)):
             corners[ys, xs] = True
+    # a corner is held to PIXEL_DIFFERENCE whatever its contrast: a site's light mark pasted there
+    # is left to the words only where it is as plain as a word (they would have to agree in every
+    # word, and OCR reads faint type with slips)
+    limits[corners] = PIXEL_DIFFERENCE
+    best = None
+    for dy in range(2 * reach + 1):
+        for dx in range(2 * reach + 1):
+            differs = (np.abs(padded[dy:dy + h, dx:dx + w] - still) > limits) & covered
+            density = cv2.blur(differs.astype(np.float32), (patch, patch), borderType=cv2.BORDER_CONSTANT)
+            best = density if best is None else np.minimum(best, density)
     elsewhere = float(best[~corners].max())
     corner = float(best[corners].max()) if corners.any() else 0.0
     return Difference.of(elsewhere, corner if corner > elsewhere else 0.0)
+
+
+def _limits(warped: np.ndarray, fixed: np.ndarray) -> np.ndarray:
+    """For each pixel of two aligned pictures, by how many grey levels they may differ there and
+    still count as alike: INK_SHARE of the contrast around it (the range of grey levels within a
+    pixel of it, the larger of the two pictures'), from FAINTEST to PIXEL_DIFFERENCE."""
+    import cv2
+
+    square = np.ones((AROUND, AROUND), np.uint8)
+    contrast = np.maximum(cv2.dilate(warped, square) - cv2.erode(warped, square),
+                          cv2.dilate(fixed, square) - cv2.erode(fixed, square))
+    return np.clip(contrast.astype(np.float32) * INK_SHARE, FAINTEST, PIXEL_DIFFERENCE)
 
 
 def _inside(moving: tuple[int, int], transform: np.ndarray, fixed: tuple[int, int]) -> np.ndarray:

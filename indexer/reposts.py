@@ -135,9 +135,12 @@ class Reposts:
             found = self.likeness.match(phashes, caption, self._judge(key=meme_id), area, exclude, after, sole=True)
             self._bridge(found)
             joined = found.settled
-            # a whole whose part matches no other whole, the part's meme with most files first: a
-            # framed copy shows its original, and a lone crop of it, which may match the frame best
-            for part, row in sorted(found.parts.items(), key=lambda p: -self._file_count(p[0])):
+            # a whole whose part matches no other whole, the parts that match it as closely as a
+            # copy first (a half-size copy of a sibling in faint type may barely match a frame
+            # whose own original is there too), then the part's meme with most files: a framed copy
+            # shows its original, and a lone crop of it, which may match the frame best
+            ranked = sorted(found.parts.items(), key=lambda p: (p[0] not in found.close, -self._file_count(p[0])))
+            for part, row in ranked:
                 if joined is not None:
                     break
                 if self._sole_whole(row, exclude={part}) == meme_id:

@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+from PIL import Image, ImageDraw, ImageFont
 
 from archive.caption import Caption
 from archive.likeness import MAX_PIXEL_DIFFERENCE, Likeness, same_meme
@@ -624,6 +625,51 @@ def test_small_text_on_flat_colours_is_never_folded(grouping, tmp_path, cli):
     assert summary["new_memes"] == 16 and summary["memes_in_archive"] == 16, summary
     found = json.loads(cli("search", "number 11 says hello", "--json").stdout)["results"]
     assert os.path.basename(found[0]["path"]) == "good11.jpg"
+
+
+def test_a_word_changed_in_faint_type_is_another_meme(grouping, tmp_path, cli):
+    """Grey type 100 levels from its background (a muted theme): a changed word's strokes,
+    blurred, differ by less than the 50 levels that dark-on-white type is held to, and a short
+    one ("bus") the words do not count (under four letters). The pixels are held to half the
+    type's own contrast: the four posts stay four memes, and a half-size copy still joins."""
+    sys.path.insert(0, str(ROOT / "data"))
+    import make_identity_set
+
+    folder = tmp_path / "faint"
+    folder.mkdir()
+    colours = ((60, 60, 66), (160, 160, 166), (130, 130, 136))
+    for n, text in enumerate(["proud hamster misses the bus on the train", "proud hamster misses the silly on the train",
+                              "proud hamster finds the bus on the train", "proud robot misses the bus on the train"]):
+        make_identity_set.post(text, "Quiet Goose", True, 560, 14, colours).save(folder / f"post-{n}.png")
+    first = Image.open(folder / "post-0.png").convert("RGB")
+    first.resize((first.width // 2, first.height // 2), Image.Resampling.LANCZOS).save(folder / "copy-half.jpg", quality=90)
+    result = cli("index", folder, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["memes_in_archive"] == 4, summary
+    shown = json.loads(cli("show", folder / "post-0.png", "--json").stdout)
+    assert sorted(os.path.basename(s["path"]) for s in shown["sightings"]) == ["copy-half.jpg", "post-0.png"]
+
+
+def test_a_word_changed_at_a_corners_edge_still_differs_in_the_pixels():
+    """The corners, where sites paste marks, are measured apart, but a patch centred outside
+    them still counts what differs just inside: a caption word reaching into the top corner
+    ("cat" / "dog" before "is watching") is not left to OCR alone."""
+    from indexer.alignment import difference, features
+
+    sys.path.insert(0, str(ROOT / "data"))
+    from make_samples import REGULAR, photo
+
+    def meme(word: str):
+        img = photo(7, (640, 520))
+        draw = ImageDraw.Draw(img)
+        draw.rectangle([0, 0, 640, 90], fill=(255, 255, 255))
+        font = ImageFont.truetype(REGULAR, 20)
+        draw.text((150, 30), word, fill=(0, 0, 0), font=font)
+        draw.text((300, 30), "is watching", fill=(0, 0, 0), font=font)
+        return img
+
+    assert difference(features(meme("cat")), features(meme("dog"))) >= MAX_PIXEL_DIFFERENCE
 
 
 def _evalset_module():
