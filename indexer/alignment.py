@@ -15,7 +15,7 @@ indexer ran beside it). A pixel differs by more than half the contrast around it
 levels up to 50 (`_limits`): with 50 throughout, posts in grey type 70-140 levels from their
 background (data/make_identity_set.py's `faint` style) differed from siblings a word apart by
 under 0.05 in 263 of 495 pairs (seed 269) and were folded (4 false joins among its 18 such
-memes); now in none of them (1 of 494 in seed 251's, at 0.049), and 4 of each set's 495 are
+memes); now in none of them (1 of seed 251's 494, at 0.049), and 4 of each set's pairs are
 under 0.1, where every word counts.
 """
 from __future__ import annotations
@@ -34,7 +34,8 @@ MIN_SIDE = 640  # smaller pictures are enlarged to this: keypoints need it, and 
 # FAINTEST up to PIXEL_DIFFERENCE. Dark type on white, or white on dark, is held to 50 levels, as
 # far as JPEG at quality 30 and resampling ever move a copy; faint type (grey text 70-140 levels
 # from its background, a muted theme) is held to half its own contrast: a flat 50 let a word
-# changed in it through (the strokes of 12-16 px type, blurred, differ by 40-60 levels).
+# changed in it through (the strokes of 12-16 px type, blurred, differ by 40-60 levels, mostly
+# under 50).
 PIXEL_DIFFERENCE = 50
 FAINTEST = 20  # what JPEG at quality 30 leaves on a flat background
 INK_SHARE = 0.5

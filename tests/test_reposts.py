@@ -653,23 +653,25 @@ def test_a_word_changed_in_faint_type_is_another_meme(grouping, tmp_path, cli):
 
 def test_a_word_changed_at_a_corners_edge_still_differs_in_the_pixels():
     """The corners, where sites paste marks, are measured apart, but a patch centred outside
-    them still counts what differs just inside: a caption word reaching into the top corner
-    ("cat" / "dog" before "is watching") is not left to OCR alone."""
+    them still counts what differs inside, near their edge: a caption word across a top corner's
+    edge, or just inside it ("cat" / "dog" before "is watching"), is not left to OCR alone (a
+    draft that counted corner pixels apart measured 0 for the word just inside)."""
     from indexer.alignment import difference, features
 
     sys.path.insert(0, str(ROOT / "data"))
     from make_samples import REGULAR, photo
 
-    def meme(word: str):
+    def meme(word: str, x: int):
         img = photo(7, (640, 520))
         draw = ImageDraw.Draw(img)
         draw.rectangle([0, 0, 640, 90], fill=(255, 255, 255))
         font = ImageFont.truetype(REGULAR, 20)
-        draw.text((150, 30), word, fill=(0, 0, 0), font=font)
+        draw.text((x, 30), word, fill=(0, 0, 0), font=font)
         draw.text((300, 30), "is watching", fill=(0, 0, 0), font=font)
         return img
 
-    assert difference(features(meme("cat")), features(meme("dog"))) >= MAX_PIXEL_DIFFERENCE
+    for x in (165, 150):  # across the edge (0.24), wholly inside it (0.11)
+        assert difference(features(meme("cat", x)), features(meme("dog", x))) >= MAX_PIXEL_DIFFERENCE, x
 
 
 def _evalset_module():
