@@ -12,7 +12,7 @@ picture: copies reached 6%, such siblings started at 1.2%), and keypoints alone,
 alignment is off by 2-3 pixels on some copies, so that their letters' edges count as strokes.
 One comparison took 19 ms median, 32 ms p95 here (4,032 copies and 289 siblings, while an
 indexer ran beside it). A pixel differs by more than half the contrast around it, from 20 grey
-levels up to 50 (`_limits`): with 50 throughout, posts in grey type 70-140 levels from their
+levels up to 50 (`_contrast`): with 50 throughout, posts in grey type 70-140 levels from their
 background (data/make_identity_set.py's `faint` style) differed from siblings a word apart by
 under 0.05 in 263 of 495 pairs (seed 269) and were folded (4 false joins among its 18 such
 memes); now in none of them (1 of seed 251's 494, at 0.049), and 4 of each set's pairs are
@@ -30,7 +30,7 @@ from PIL import Image
 SIDE = 800  # pixels at most on the longer side, for both images (small captions need the detail)
 MIN_SIDE = 640  # smaller pictures are enlarged to this: keypoints need it, and 1-px strokes survive
 # Grey levels by which two aligned pixels differ to count as different: half the contrast around
-# them (`_limits`: the range of grey levels within a pixel of them, in either picture), from
+# them (`_contrast`: the range of grey levels within a pixel of them, in either picture), from
 # FAINTEST up to PIXEL_DIFFERENCE. Dark type on white, or white on dark, is held to 50 levels, as
 # far as JPEG at quality 30 and resampling ever move a copy; faint type (grey text 70-140 levels
 # from its background, a muted theme) is held to half its own contrast: a flat 50 let a word
@@ -38,6 +38,10 @@ MIN_SIDE = 640  # smaller pictures are enlarged to this: keypoints need it, and 
 # under 50).
 PIXEL_DIFFERENCE = 50
 FAINTEST = 20  # what JPEG at quality 30 leaves on a flat background
+# Strokes this many grey levels from what is around them differ from what replaced them by more
+# than FAINTEST: pictures with some (`Difference.plain`) would show a word changed in them. Type
+# 25 levels from its background did not (digits changed in it measured 0, as its copies did).
+PLAIN = 2 * FAINTEST
 INK_SHARE = 0.5
 AROUND = 3  # pixels: the square the contrast is measured in
 PATCH = 24  # pixels: about a word of a small caption at SIDE
@@ -68,19 +72,23 @@ class Difference(float):
     given, the second) that the other covers once aligned (`overlap`: where the pixels were
     compared; a crop covers part of its original), and the resolution they were compared at, as a
     share of the grid's (`detail`: under 1 where the coarser of the two is smaller than the grid,
-    a small meme or a half-size copy, whose words may differ by only a few pixels)."""
+    a small meme or a half-size copy, whose words may differ by only a few pixels), and whether
+    the pictures compared hold strokes plain enough that a changed one counts (`plain`: a patch's
+    worth of pixels PLAIN levels or more from those around them)."""
 
     corner: float = 0.0
     overlap: tuple[float, float] = (1.0, 1.0)
     detail: float = 1.0
+    plain: bool = False
 
     @classmethod
     def of(cls, value: float, corner: float, overlap: tuple[float, float] = (1.0, 1.0),
-           detail: float = 1.0) -> "Difference":
+           detail: float = 1.0, plain: bool = False) -> "Difference":
         found = cls(value)
         found.corner = float(corner)
         found.overlap = overlap
         found.detail = float(detail)
+        found.plain = bool(plain)
         return found
 
 
@@ -175,7 +183,7 @@ def difference(a: Features, b: Features) -> Difference | None:
         strayed = _moved(transform, refined, moving_grey.shape) > MAX_REFINEMENT * min(moving_grey.shape)
         if covered is not None or not strayed:
             rough = min(rough, _patch_difference(moving_grey, fixed_grey, refined, covered, patch))
-    return Difference.of(rough, rough.corner, overlap, detail)
+    return Difference.of(rough, rough.corner, overlap, detail, rough.plain)
 
 
 def scale_to_fixed(transform: np.ndarray) -> float:
@@ -267,8 +275,9 @@ def _patch_difference(moving: np.ndarray, fixed: np.ndarray, transform: np.ndarr
     pixel from moving's edge as this transform places it, `_inside`). Each patch may
     be shifted by up to `reach` pixels to fit best (what is left of an alignment's error is a
     shift of the whole neighbourhood; a changed letter cannot be shifted away). A pixel differs
-    where the two differ by more than `_limits` allows there. The picture's CORNERs, where sites
-    paste their marks, are measured apart (`Difference.corner`), held to PIXEL_DIFFERENCE."""
+    where the two differ by more than INK_SHARE of the contrast around it (`_contrast`). The
+    picture's CORNERs, where sites paste their marks, are measured apart (`Difference.corner`),
+    held to PIXEL_DIFFERENCE. `Difference.plain`: whether some strokes compared are PLAIN."""
     import cv2
 
     h, w = fixed.shape
@@ -278,7 +287,9 @@ def _patch_difference(moving: np.ndarray, fixed: np.ndarray, transform: np.ndarr
         covered = _inside(moving.shape, transform, (h, w))
     # past moving's edge, its edge repeated: a patch shifted by `reach` there compares no black
     warped = cv2.warpAffine(moving, transform, (w, h), borderMode=cv2.BORDER_REPLICATE)
-    limits = _limits(warped, fixed)
+    contrast = _contrast(warped, fixed)
+    limits = np.clip(contrast.astype(np.float32) * INK_SHARE, FAINTEST, PIXEL_DIFFERENCE)
+    plain = np.count_nonzero(contrast[covered] >= PLAIN) >= patch * patch
     warped, still = warped.astype(np.int16), fixed.astype(np.int16)
     padded = cv2.copyMakeBorder(warped, reach, reach, reach, reach, cv2.BORDER_REPLICATE)
     # the corners of the picture both show: inside a frame, where the other was pasted
@@ -301,19 +312,18 @@ def _patch_difference(moving: np.ndarray, fixed: np.ndarray, transform: np.ndarr
             best = density if best is None else np.minimum(best, density)
     elsewhere = float(best[~corners].max())
     corner = float(best[corners].max()) if corners.any() else 0.0
-    return Difference.of(elsewhere, corner if corner > elsewhere else 0.0)
+    return Difference.of(elsewhere, corner if corner > elsewhere else 0.0, plain=plain)
 
 
-def _limits(warped: np.ndarray, fixed: np.ndarray) -> np.ndarray:
-    """For each pixel of two aligned pictures, by how many grey levels they may differ there and
-    still count as alike: INK_SHARE of the contrast around it (the range of grey levels within a
-    pixel of it, the larger of the two pictures'), from FAINTEST to PIXEL_DIFFERENCE."""
+def _contrast(warped: np.ndarray, fixed: np.ndarray) -> np.ndarray:
+    """For each pixel of two aligned pictures, the contrast around it: the range of grey levels
+    within a pixel of it, the larger of the two pictures'. They may differ there by INK_SHARE of
+    it (from FAINTEST to PIXEL_DIFFERENCE) and still count as alike."""
     import cv2
 
     square = np.ones((AROUND, AROUND), np.uint8)
-    contrast = np.maximum(cv2.dilate(warped, square) - cv2.erode(warped, square),
-                          cv2.dilate(fixed, square) - cv2.erode(fixed, square))
-    return np.clip(contrast.astype(np.float32) * INK_SHARE, FAINTEST, PIXEL_DIFFERENCE)
+    return np.maximum(cv2.dilate(warped, square) - cv2.erode(warped, square),
+                      cv2.dilate(fixed, square) - cv2.erode(fixed, square))
 
 
 def _inside(moving: tuple[int, int], transform: np.ndarray, fixed: tuple[int, int]) -> np.ndarray:
