@@ -39,16 +39,20 @@ MIN_SIDE = 640  # smaller pictures are enlarged to this: keypoints need it, and 
 PIXEL_DIFFERENCE = 50
 FAINTEST = 20  # what JPEG at quality 30 leaves on a flat background
 # Strokes this many grey levels from what is around them differ from what replaced them by more
-# than FAINTEST: pictures with some (`Difference.plain`) would show a word changed in them. Type
-# 25 levels from its background did not (digits changed in it measured 0, as its copies did).
+# than FAINTEST: where every patch with ink has some (`Difference.plain`), a word changed would
+# show. Type 25 levels from its background did not (digits changed in it measured 0, as its
+# copies did). INK: the contrast of the faintest type (a flat colour's JPEG blocks have none).
 PLAIN = 2 * FAINTEST
+INK = 10
+MARGIN = 12  # pixels: how far from a plain stroke its blurred edge and JPEG ringing reach
 INK_SHARE = 0.5
 AROUND = 3  # pixels: the square the contrast is measured in
 PATCH = 24  # pixels: about a word of a small caption at SIDE
 CERTAIN = 0.6  # a difference this large before refining the alignment is never a copy's
 # A site's mark (imgflip.com and the like) is pasted into a corner of a repost: differences in
 # these corners (shares of the width and height) are left out where they are all there is, and
-# OCR's words still decide (`archive.likeness.Caption.disagrees`).
+# OCR's words still decide (`archive.likeness.Caption.disagrees`; where nothing differs, not
+# even held to half their contrast, pixels may overrule the words: `archive.likeness.spotless`).
 CORNER = (0.3, 0.15)
 # A picture enlarged by more than 1/COARSE (a small meme, a half-size copy) is compared at its
 # own resolution, unblurred: its strokes are a pixel wide there. Others at the grid, lightly blurred.
@@ -72,9 +76,9 @@ class Difference(float):
     given, the second) that the other covers once aligned (`overlap`: where the pixels were
     compared; a crop covers part of its original), and the resolution they were compared at, as a
     share of the grid's (`detail`: under 1 where the coarser of the two is smaller than the grid,
-    a small meme or a half-size copy, whose words may differ by only a few pixels), and whether
-    the pictures compared hold strokes plain enough that a changed one counts (`plain`: a patch's
-    worth of pixels PLAIN levels or more from those around them)."""
+    a small meme or a half-size copy, whose words may differ by only a few pixels), and, where
+    nothing differs, whether every stroke they show is plain enough that a changed one would
+    count, corners included (`plain`: `_plain`, and the corners held to half their contrast)."""
 
     corner: float = 0.0
     overlap: tuple[float, float] = (1.0, 1.0)
@@ -277,7 +281,8 @@ def _patch_difference(moving: np.ndarray, fixed: np.ndarray, transform: np.ndarr
     shift of the whole neighbourhood; a changed letter cannot be shifted away). A pixel differs
     where the two differ by more than INK_SHARE of the contrast around it (`_contrast`). The
     picture's CORNERs, where sites paste their marks, are measured apart (`Difference.corner`),
-    held to PIXEL_DIFFERENCE. `Difference.plain`: whether some strokes compared are PLAIN."""
+    held to PIXEL_DIFFERENCE. `Difference.plain`: where nothing differs, whether a changed stroke
+    would have (`_plain`, and the corners held to INK_SHARE of their contrast as well)."""
     import cv2
 
     h, w = fixed.shape
@@ -289,7 +294,6 @@ def _patch_difference(moving: np.ndarray, fixed: np.ndarray, transform: np.ndarr
     warped = cv2.warpAffine(moving, transform, (w, h), borderMode=cv2.BORDER_REPLICATE)
     contrast = _contrast(warped, fixed)
     limits = np.clip(contrast.astype(np.float32) * INK_SHARE, FAINTEST, PIXEL_DIFFERENCE)
-    plain = np.count_nonzero(contrast[covered] >= PLAIN) >= patch * patch
     warped, still = warped.astype(np.int16), fixed.astype(np.int16)
     padded = cv2.copyMakeBorder(warped, reach, reach, reach, reach, cv2.BORDER_REPLICATE)
     # the corners of the picture both show: inside a frame, where the other was pasted
@@ -302,17 +306,47 @@ def _patch_difference(moving: np.ndarray, fixed: np.ndarray, transform: np.ndarr
             corners[ys, xs] = True
     # a corner is held to PIXEL_DIFFERENCE whatever its contrast: a site's light mark pasted there
     # is left to the words only where it is as plain as a word (they would have to agree in every
-    # word, and OCR reads faint type with slips)
-    limits[corners] = PIXEL_DIFFERENCE
+    # word, and OCR reads faint type with slips); nor can such pictures be `plain`
+    held = limits.copy()
+    held[corners] = PIXEL_DIFFERENCE
+    best = _densities(padded, still, held, covered, patch, reach)
+    elsewhere = float(best[~corners].max())
+    corner = float(best[corners].max()) if corners.any() else 0.0
+    plain = False
+    if not (elsewhere or corner):  # nothing differs: could a changed stroke have hidden anywhere?
+        plain = _plain(contrast, covered, patch) and not (
+            corners.any() and _densities(padded, still, limits, covered & corners, patch, reach).any())
+    return Difference.of(elsewhere, corner if corner > elsewhere else 0.0, plain=plain)
+
+
+def _densities(padded: np.ndarray, still: np.ndarray, limits: np.ndarray, covered: np.ndarray, patch: int,
+               reach: int) -> np.ndarray:
+    """For each pixel, the share of pixels around it (`patch` x `patch`) where the two pictures
+    differ by more than `limits`, the `padded` one shifted by up to `reach` to fit best."""
+    import cv2
+
+    h, w = still.shape
     best = None
     for dy in range(2 * reach + 1):
         for dx in range(2 * reach + 1):
             differs = (np.abs(padded[dy:dy + h, dx:dx + w] - still) > limits) & covered
             density = cv2.blur(differs.astype(np.float32), (patch, patch), borderType=cv2.BORDER_CONSTANT)
             best = density if best is None else np.minimum(best, density)
-    elsewhere = float(best[~corners].max())
-    corner = float(best[corners].max()) if corners.any() else 0.0
-    return Difference.of(elsewhere, corner if corner > elsewhere else 0.0, plain=plain)
+    return best
+
+
+def _plain(contrast: np.ndarray, covered: np.ndarray, patch: int) -> bool:
+    """Whether every stroke two aligned pictures show is plain enough that a changed one would
+    differ by more than FAINTEST: no patch holds ink (INK levels from what is around it) without
+    a pixel PLAIN levels from its surroundings (type 25 levels from its background, beside a
+    bold title, hides a changed digit)."""
+    import cv2
+
+    def near(mask: np.ndarray, side: int) -> np.ndarray:
+        return cv2.blur((mask & covered).astype(np.float32), (side, side)) > 1e-6
+
+    # a plain stroke's blurred edge is ink a few pixels beyond it: looked for a little further
+    return not np.any(near(contrast >= INK, patch) & ~near(contrast >= PLAIN, patch + 2 * MARGIN))
 
 
 def _contrast(warped: np.ndarray, fixed: np.ndarray) -> np.ndarray:
