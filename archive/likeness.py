@@ -26,22 +26,20 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from .caption import Caption, text_similarity
-from .hashes import hash_array, nearest_distances
 
 MAX_DISTANCE = 26  # bits of 64 between perceptual hashes: beyond, another picture (a 6% crop moves ~24)
 NEAR_DISTANCE = 10  # bits of 64: near enough to align whatever the texts say
 CANDIDATE_SIMILARITY = 0.05  # trigram overlap that makes a farther look-alike worth aligning
 CANDIDATES = 12  # at most this many of each kind are aligned
-# the nearest pictures whose words differ from an image's that are aligned too (`spotless`: OCR
-# slipped), at most this many (siblings of one template are as near, and their words differ too)
-SLIPS = 3
 # How much two aligned pictures differ (`indexer.alignment.difference`: the share of differing
-# pixels in the patch where most differ): under this, one picture. On 1,007 rendered real memes,
-# with every pixel held to 50 grey levels, all 4,032 altered copies (JPEG q35, half size, 6% crop,
-# border with a watermark) measured 0, 289 pairs of one template with other captions at least
-# 0.196, and captions a short word apart in small type (data/make_evalset.py) at least 0.22. With
-# stop 37's limits for faint type, on 144 real-template memes: JPEG copies up to 0.042, crops 0.023,
-# framed 0.052, half-size 18 of 144 at 0.05 or more (13 before); siblings at least 0.535.
+# pixels in the patch where most differ): under this, one picture. On 1,007 rendered real memes
+# all 4,032 altered copies (JPEG q35, half size, 6% crop, border with a watermark) measured 0,
+# 289 pairs of one template with other captions at least 0.196 (the 27 such pairs an earlier
+# measure joined, many a word apart, included), and captions a short word apart in small type
+# (made with data/make_evalset.py) at least 0.22. Half the smallest sibling, far above any copy.
+# (Those with every pixel held to 50 grey levels. With stop 37's finer limits for faint type, on
+# 144 real-template memes: JPEG copies up to 0.042, crops 0.023, framed 0.052, half-size 18 of 144
+# at 0.05 or more (13 before); siblings at least 0.535.)
 MAX_PIXEL_DIFFERENCE = 0.1
 # Pictures compared at a low resolution (a half-size copy of a small meme) may differ by half as
 # much where a short word differs ("rain" for "calm": 0.07) as where nothing does (copies up to
@@ -71,6 +69,21 @@ LEGIBLE = 0.3
 GRID = 640  # pixels: the side `indexer.alignment` enlarges smaller pictures to (its MIN_SIDE)
 SHARP_AREA = round(LEGIBLE * GRID) ** 2  # pixels (192 x 192): a picture this large is compared at LEGIBLE or finer
 
+def hamming(phash: str, others: np.ndarray) -> np.ndarray:
+    """Bit distances between one 64-bit hash (hex) and an array of them (uint64)."""
+    x = np.bitwise_xor(others, np.uint64(int(phash, 16)))
+    return np.unpackbits(x.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1, dtype=np.int64)
+
+
+def nearest_distances(phashes: list[str], others: np.ndarray) -> np.ndarray:
+    """For each of `others`, its bit distance to the nearest of `phashes` (one picture's hashes)."""
+    return np.min([hamming(p, others) for p in phashes], axis=0)
+
+
+def hash_array(phashes: list[str]) -> np.ndarray:
+    return np.array([int(h, 16) for h in phashes], dtype=np.uint64)
+
+
 def same_meme(distance: int, a: Caption, b: Caption, pixels: float | None = None) -> bool:
     """Whether two images with hashes `distance` bits apart, these OCR captions and (if they
     could be aligned) this difference of their pixels (`indexer.alignment.difference`) are one meme."""
@@ -83,7 +96,7 @@ SAME, UNVOUCHED, DIFFERENT = "same", "unvouched", "different"
 def verdict(distance: int, a: Caption, b: Caption, pixels: float | None = None) -> str:
     """`same_meme`'s answer, and UNVOUCHED where the two may be one meme, but one picture may show
     only a part of the other, without words the other says (`vouched`, `shows_part`)."""
-    if distance > MAX_DISTANCE or (words_differ(a, b, pixels) and not spotless(pixels)):
+    if distance > MAX_DISTANCE or words_differ(a, b, pixels):
         return DIFFERENT
     if pixels is not None:
         if in_corner(pixels) and not corner_explained(a, b):
@@ -127,16 +140,6 @@ def words_differ(a: Caption, b: Caption, pixels, every_word: bool = False) -> bo
     if share_a < COVERED <= share_b:
         return b.disagrees(a, every_word, part=True)
     return a.disagrees(b, every_word)
-
-
-def spotless(pixels) -> bool:
-    """Whether two aligned pictures match so exactly that where OCR read them differently, it
-    slipped: nothing differs, corners included, over all of one of them, at a resolution where a
-    word's strokes show (`legible`), in strokes plain enough that a changed one would count
-    (`indexer.alignment`'s `plain`). OCR misreads numbers and faint type on copies ("5" for "9:41"),
-    but a changed word or digit, however small, leaves pixels (a digit in 1-pixel strokes: 0.02)."""
-    return (pixels is not None and pixels == 0 and not getattr(pixels, "corner", 0.0) and legible(pixels)
-            and getattr(pixels, "plain", False) and max(covers(pixels)) >= COVERED)
 
 
 def corner_explained(a: Caption, b: Caption) -> bool:
@@ -239,27 +242,21 @@ class Likeness:
         self.ids = [into if i == meme_id else i for i in self.ids]
 
     def candidates(self, phashes: list[str], caption: Caption, area: int = 0, after: int = 0,
-                   sole: bool = False) -> list[tuple[int, int, float, bool]]:
-        """Pictures worth comparing with an image: (row, hash distance, text similarity, whether
-        their words differ), the nearest and the farther ones whose captions overlap, at most
-        CANDIDATES of each, among those whose words do not already tell them apart (siblings of one
-        template are as near as copies, and would crowd the copies out), and the SLIPS nearest of
-        those whose words do (OCR may have slipped: `spotless`); only rows from `after` on, and with
-        `sole` the earlier ones too that say words the image does not or lack words it says (one
-        may be a part of the other)."""
+                   sole: bool = False) -> list[tuple[int, int, float]]:
+        """Pictures worth comparing with an image: (row, hash distance, text similarity), the
+        nearest and the farther ones whose captions overlap, at most CANDIDATES of each, among
+        those whose words do not already tell them apart (siblings of one template are as near
+        as copies, and would crowd the copies out); only rows from `after` on, and with `sole`
+        the earlier ones too that say words the image does not or lack words it says (one may
+        be a part of the other)."""
         if not phashes or (len(self.ids) <= after and not sole):
             return []
         start = 0 if sole else after
         distance = nearest_distances(phashes, self._hashes[start:len(self.ids)])
         rows = (int(i) + start for i in np.nonzero(distance <= MAX_DISTANCE)[0])
         rows = (row for row in rows if row >= after or self._says_other(caption, row))
-        scored, slipped = [], []
-        for row in rows:
-            c = (row, int(distance[row - start]), text_similarity(caption.grams, self.captions[row].grams), False)
-            if self._may_be(caption, area, row):
-                scored.append(c)
-            elif c[1] <= NEAR_DISTANCE and caption.words and self.captions[row].words:
-                slipped.append(c[:3] + (True,))
+        scored = [(row, int(distance[row - start]), text_similarity(caption.grams, self.captions[row].grams))
+                  for row in rows if self._may_be(caption, area, row)]
         near = self._of_memes(sorted((c for c in scored if c[1] <= NEAR_DISTANCE), key=lambda c: (c[1], -c[2])))
         worded = self._of_memes(sorted((c for c in scored if c[2] >= CANDIDATE_SIMILARITY), key=lambda c: -c[2]))
         far = []
@@ -271,10 +268,9 @@ class Likeness:
             beyond = (c for c in scored if c[1] > NEAR_DISTANCE and (not caption.words or (
                 not self.captions[c[0]].words and may_be_crop(area, self.areas[c[0]]) and area < self.areas[c[0]])))
             far = self._of_memes(sorted(beyond, key=lambda c: c[1]), each=1)
-        misread = self._of_memes(sorted(slipped, key=lambda c: (c[1], -c[2])), each=1)[:SLIPS]
-        return list({c[0]: c for c in near + worded + far + misread}.values())
+        return list({c[0]: c for c in near + worded + far}.values())
 
-    def _of_memes(self, ranked: list[tuple], each: int = 2) -> list[tuple]:
+    def _of_memes(self, ranked: list[tuple[int, int, float]], each: int = 2) -> list[tuple[int, int, float]]:
         """The first of `ranked` that are pictures of CANDIDATES memes at most (a meme's copies
         would crowd other memes out), and at most `each` times as many pictures (with `each` 1,
         one of each meme)."""
@@ -323,16 +319,13 @@ class Likeness:
         words than the image are looked at too)."""
         found = Match()
         best: tuple | None = None
-        # the likeliest first: once a picture matches with no pixel differing (no corner left out),
-        # none after it can rank before it, and the costly comparisons of the rest of its meme's
-        # pictures are spared (other memes' are still made: it may repeat them too); those whose
-        # words differ last, and once one whose words agree matches, none of them can win
-        candidates = sorted(self.candidates(phashes, caption, area, after, sole), key=lambda c: (c[3], -c[2], c[1]))
-        for i, distance, similarity, slipped in candidates:
-            if slipped and best is not None and not best[0]:
-                break
+        # the likeliest first: once a picture matches with no pixel differing (no corner left
+        # out), none after it can rank before it, and the costly comparisons of the rest of its
+        # meme's pictures are spared (other memes' are still made: it may repeat them too)
+        candidates = sorted(self.candidates(phashes, caption, area, after, sole), key=lambda c: (-c[2], c[1]))
+        for i, distance, similarity in candidates:
             meme_id = self.ids[i]
-            if meme_id in exclude or (meme_id == found.meme and best is not None and best[:3] == (False, False, 0)):
+            if meme_id in exclude or (meme_id == found.meme and best is not None and best[:2] == (False, 0)):
                 continue
             difference = pixels(self.pictures[i]) if pixels is not None else None
             said = verdict(distance, caption, self.captions[i], difference)
@@ -342,11 +335,10 @@ class Likeness:
                         or cut_short(difference, overlap[1])):
                     found.may_be(meme_id, difference)
                 elif shows_part(self.captions[i], caption, overlap[0], sharp) or cut_short(difference, overlap[0]):
-                    found.part(meme_id, i, difference, slipped)
+                    found.part(meme_id, i, difference)
             if said == SAME:
-                # the closest picture wins; one that needed its corners left out comes after, and
-                # one whose words differ (`spotless` pixels overruled them) after all those
-                rank = (slipped, difference is not None and in_corner(difference),
+                # the closest picture wins; one that needed its corners left out comes after
+                rank = (difference is not None and in_corner(difference),
                         difference if difference is not None else 1.0, -similarity, distance)
                 if best is None or rank < best:
                     best, found.meme = rank, meme_id
@@ -384,8 +376,8 @@ class Match:
     shows only a part of it, or has no words and barely matches it; `detail`: meme -> the finest
     resolution its pictures were compared at, at which they matched as closely as copies do, and
     at which nothing differed), and those with a picture that shows only a part of it (`parts`:
-    meme -> the row of that picture that matches it most closely, words agreeing before spotless
-    pixels; `close`: the memes whose part matches it as closely as a copy's does)."""
+    meme -> the row of that picture, the one that matches it most closely; `close`: the memes
+    whose part matches it as closely as a copy's does)."""
 
     meme: str | None = None
     parts: dict = field(default_factory=dict)
@@ -394,10 +386,10 @@ class Match:
     detail: dict = field(default_factory=dict)
     _gaps: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    def part(self, meme_id: str, row: int, pixels, slipped: bool = False) -> None:
+    def part(self, meme_id: str, row: int, pixels) -> None:
         """The picture of `row`, of this meme, shows only a part of the image, and differs from
-        it by `pixels` (`slipped`: their words differ, `spotless` pixels overruled them)."""
-        gap = (in_corner(pixels), float(pixels), slipped) if pixels is not None else (True, 1.0, slipped)
+        it by `pixels`."""
+        gap = (in_corner(pixels), float(pixels)) if pixels is not None else (True, 1.0)
         if meme_id not in self.parts or gap < self._gaps[meme_id]:
             self.parts[meme_id] = row
             self._gaps[meme_id] = gap

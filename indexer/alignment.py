@@ -12,7 +12,7 @@ picture: copies reached 6%, such siblings started at 1.2%), and keypoints alone,
 alignment is off by 2-3 pixels on some copies, so that their letters' edges count as strokes.
 One comparison took 19 ms median, 32 ms p95 here (4,032 copies and 289 siblings, while an
 indexer ran beside it). A pixel differs by more than half the contrast around it, from 20 grey
-levels up to 50 (`_contrast`): with 50 throughout, posts in grey type 70-140 levels from their
+levels up to 50 (`_limits`): with 50 throughout, posts in grey type 70-140 levels from their
 background (data/make_identity_set.py's `faint` style) differed from siblings a word apart by
 under 0.05 in 263 of 495 pairs (seed 269) and were folded (4 false joins among its 18 such
 memes); now in none of them (1 of seed 251's 494, at 0.049), and 4 of each set's pairs are
@@ -30,7 +30,7 @@ from PIL import Image
 SIDE = 800  # pixels at most on the longer side, for both images (small captions need the detail)
 MIN_SIDE = 640  # smaller pictures are enlarged to this: keypoints need it, and 1-px strokes survive
 # Grey levels by which two aligned pixels differ to count as different: half the contrast around
-# them (`_contrast`: the range of grey levels within a pixel of them, in either picture), from
+# them (`_limits`: the range of grey levels within a pixel of them, in either picture), from
 # FAINTEST up to PIXEL_DIFFERENCE. Dark type on white, or white on dark, is held to 50 levels, as
 # far as JPEG at quality 30 and resampling ever move a copy; faint type (grey text 70-140 levels
 # from its background, a muted theme) is held to half its own contrast: a flat 50 let a word
@@ -38,21 +38,13 @@ MIN_SIDE = 640  # smaller pictures are enlarged to this: keypoints need it, and 
 # under 50).
 PIXEL_DIFFERENCE = 50
 FAINTEST = 20  # what JPEG at quality 30 leaves on a flat background
-# Strokes this many grey levels from what is around them differ from what replaced them by more
-# than FAINTEST: where every patch with ink has some (`Difference.plain`), a word changed would
-# show. Type 25 levels from its background did not (digits changed in it measured 0, as its
-# copies did). INK: the contrast of the faintest type (a flat colour's JPEG blocks have none).
-PLAIN = 2 * FAINTEST
-INK = 10
-MARGIN = 12  # pixels: how far from a plain stroke its blurred edge and JPEG ringing reach
 INK_SHARE = 0.5
 AROUND = 3  # pixels: the square the contrast is measured in
 PATCH = 24  # pixels: about a word of a small caption at SIDE
 CERTAIN = 0.6  # a difference this large before refining the alignment is never a copy's
 # A site's mark (imgflip.com and the like) is pasted into a corner of a repost: differences in
 # these corners (shares of the width and height) are left out where they are all there is, and
-# OCR's words still decide (`archive.likeness.Caption.disagrees`; where nothing differs, not
-# even held to half their contrast, pixels may overrule the words: `archive.likeness.spotless`).
+# OCR's words still decide (`archive.likeness.Caption.disagrees`).
 CORNER = (0.3, 0.15)
 # A picture enlarged by more than 1/COARSE (a small meme, a half-size copy) is compared at its
 # own resolution, unblurred: its strokes are a pixel wide there. Others at the grid, lightly blurred.
@@ -76,23 +68,19 @@ class Difference(float):
     given, the second) that the other covers once aligned (`overlap`: where the pixels were
     compared; a crop covers part of its original), and the resolution they were compared at, as a
     share of the grid's (`detail`: under 1 where the coarser of the two is smaller than the grid,
-    a small meme or a half-size copy, whose words may differ by only a few pixels), and, where
-    nothing differs, whether every stroke they show is plain enough that a changed one would
-    count, corners included (`plain`: `_plain`, and the corners held to half their contrast)."""
+    a small meme or a half-size copy, whose words may differ by only a few pixels)."""
 
     corner: float = 0.0
     overlap: tuple[float, float] = (1.0, 1.0)
     detail: float = 1.0
-    plain: bool = False
 
     @classmethod
     def of(cls, value: float, corner: float, overlap: tuple[float, float] = (1.0, 1.0),
-           detail: float = 1.0, plain: bool = False) -> "Difference":
+           detail: float = 1.0) -> "Difference":
         found = cls(value)
         found.corner = float(corner)
         found.overlap = overlap
         found.detail = float(detail)
-        found.plain = bool(plain)
         return found
 
 
@@ -187,7 +175,7 @@ def difference(a: Features, b: Features) -> Difference | None:
         strayed = _moved(transform, refined, moving_grey.shape) > MAX_REFINEMENT * min(moving_grey.shape)
         if covered is not None or not strayed:
             rough = min(rough, _patch_difference(moving_grey, fixed_grey, refined, covered, patch))
-    return Difference.of(rough, rough.corner, overlap, detail, rough.plain)
+    return Difference.of(rough, rough.corner, overlap, detail)
 
 
 def scale_to_fixed(transform: np.ndarray) -> float:
@@ -279,10 +267,8 @@ def _patch_difference(moving: np.ndarray, fixed: np.ndarray, transform: np.ndarr
     pixel from moving's edge as this transform places it, `_inside`). Each patch may
     be shifted by up to `reach` pixels to fit best (what is left of an alignment's error is a
     shift of the whole neighbourhood; a changed letter cannot be shifted away). A pixel differs
-    where the two differ by more than INK_SHARE of the contrast around it (`_contrast`). The
-    picture's CORNERs, where sites paste their marks, are measured apart (`Difference.corner`),
-    held to PIXEL_DIFFERENCE. `Difference.plain`: where nothing differs, whether a changed stroke
-    would have (`_plain`, and the corners held to INK_SHARE of their contrast as well)."""
+    where the two differ by more than `_limits` allows there. The picture's CORNERs, where sites
+    paste their marks, are measured apart (`Difference.corner`), held to PIXEL_DIFFERENCE."""
     import cv2
 
     h, w = fixed.shape
@@ -292,8 +278,7 @@ def _patch_difference(moving: np.ndarray, fixed: np.ndarray, transform: np.ndarr
         covered = _inside(moving.shape, transform, (h, w))
     # past moving's edge, its edge repeated: a patch shifted by `reach` there compares no black
     warped = cv2.warpAffine(moving, transform, (w, h), borderMode=cv2.BORDER_REPLICATE)
-    contrast = _contrast(warped, fixed)
-    limits = np.clip(contrast.astype(np.float32) * INK_SHARE, FAINTEST, PIXEL_DIFFERENCE)
+    limits = _limits(warped, fixed)
     warped, still = warped.astype(np.int16), fixed.astype(np.int16)
     padded = cv2.copyMakeBorder(warped, reach, reach, reach, reach, cv2.BORDER_REPLICATE)
     # the corners of the picture both show: inside a frame, where the other was pasted
@@ -306,58 +291,29 @@ def _patch_difference(moving: np.ndarray, fixed: np.ndarray, transform: np.ndarr
             corners[ys, xs] = True
     # a corner is held to PIXEL_DIFFERENCE whatever its contrast: a site's light mark pasted there
     # is left to the words only where it is as plain as a word (they would have to agree in every
-    # word, and OCR reads faint type with slips); nor can such pictures be `plain`
-    held = limits.copy()
-    held[corners] = PIXEL_DIFFERENCE
-    best = _densities(padded, still, held, covered, patch, reach)
-    elsewhere = float(best[~corners].max())
-    corner = float(best[corners].max()) if corners.any() else 0.0
-    plain = False
-    if not (elsewhere or corner):  # nothing differs: could a changed stroke have hidden anywhere?
-        plain = _plain(contrast, covered, patch) and not (
-            corners.any() and _densities(padded, still, limits, covered & corners, patch, reach).any())
-    return Difference.of(elsewhere, corner if corner > elsewhere else 0.0, plain=plain)
-
-
-def _densities(padded: np.ndarray, still: np.ndarray, limits: np.ndarray, covered: np.ndarray, patch: int,
-               reach: int) -> np.ndarray:
-    """For each pixel, the share of pixels around it (`patch` x `patch`) where the two pictures
-    differ by more than `limits`, the `padded` one shifted by up to `reach` to fit best."""
-    import cv2
-
-    h, w = still.shape
+    # word, and OCR reads faint type with slips)
+    limits[corners] = PIXEL_DIFFERENCE
     best = None
     for dy in range(2 * reach + 1):
         for dx in range(2 * reach + 1):
             differs = (np.abs(padded[dy:dy + h, dx:dx + w] - still) > limits) & covered
             density = cv2.blur(differs.astype(np.float32), (patch, patch), borderType=cv2.BORDER_CONSTANT)
             best = density if best is None else np.minimum(best, density)
-    return best
+    elsewhere = float(best[~corners].max())
+    corner = float(best[corners].max()) if corners.any() else 0.0
+    return Difference.of(elsewhere, corner if corner > elsewhere else 0.0)
 
 
-def _plain(contrast: np.ndarray, covered: np.ndarray, patch: int) -> bool:
-    """Whether every stroke two aligned pictures show is plain enough that a changed one would
-    differ by more than FAINTEST: no patch holds ink (INK levels from what is around it) without
-    a pixel PLAIN levels from its surroundings (type 25 levels from its background, beside a
-    bold title, hides a changed digit)."""
-    import cv2
-
-    def near(mask: np.ndarray, side: int) -> np.ndarray:
-        return cv2.blur((mask & covered).astype(np.float32), (side, side)) > 1e-6
-
-    # a plain stroke's blurred edge is ink a few pixels beyond it: looked for a little further
-    return not np.any(near(contrast >= INK, patch) & ~near(contrast >= PLAIN, patch + 2 * MARGIN))
-
-
-def _contrast(warped: np.ndarray, fixed: np.ndarray) -> np.ndarray:
-    """For each pixel of two aligned pictures, the contrast around it: the range of grey levels
-    within a pixel of it, the larger of the two pictures'. They may differ there by INK_SHARE of
-    it (from FAINTEST to PIXEL_DIFFERENCE) and still count as alike."""
+def _limits(warped: np.ndarray, fixed: np.ndarray) -> np.ndarray:
+    """For each pixel of two aligned pictures, by how many grey levels they may differ there and
+    still count as alike: INK_SHARE of the contrast around it (the range of grey levels within a
+    pixel of it, the larger of the two pictures'), from FAINTEST to PIXEL_DIFFERENCE."""
     import cv2
 
     square = np.ones((AROUND, AROUND), np.uint8)
-    return np.maximum(cv2.dilate(warped, square) - cv2.erode(warped, square),
-                      cv2.dilate(fixed, square) - cv2.erode(fixed, square))
+    contrast = np.maximum(cv2.dilate(warped, square) - cv2.erode(warped, square),
+                          cv2.dilate(fixed, square) - cv2.erode(fixed, square))
+    return np.clip(contrast.astype(np.float32) * INK_SHARE, FAINTEST, PIXEL_DIFFERENCE)
 
 
 def _inside(moving: tuple[int, int], transform: np.ndarray, fixed: tuple[int, int]) -> np.ndarray:
