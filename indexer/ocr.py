@@ -145,13 +145,38 @@ class PaddleOcr:
         import numpy as np
 
         found, _ = self._engine()(np.asarray(img.convert("RGB")))
-        return restore_word_breaks([line[1] for line in (found or [])])
+        return restore_word_breaks([line[1] for line in reading_order(found or [])])
+
+
+def reading_order(found: Sequence) -> list:
+    """PP-OCR's lines (box, text, score), top to bottom, each line's boxes left to right. A box is
+    on the line of the box before it (by their middles) where their middles are less than half the
+    smaller box's height apart: rapidocr's own order holds any two boxes whose tops are within 10
+    pixels as one line, so on a small picture (a half-size copy of a text post) a line starting a
+    pixel further left was read before the one above it. (Boxes overlap their neighbours' lines
+    there, so overlap cannot tell lines apart.)"""
+    def span(box) -> tuple[float, float, float]:
+        ys = [point[1] for point in box[0]]
+        return (min(ys) + max(ys)) / 2, max(ys) - min(ys), min(point[0] for point in box[0])
+
+    lines: list[list] = []
+    for box in sorted(found, key=lambda b: span(b)[0]):
+        middle, height, _ = span(box)
+        if lines:
+            above, above_height, _ = span(lines[-1][-1])
+            if abs(middle - above) < min(height, above_height) / 2:
+                lines[-1].append(box)
+                continue
+        lines.append([box])
+    return [box for line in lines for box in sorted(line, key=lambda b: span(b)[2])]
 
 
 def restore_word_breaks(lines: Sequence[str]) -> str:
     """The lines read, each token that is no English word followed by the words it splits into
     (wordninja), so both "THEDABISDEAD" and "the dab is dead" are found. A word a caption broke
-    across two lines ("HALLOWEE" / "N IS BS") is looked for in the two ends joined."""
+    across two lines ("HALLOWEE" / "N IS BS") is looked for in the two ends joined; only a word
+    across the break is one (where detection cut a line's start, "lovesa" / "oon" of "loves a" /
+    "balloon", the join splits into "love sao on", and "love" is no word read there)."""
     from archive.readings import glued_words as split, known_words
 
     known = known_words()
@@ -166,8 +191,21 @@ def restore_word_breaks(lines: Sequence[str]) -> str:
                 pieces = set(split(end) or [end]) | set(split(start) or [start])
                 joined = end + start
                 found = split(joined) or ([joined] if joined in known else [])
-                out += [w for w in found if w not in pieces]  # only what joining found
+                out += [w for w in _across(found, joined, len(end)) if w not in pieces]  # only what joining found
     return " ".join(out)
+
+
+def _across(found: Sequence[str], joined: str, at: int) -> list[str]:
+    """The words of `found` (a split of `joined`, in order) whose letters run across position `at`."""
+    across, start = [], 0
+    for word in found:
+        start = joined.find(word, start)
+        if start < 0:
+            break
+        if start < at < start + len(word):
+            across.append(word)
+        start += len(word)
+    return across
 
 
 ENGINES = ("rapidocr", "tesseract")

@@ -3,7 +3,7 @@ from collections import Counter
 import pytest
 
 from indexer.imageio import load_image
-from indexer.ocr import MemeOcr, TesseractOcr, merge_readings, restore_word_breaks, words
+from indexer.ocr import MemeOcr, TesseractOcr, merge_readings, reading_order, restore_word_breaks, words
 from tests.conftest import SAMPLES
 
 CAPTIONS = {
@@ -35,6 +35,20 @@ def test_reads_dark_text_on_a_chart(ocr):
     assert {"mistral", "model", "size", "billion", "parameters", "effective"} <= found
 
 
+def test_lines_are_read_top_to_bottom_on_a_small_picture():
+    """A half-size text post (as PP-OCR found it): its second line's box starts a pixel left of the
+    first's and 9 pixels below it; rapidocr took the two for one line and read the second first."""
+    def box(left, top, right, bottom, text):
+        return [[[left, top], [right, top], [right, bottom], [left, bottom]], text, 0.9]
+
+    found = [box(60, 4, 120, 14, "QuietBanana"), box(7, 47, 250, 57, "follows a balloon"),
+             box(8, 38, 270, 48, "wild walrus misses socks"), box(8, 70, 80, 78, "9:41AM")]
+    assert [b[1] for b in reading_order(found)] == ["QuietBanana", "wild walrus misses socks",
+                                                      "follows a balloon", "9:41AM"]
+    beside = [box(200, 10, 260, 30, "world"), box(10, 12, 80, 31, "hello")]  # one line, left to right
+    assert [b[1] for b in reading_order(beside)] == ["hello", "world"]
+
+
 def test_merge_keeps_the_first_reading_whole_and_adds_new_words_once():
     assert merge_readings("I SAW A CAT", "i saw a dog dog , x") == "I SAW A CAT dog"
 
@@ -51,6 +65,10 @@ def test_word_breaks_are_restored_beside_the_glued_form():
     assert restore_word_breaks(["THEDABISDEAD, really"]) == "THEDABISDEAD, the dab is dead really"
     assert restore_word_breaks(["WHEN THE", "CODE"]) == "WHEN THE CODE"  # words stay as they are
     assert "halloween" in restore_word_breaks(["HALLOWEE", "N IS BS"]).split()  # broken across lines
+    # detection cut "balloon" to "oon" at a line's start: joining the ends finds no word across the
+    # break, and adds none ("lovesaoon" splits into "love sao on": "love" was never read there)
+    cut = restore_word_breaks(["tiny cactus lovesa", "oon at midnight"]).split()
+    assert "love" not in cut and {"loves", "oon", "midnight"} <= set(cut)
 
 
 def test_each_engine_keeps_its_own_reading():

@@ -577,6 +577,19 @@ def test_a_word_or_a_number_either_caption_lacks_is_another_meme_whatever_the_pi
         Caption.of(["calm dragon breaks the keys", "eras"]))
 
 
+def test_a_line_start_that_ocr_cut_puts_no_word_in_place_of_another():
+    """A half-size copy of a dark text post: detection cut "balloon" to "oon" at its line's start,
+    and joining the two lines' ends made "love" out of "lovesa" + "oon" in place of "balloon"."""
+    from indexer.ocr import restore_word_breaks
+
+    whole = Caption.of(restore_word_breaks(["brave wizard builds the wifi before work. tiny cactus loves a",
+                                            "balloon at midnight"]))
+    cut = Caption.of(restore_word_breaks(["brave wizard builds thewif before work. tiny cactus lovesa",
+                                          "oon at midnight"]))
+    assert not cut.disagrees(whole) and not whole.disagrees(cut)
+    assert Caption.of("tiny cactus loves a love at midnight").disagrees(whole)  # a word put in its place
+
+
 def test_a_word_with_more_than_a_slip_cut_off_or_repeated_is_another_word():
     """OCR loses letters at a word's edge and reads a word twice, but captions differ in just such
     words: loosening the rule for the first joined the second (a rule tried at stop 36)."""
