@@ -19,6 +19,11 @@ WORD_LETTERS = 4  # shorter words are too easily made by OCR out of texture
 # A crop cuts its lines at the edges, and OCR misreads what is left there ("in inner a" where a line
 # was cut to "he rain"): a part saying this many trusted words of the other may say one it lacks.
 PART_SLIP_AMONG = 6
+# A reading that says at most this share of the letters another says over a stretch of words lost
+# it (a line's start cut): misreads of a word in it are not another word there ("ycat" 18 letters
+# for the 27 of "cat grumpy cat grumpy cat sleepy"; siblings' slips say as much, "clever gose" 10
+# for "clever banana" 12)
+LOST_STRETCH = 0.75
 WORD_RANK = 50_000  # a word must be among this many of the commonest English words to be trusted
 _WORD = re.compile(r"[a-z0-9]+")  # "HELL0" stays one (misread) word, not a word and a number
 
@@ -56,6 +61,7 @@ class Caption:
     # for each token, the glued token it is a split form of (indexing adds them: "walnus7" ->
     # "wal nus 7"), or "" for a token as read
     glued: tuple[str, ...] = ()
+    places: tuple[int, ...] = ()  # for each word, its place among the tokens
 
     @classmethod
     def of(cls, readings: str | Sequence[str]) -> "Caption":
@@ -63,8 +69,9 @@ class Caption:
         text = "\n".join(r for r in readings if r)
         tokens, glued = _tokens(readings[0]) if readings else ((), ())
         common = _common_words()
-        words = tuple(w for w in tokens if w.isdigit() or (len(w) >= WORD_LETTERS and w in common))
-        return cls(trigrams(text), words, "".join(_WORD.findall(text.lower())), tokens, glued)
+        places = tuple(i for i, w in enumerate(tokens) if w.isdigit() or (len(w) >= WORD_LETTERS and w in common))
+        words = tuple(tokens[i] for i in places)
+        return cls(trigrams(text), words, "".join(_WORD.findall(text.lower())), tokens, glued, places)
 
     @property
     def said(self) -> int:
@@ -76,14 +83,38 @@ class Caption:
         glued and split readings agree) for a number, nothing 70% alike there for a word. A
         `glued` run of words ("nervouspigeonhidesaballoon") must be alike but for GLUED_SLIPS
         letters: 70% of a long run leaves room for another word in it."""
-        if word.isdigit() or len(word) < WORD_LETTERS:
-            return word not in self.letters
-        if word in self.letters:  # said as it is (what partial_ratio would score 100), at once
-            return False
-        from rapidfuzz import fuzz
+        return not _found(word, self.letters, glued)
 
-        found = max(WORD_FOUND, 100 - 100 * GLUED_SLIPS / len(word)) if glued else WORD_FOUND
-        return fuzz.partial_ratio(word, self.letters) < found
+    def _lacked_by(self, other: "Caption", every_word: bool) -> set[str]:
+        """This caption's words that `other` lacks; `every_word`, its tokens, a split form of a
+        glued token only where the glued token is lacking too."""
+        if not every_word:
+            return {w for w in self.words if other.lacks(w)}
+        return {t for t, g in zip(self.tokens, self.glued) if other.lacks(t) and (not g or other.lacks(g, glued=True))}
+
+    def _between(self, start: int, end: int, every_word: bool, leaving: set | frozenset = frozenset()) -> list[str]:
+        """The tokens this caption reads from its `start`th word (token, `every_word`) up to its
+        `end`th, and the untrusted ones on either side up to the words next to them, the tokens in
+        `leaving` and glued runs (their split forms stand for them) left out."""
+        if every_word:
+            first, last = start, end
+        else:
+            first = self.places[start - 1] + 1 if start > 0 else 0
+            last = self.places[end] if end < len(self.places) else len(self.tokens)
+        runs = set(self.glued)
+        return [t for t in self.tokens[first:last] if t not in leaving and t not in runs]
+
+    def _reads_less(self, other: "Caption", ours: tuple[int, int], theirs: tuple[int, int], every_word: bool,
+                    lacking: set) -> bool:
+        """Whether `other`, over its words `theirs` (start, end), reads at most LOST_STRETCH of the
+        letters this caption reads over its words `ours`, and only what this caption says there
+        but for the words `lacking` in `other` (a short word as a whole token): a reading that lost
+        a stretch, not one that says another word there."""
+        said = (other.tokens if every_word else other.words)[theirs[0]:theirs[1]]
+        there = self._between(*ours, every_word, lacking)
+        return (_length(other._between(*theirs, every_word)) <= LOST_STRETCH * _length(self._between(*ours, every_word))
+                and all(w in there if w.isalpha() and len(w) < WORD_LETTERS else _found(w, "".join(there))
+                        for w in said))
 
     def disagrees(self, other: "Caption", every_word: bool = False, part: bool = False) -> bool:
         """Whether the two say different things: each says a word the other lacks (a number,
@@ -101,14 +132,8 @@ class Caption:
         other lacks that is put in, not in place of one of the other's words, where the part says
         PART_SLIP_AMONG the other says too (a misread at a cut line's edge, "homework inner rain"
         for "homework in the rain": the pixels decide)."""
-        if every_word:
-            ours, theirs = self.tokens, other.tokens
-            mine = {w for w, g in zip(ours, self.glued) if other.lacks(w) and (not g or other.lacks(g, glued=True))}
-            yours = {w for w, g in zip(theirs, other.glued) if self.lacks(w) and (not g or self.lacks(g, glued=True))}
-        else:
-            ours, theirs = self.words, other.words
-            mine = {w for w in ours if other.lacks(w)}
-            yours = {w for w in theirs if self.lacks(w)}
+        ours, theirs = (self.tokens, other.tokens) if every_word else (self.words, other.words)
+        mine, yours = self._lacked_by(other, every_word), other._lacked_by(self, every_word)
         if part:  # every word it says is in the other, where OCR read the other at all
             if not (mine and theirs):
                 return False
@@ -121,9 +146,32 @@ class Caption:
         if not (mine or yours):
             return False
         blocks = _blocks(ours, theirs)
-        return any(op == "replace" and (every_word or 0 < n < len(blocks) - 1)
-                   and (mine & set(ours[i1:i2]) or yours & set(theirs[j1:j2]))
-                   for n, (op, i1, i2, j1, j2) in enumerate(blocks))
+        # a word put in place of another, unless one reading lost that stretch (`_reads_less`: a
+        # line's start cut, "ycat" for "grumpy cat sleepy", "ghosts" for "tiny ghost nervous
+        # goose"), as where it read nothing of a word; not where what it says is in a word it
+        # lacks ("safe", "unsafe"), nor where it says as much ("bilds the wizard", "builds the bus")
+        return any(op == "replace" and (every_word or 0 < n < len(blocks) - 1) and (
+            (mine & set(ours[i1:i2]) and not self._reads_less(other, (i1, i2), (j1, j2), every_word, mine))
+            or (yours & set(theirs[j1:j2]) and not other._reads_less(self, (j1, j2), (i1, i2), every_word, yours)))
+            for n, (op, i1, i2, j1, j2) in enumerate(blocks))
+
+
+def _found(word: str, letters: str, glued: bool = False) -> bool:
+    """Whether `word` is said in `letters` (`Caption.lacks`)."""
+    if word.isdigit() or len(word) < WORD_LETTERS:
+        return word in letters
+    if word in letters:  # said as it is (what partial_ratio would score 100), at once
+        return True
+    if len(letters) < len(word):  # partial_ratio would look for the letters in the word
+        return False
+    from rapidfuzz import fuzz
+
+    found = max(WORD_FOUND, 100 - 100 * GLUED_SLIPS / len(word)) if glued else WORD_FOUND
+    return fuzz.partial_ratio(word, letters) >= found
+
+
+def _length(tokens: Sequence[str]) -> int:
+    return sum(map(len, tokens))
 
 
 def _blocks(ours: Sequence[str], theirs: Sequence[str]) -> list[tuple]:

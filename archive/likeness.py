@@ -26,11 +26,13 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from .caption import Caption, text_similarity
+from .hashes import hash_array, nearest_distances
 
 MAX_DISTANCE = 26  # bits of 64 between perceptual hashes: beyond, another picture (a 6% crop moves ~24)
 NEAR_DISTANCE = 10  # bits of 64: near enough to align whatever the texts say
 CANDIDATE_SIMILARITY = 0.05  # trigram overlap that makes a farther look-alike worth aligning
 CANDIDATES = 12  # at most this many of each kind are aligned
+NEXT_PICTURES = 4  # where a meme's picture cannot be aligned with an image, at most this many more of it are
 # How much two aligned pictures differ (`indexer.alignment.difference`: the share of differing
 # pixels in the patch where most differ): under this, one picture. On 1,007 rendered real memes
 # all 4,032 altered copies (JPEG q35, half size, 6% crop, border with a watermark) measured 0,
@@ -68,21 +70,6 @@ MARK_LETTERS = 16  # what a site's mark says (imgflip.com, reddit.com/r/memes): 
 LEGIBLE = 0.3
 GRID = 640  # pixels: the side `indexer.alignment` enlarges smaller pictures to (its MIN_SIDE)
 SHARP_AREA = round(LEGIBLE * GRID) ** 2  # pixels (192 x 192): a picture this large is compared at LEGIBLE or finer
-
-def hamming(phash: str, others: np.ndarray) -> np.ndarray:
-    """Bit distances between one 64-bit hash (hex) and an array of them (uint64)."""
-    x = np.bitwise_xor(others, np.uint64(int(phash, 16)))
-    return np.unpackbits(x.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1, dtype=np.int64)
-
-
-def nearest_distances(phashes: list[str], others: np.ndarray) -> np.ndarray:
-    """For each of `others`, its bit distance to the nearest of `phashes` (one picture's hashes)."""
-    return np.min([hamming(p, others) for p in phashes], axis=0)
-
-
-def hash_array(phashes: list[str]) -> np.ndarray:
-    return np.array([int(h, 16) for h in phashes], dtype=np.uint64)
-
 
 def same_meme(distance: int, a: Caption, b: Caption, pixels: float | None = None) -> bool:
     """Whether two images with hashes `distance` bits apart, these OCR captions and (if they
@@ -224,6 +211,9 @@ class Likeness:
         self._hashes = hash_array([m[1] for m in memes] + ["0"] * max(16, len(memes)))
         self.captions = [Caption.of(m[2]) for m in memes]
         self.areas = [(m[3] if len(m) > 3 else None) or 0 for m in memes]
+        self._rows: dict[str, list[int]] = {}  # a meme's pictures' rows
+        for row, meme_id in enumerate(self.ids):
+            self._rows.setdefault(meme_id, []).append(row)
 
     def add(self, meme_id: str, phash: str, readings: str | Sequence[str], picture: str | None = None,
             area: int = 0) -> None:
@@ -232,6 +222,7 @@ class Likeness:
         if len(self.ids) == len(self._hashes):  # room for as many again: adding stays cheap
             self._hashes = np.concatenate([self._hashes, np.zeros(len(self._hashes), dtype=np.uint64)])
         self._hashes[len(self.ids)] = np.uint64(int(phash, 16))
+        self._rows.setdefault(meme_id, []).append(len(self.ids))
         self.ids.append(meme_id)
         self.pictures.append(picture or meme_id)
         self.captions.append(Caption.of(readings))
@@ -240,6 +231,8 @@ class Likeness:
     def relabel(self, meme_id: str, into: str) -> None:
         """Meme `meme_id`'s pictures are pictures of meme `into` now (the two were folded)."""
         self.ids = [into if i == meme_id else i for i in self.ids]
+        if into != meme_id:
+            self._rows.setdefault(into, []).extend(self._rows.pop(meme_id, []))
 
     def candidates(self, phashes: list[str], caption: Caption, area: int = 0, after: int = 0,
                    sole: bool = False) -> list[tuple[int, int, float]]:
@@ -323,11 +316,16 @@ class Likeness:
         # out), none after it can rank before it, and the costly comparisons of the rest of its
         # meme's pictures are spared (other memes' are still made: it may repeat them too)
         candidates = sorted(self.candidates(phashes, caption, area, after, sole), key=lambda c: (-c[2], c[1]))
+        unaligned: set[str] = set()
         for i, distance, similarity in candidates:
             meme_id = self.ids[i]
             if meme_id in exclude or (meme_id == found.meme and best is not None and best[:2] == (False, 0)):
                 continue
             difference = pixels(self.pictures[i]) if pixels is not None else None
+            if difference is None and pixels is not None and meme_id not in unaligned:
+                # not aligned (a crop, and a framed copy of its original): the meme's other pictures
+                unaligned.add(meme_id)
+                candidates += self._next_pictures(meme_id, phashes, caption, area, after, sole, candidates)
             said = verdict(distance, caption, self.captions[i], difference)
             if said == UNVOUCHED:
                 overlap, sharp = covers(difference), legible(difference)
@@ -346,6 +344,16 @@ class Likeness:
                     found.also.add(meme_id)
         found.also = found.also - {found.meme} if found.meme in found.also else set()
         return found
+
+    def _next_pictures(self, meme_id: str, phashes: list[str], caption: Caption, area: int, after: int,
+                       sole: bool, met: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:
+        """At most NEXT_PICTURES other pictures of a meme `candidates` may give, not `met`, nearest first."""
+        taken = {c[0] for c in met}
+        rows = [r for r in self._rows[meme_id] if r not in taken and (r >= after or (
+            sole and self._says_other(caption, r))) and self._may_be(caption, area, r)]
+        near = [(r, int(d)) for r, d in zip(rows, nearest_distances(phashes, self._hashes[rows])) if d <= MAX_DISTANCE]
+        return [(r, d, text_similarity(caption.grams, self.captions[r].grams))
+                for r, d in sorted(near, key=lambda c: c[1])[:NEXT_PICTURES]]
 
     def captions_of(self, meme_id: str) -> list[Caption]:
         """The captions of every picture of a meme (its own, and copies joined to it)."""

@@ -11,7 +11,8 @@ from PIL import Image
 from archive.catalog import Catalog
 from archive.errors import MemesError, ModelUnavailable
 from archive.caption import text_similarity, trigrams
-from archive.likeness import MAX_PIXEL_DIFFERENCE, hash_array, nearest_distances
+from archive.hashes import hash_array, nearest_distances
+from archive.likeness import MAX_PIXEL_DIFFERENCE
 from archive.readings import clean_reading
 from archive.keywords import TrigramIndex
 from archive.model import ANNOTATION_TEXT, IMAGE, OCR_TEXT

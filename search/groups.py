@@ -15,7 +15,8 @@ import numpy as np
 
 from archive.catalog import Catalog
 from archive.caption import Caption
-from archive.likeness import MAX_DISTANCE, hamming, hash_array, same_meme
+from archive.hashes import hamming, hash_array
+from archive.likeness import MAX_DISTANCE, same_meme
 from archive.model import Meme, Sighting
 
 

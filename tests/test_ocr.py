@@ -49,6 +49,21 @@ def test_lines_are_read_top_to_bottom_on_a_small_picture():
     assert [b[1] for b in reading_order(beside)] == ["hello", "world"]
 
 
+def test_a_line_of_small_type_that_runs_to_the_edges_is_read():
+    """Pillow's bitmap font on a flat colour, the line a few pixels from either edge (a caption
+    on flat colour, 278 px wide): PP-OCR's detection found no line at all; with a margin of the
+    edge's colour around the picture it reads the line."""
+    from PIL import Image, ImageDraw
+
+    from data.make_identity_set import bitmap_font
+    from indexer.ocr import PaddleOcr
+
+    img = Image.new("RGB", (278, 208), (180, 10, 215))
+    ImageDraw.Draw(img).text((4, 110), "lonely pirate misses the garden at the gym 72", font=bitmap_font(),
+                             fill=(10, 10, 10))
+    assert {"pirate", "misses", "gym", "72"} <= set(words(PaddleOcr().read(img)))
+
+
 def test_merge_keeps_the_first_reading_whole_and_adds_new_words_once():
     assert merge_readings("I SAW A CAT", "i saw a dog dog , x") == "I SAW A CAT dog"
 

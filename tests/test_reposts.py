@@ -718,3 +718,57 @@ def test_altered_copies_join_and_siblings_do_not(grouping, tmp_path, cli):
         "copy-border.jpg", "copy-crop.jpg", "copy-half.jpg", "copy-jpeg.jpg", "sibling-0.jpg"]
     others = {json.loads(cli("show", folder / f"sibling-{n}.jpg", "--json").stdout)["id"] for n in (1, 2)}
     assert len(others) == 2 and first["id"] not in others
+
+
+def test_a_reading_that_lost_a_stretch_of_words_puts_no_other_word_there():
+    """A half-size copy of a text post: detection cut a line's start ("@grumpy_sleepy_cat" read as
+    "npy_cat", wordninja made "ycat" of it) or read a stretch as one slip ("ghosts" for "tiny ghost
+    nervous goose"). What it says there is in what the original says there, so it read less, as
+    where it read nothing; a word put in place of another still tells two memes apart."""
+    whole = Caption.of("GrumpyCat grumpy cat @grumpy_cat grumpy cat sleepy knight ignores the bus during "
+                       "meetings. fuzzy teapot forgets breakfast every morning 9:41 AM · Dec 3")
+    cut = Caption.of("GrumpyCat grumpy cat npy_cat np ycat epy knight ignores the bus during meetings. fuzzy "
+                     "teapot forgets breakfast every morning 9:41AM:Dec3 941 am dec 3")
+    assert not whole.disagrees(cut) and not cut.disagrees(whole)
+    post = Caption.of("TinyGhost tiny ghost @tiny_ghost tiny ghost nervous goose fixes a balloon after lunch. "
+                      "nervous lunch nervous goose forgets taxes during meetings 9:41 AM - Dec 3")
+    half = Caption.of("Tiny Ghost ghosts fixes b loon aft e lunch nerv us")
+    assert not post.disagrees(half) and not half.disagrees(post)
+    # what one says in place of the other's word is in no word the other says there
+    assert Caption.of("grumpy cat hides the ball and finds it").disagrees(
+        Caption.of("grumpy cat finds the ball and finds it"))
+    assert Caption.of("grumpy cat brave knight ignores the bus").disagrees(
+        Caption.of("grumpy cat sleepy knight ignores the bus"))
+    # a review's siblings: a stretch of "a" or "the" holds no word ("says" is not in "a"), a slip
+    # beside the changed word reads as much as the other ("bilds the wizard", "builds the bus"),
+    # and a glued run is no stretch of its own (its split forms stand for it)
+    for ours, theirs, every_word in (
+            ("clever meme says a spoon in the rain", "clever meme hears a spoon in the rain", False),
+            ("polite toaster eats the garden during meetings", "polite toaster eats the polite during meetings",
+             False),
+            ("lucky pirate builds the bus on fridays", "lucky pirate bilds the wizard on fridays", True),
+            ("ANGRYGOOSEFIXES angry goose fixes the keys after lunch",
+             "GOODGOOSEFIXES good goose fixes the keys after lunch", True),
+            ("TINYCACTUSLOVES tiny cactus loves THEREMOTEDURING the remote during MEETINGS viathegroupchat via "
+             "the group chat", "TINYCACTUSWANTS tiny cactus wants THEREMOTEDURING the remote during MEETINGS",
+             False)):
+        a, b = Caption.of(ours), Caption.of(theirs)
+        assert a.disagrees(b, every_word) or b.disagrees(a, every_word), (ours, theirs)
+
+
+def test_a_meme_whose_nearest_picture_cannot_be_aligned_is_compared_by_its_next():
+    """A crop through a band caption, at the end of a run: its meme's nearest picture by hash is a
+    framed copy that cannot be aligned with it (the frame and the crop scale it two ways), and a
+    meme was looked at through one picture only, so the crop never met its own original."""
+    from indexer.alignment import Difference
+
+    area = 500 * 500
+    likeness = Likeness([("gym", "00000000000fffff", "proud pigeon fixes the garden at the gym", area),
+                         ("robot", "fffff00000000000", "proud pigeon fixes the garden at the robot", area)])
+    likeness.add("gym", "0000000000003fff", "proud pigeon fixes the garden at the gym group chat", "framed", area)
+    part = Difference.of(0.0, 0.0, (1.0, 0.88))  # all of the crop is in its original
+    pixels = {"framed": None, "gym": part, "robot": Difference.of(0.3, 0.0, (1.0, 0.88))}
+    crop = 430 * 390
+    assert likeness.find(["0000000000000000"], ["", ""], pixels.get, area=crop, sole=True) == "gym"
+    unaligned = {"framed": None, "gym": None, "robot": None}
+    assert likeness.find(["0000000000000000"], ["", ""], unaligned.get, area=crop, sole=True) is None

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from archive.likeness import hamming
+from archive.hashes import hamming
 from search.fusion import fuse
 from search.results import SignalHit
 from archive.keywords import trigram_expression
