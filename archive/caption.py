@@ -92,17 +92,17 @@ class Caption:
             return {w for w in self.words if other.lacks(w)}
         return {t for t, g in zip(self.tokens, self.glued) if other.lacks(t) and (not g or other.lacks(g, glued=True))}
 
-    def _between(self, start: int, end: int, every_word: bool, leaving: set | frozenset = frozenset()) -> list[str]:
+    def _between(self, start: int, end: int, every_word: bool) -> list[str]:
         """The tokens this caption reads from its `start`th word (token, `every_word`) up to its
-        `end`th, and the untrusted ones on either side up to the words next to them, the tokens in
-        `leaving` and glued runs (their split forms stand for them) left out."""
+        `end`th, and the untrusted ones on either side up to the words next to them, glued runs
+        left out (their split forms stand for them)."""
         if every_word:
             first, last = start, end
         else:
             first = self.places[start - 1] + 1 if start > 0 else 0
             last = self.places[end] if end < len(self.places) else len(self.tokens)
         runs = set(self.glued)
-        return [t for t in self.tokens[first:last] if t not in leaving and t not in runs]
+        return [t for t in self.tokens[first:last] if t not in runs]
 
     def _reads_less(self, other: "Caption", ours: tuple[int, int], theirs: tuple[int, int], every_word: bool,
                     lacking: set) -> bool:
@@ -111,8 +111,9 @@ class Caption:
         but for the words `lacking` in `other` (a short word as a whole token): a reading that lost
         a stretch, not one that says another word there."""
         said = (other.tokens if every_word else other.words)[theirs[0]:theirs[1]]
-        there = self._between(*ours, every_word, lacking)
-        return (_length(other._between(*theirs, every_word)) <= LOST_STRETCH * _length(self._between(*ours, every_word))
+        stretch = self._between(*ours, every_word)
+        there = [t for t in stretch if t not in lacking]
+        return (_length(other._between(*theirs, every_word)) <= LOST_STRETCH * _length(stretch)
                 and all(w in there if w.isalpha() and len(w) < WORD_LETTERS else _found(w, "".join(there))
                         for w in said))
 
