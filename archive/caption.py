@@ -26,6 +26,10 @@ PART_SLIP_AMONG = 6
 LOST_STRETCH = 0.75
 WORD_RANK = 50_000  # a word must be among this many of the commonest English words to be trusted
 _WORD = re.compile(r"[a-z0-9]+")  # "HELL0" stays one (misread) word, not a word and a number
+# OCR reads a zero after digits as the letter O ("35O" for "350" in a JPEG copy): an O that
+# follows a digit and ends its word is a zero, and so is a split form of nothing but O after one
+# ending in a digit (word splitting made "35 o" of it). "4o" and "h2o" compare as "40" and "h20".
+_O_FOR_ZERO = re.compile(r"(?<=[0-9])o+$")
 
 
 def trigrams(text: str) -> frozenset[str]:
@@ -71,7 +75,8 @@ class Caption:
         common = _common_words()
         places = tuple(i for i, w in enumerate(tokens) if w.isdigit() or (len(w) >= WORD_LETTERS and w in common))
         words = tuple(tokens[i] for i in places)
-        return cls(trigrams(text), words, "".join(_WORD.findall(text.lower())), tokens, glued, places)
+        return cls(trigrams(text), words, "".join(_zeros(w) for w in _WORD.findall(text.lower())), tokens, glued,
+                   places)
 
     @property
     def said(self) -> int:
@@ -187,10 +192,20 @@ def _tokens(reading: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     tokens: list[str] = []
     glued: list[str] = []
     for token, pieces in as_read(reading):
-        words = _WORD.findall(token.lower())
+        words = [_zeros(w) for w in _WORD.findall(token.lower())]
         tokens += words
         glued += [""] * len(words)
-        split = [w for piece in pieces for w in _WORD.findall(piece)]
+        split: list[str] = []
+        for word in (w for piece in pieces for w in _WORD.findall(piece)):
+            if split and split[-1][-1].isdigit() and not word.strip("o"):
+                split[-1] += "0" * len(word)  # "35 o": the split of "35O"
+            else:
+                split.append(word)
         tokens += split
-        glued += [letters_of(token)] * len(split)
+        glued += [_zeros(letters_of(token))] * len(split)
     return tuple(tokens), tuple(glued)
+
+
+def _zeros(word: str) -> str:
+    """`word` with an O read for a zero after its digits made a zero (`_O_FOR_ZERO`)."""
+    return _O_FOR_ZERO.sub(lambda found: "0" * len(found.group()), word)
