@@ -14,9 +14,9 @@ each of the template's siblings where it overlaps them, so where one picture sho
 of the other and the other says words it does not, neither joins the other at once: the part
 joins, at the end of a run, only the one meme that matches it, and a whole picture joins a meme
 through a part of it only where that part matches no other whole (a framed copy met before its
-original). Where the pixels barely tell two pictures apart (a half-size copy of a small meme), or
-differ only at sharp edges that resamplers draw apart, every word counts; a corner that differs (a
-site's mark, or a last word) is left to the words. Measured by bench/repost_groups.py, identity.py.
+original). Where the pixels barely tell two pictures apart (a half-size copy of a small meme),
+every word counts; what differs in a corner (a site's mark, or a caption's last word) is left to
+the words. Measured with bench/repost_groups.py and bench/identity.py.
 """
 from __future__ import annotations
 
@@ -88,8 +88,8 @@ def verdict(distance: int, a: Caption, b: Caption, pixels: float | None = None) 
     if pixels is not None:
         if in_corner(pixels) and not corner_explained(a, b):
             return DIFFERENT  # what differs is in a corner, where a site's mark goes, but so does a word
-        if pixels >= MAX_PIXEL_DIFFERENCE and getattr(pixels, "loose", 1.0) >= BARELY:
-            return DIFFERENT  # (unless only sharp edges differ, as resampling draws them: every word counts)
+        if pixels >= MAX_PIXEL_DIFFERENCE:
+            return DIFFERENT
         if pixels >= BARELY:  # the pixels barely tell these apart: every word counts, as without them
             if words_differ(a, b, pixels, every_word=True):
                 return DIFFERENT

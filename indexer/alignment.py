@@ -37,15 +37,6 @@ MIN_SIDE = 640  # smaller pictures are enlarged to this: keypoints need it, and 
 # changed in it through (the strokes of 12-16 px type, blurred, differ by 40-60 levels, mostly
 # under 50).
 PIXEL_DIFFERENCE = 50
-# Compared unblurred at a small picture's own resolution (a half-size copy), a sharp edge (a
-# caption's black outline on white letters, on a white cat or the sky) differs by up to 65 levels
-# between a copy and its original, however they are aligned: resamplers draw its pixel-wide lines
-# sharper or softer. So the pictures are measured besides with the limit raised to
-# COARSE_DIFFERENCE wherever the contrast is SHARP_EDGE or more (`Difference.loose`). That is at
-# most half the contrast a letter changed there would show, but it lowers what a short word
-# changed in dark type on white measures too, so it only lets the words decide (`archive.likeness`).
-SHARP_EDGE = 160
-COARSE_DIFFERENCE = 80
 FAINTEST = 20  # what JPEG at quality 30 leaves on a flat background
 INK_SHARE = 0.5
 AROUND = 3  # pixels: the square the contrast is measured in
@@ -77,28 +68,20 @@ class Difference(float):
     given, the second) that the other covers once aligned (`overlap`: where the pixels were
     compared; a crop covers part of its original), and the resolution they were compared at, as a
     share of the grid's (`detail`: under 1 where the coarser of the two is smaller than the grid,
-    a small meme or a half-size copy, whose words may differ by only a few pixels), and `loose`."""
+    a small meme or a half-size copy, whose words may differ by only a few pixels)."""
 
     corner: float = 0.0
     overlap: tuple[float, float] = (1.0, 1.0)
     detail: float = 1.0
-    held: float | None = None
 
     @classmethod
     def of(cls, value: float, corner: float, overlap: tuple[float, float] = (1.0, 1.0),
-           detail: float = 1.0, loose: float | None = None) -> "Difference":
+           detail: float = 1.0) -> "Difference":
         found = cls(value)
         found.corner = float(corner)
         found.overlap = overlap
         found.detail = float(detail)
-        found.held = None if loose is None else float(loose)
         return found
-
-    @property
-    def loose(self) -> float:
-        """The difference with sharp edges held to COARSE_DIFFERENCE, where the pictures were
-        compared coarse (the difference itself otherwise)."""
-        return float(self) if self.held is None else min(float(self), self.held)
 
 
 @dataclass
@@ -191,9 +174,8 @@ def difference(a: Features, b: Features) -> Difference | None:
         refined = _refined(transform, moving_grey, fixed_grey)
         strayed = _moved(transform, refined, moving_grey.shape) > MAX_REFINEMENT * min(moving_grey.shape)
         if covered is not None or not strayed:
-            rough = min(rough, _patch_difference(moving_grey, fixed_grey, refined, covered, patch),
-                        key=lambda found: (float(found), found.loose))
-    return Difference.of(rough, rough.corner, overlap, detail, rough.loose)
+            rough = min(rough, _patch_difference(moving_grey, fixed_grey, refined, covered, patch))
+    return Difference.of(rough, rough.corner, overlap, detail)
 
 
 def scale_to_fixed(transform: np.ndarray) -> float:
@@ -286,9 +268,7 @@ def _patch_difference(moving: np.ndarray, fixed: np.ndarray, transform: np.ndarr
     be shifted by up to `reach` pixels to fit best (what is left of an alignment's error is a
     shift of the whole neighbourhood; a changed letter cannot be shifted away). A pixel differs
     where the two differ by more than `_limits` allows there. The picture's CORNERs, where sites
-    paste their marks, are measured apart (`Difference.corner`), held to PIXEL_DIFFERENCE. Compared
-    coarse (a `patch` under PATCH), sharp edges are also held to COARSE_DIFFERENCE alone
-    (`Difference.loose`)."""
+    paste their marks, are measured apart (`Difference.corner`), held to PIXEL_DIFFERENCE."""
     import cv2
 
     h, w = fixed.shape
@@ -298,8 +278,7 @@ def _patch_difference(moving: np.ndarray, fixed: np.ndarray, transform: np.ndarr
         covered = _inside(moving.shape, transform, (h, w))
     # past moving's edge, its edge repeated: a patch shifted by `reach` there compares no black
     warped = cv2.warpAffine(moving, transform, (w, h), borderMode=cv2.BORDER_REPLICATE)
-    coarse = patch != PATCH
-    limits = [_limits(warped, fixed)] + ([_limits(warped, fixed, coarse)] if coarse else [])
+    limits = _limits(warped, fixed)
     warped, still = warped.astype(np.int16), fixed.astype(np.int16)
     padded = cv2.copyMakeBorder(warped, reach, reach, reach, reach, cv2.BORDER_REPLICATE)
     # the corners of the picture both show: inside a frame, where the other was pasted
@@ -313,36 +292,28 @@ def _patch_difference(moving: np.ndarray, fixed: np.ndarray, transform: np.ndarr
     # a corner is held to PIXEL_DIFFERENCE whatever its contrast: a site's light mark pasted there
     # is left to the words only where it is as plain as a word (they would have to agree in every
     # word, and OCR reads faint type with slips)
-    best: list = [None] * len(limits)
-    for limit in limits:
-        limit[corners] = PIXEL_DIFFERENCE
+    limits[corners] = PIXEL_DIFFERENCE
+    best = None
     for dy in range(2 * reach + 1):
         for dx in range(2 * reach + 1):
-            apart = np.abs(padded[dy:dy + h, dx:dx + w] - still)
-            for n, limit in enumerate(limits):
-                density = cv2.blur(((apart > limit) & covered).astype(np.float32), (patch, patch),
-                                   borderType=cv2.BORDER_CONSTANT)
-                best[n] = density if best[n] is None else np.minimum(best[n], density)
-    elsewhere = float(best[0][~corners].max())
-    corner = float(best[0][corners].max()) if corners.any() else 0.0
-    loose = float(best[-1][~corners].max())
-    return Difference.of(elsewhere, corner if corner > elsewhere else 0.0, loose=loose)
+            differs = (np.abs(padded[dy:dy + h, dx:dx + w] - still) > limits) & covered
+            density = cv2.blur(differs.astype(np.float32), (patch, patch), borderType=cv2.BORDER_CONSTANT)
+            best = density if best is None else np.minimum(best, density)
+    elsewhere = float(best[~corners].max())
+    corner = float(best[corners].max()) if corners.any() else 0.0
+    return Difference.of(elsewhere, corner if corner > elsewhere else 0.0)
 
 
-def _limits(warped: np.ndarray, fixed: np.ndarray, coarse: bool = False) -> np.ndarray:
+def _limits(warped: np.ndarray, fixed: np.ndarray) -> np.ndarray:
     """For each pixel of two aligned pictures, by how many grey levels they may differ there and
     still count as alike: INK_SHARE of the contrast around it (the range of grey levels within a
-    pixel of it, the larger of the two pictures'), from FAINTEST to PIXEL_DIFFERENCE; compared
-    `coarse` (unblurred, at a small picture's resolution), COARSE_DIFFERENCE at a SHARP_EDGE."""
+    pixel of it, the larger of the two pictures'), from FAINTEST to PIXEL_DIFFERENCE."""
     import cv2
 
     square = np.ones((AROUND, AROUND), np.uint8)
     contrast = np.maximum(cv2.dilate(warped, square) - cv2.erode(warped, square),
                           cv2.dilate(fixed, square) - cv2.erode(fixed, square))
-    limits = np.clip(contrast.astype(np.float32) * INK_SHARE, FAINTEST, PIXEL_DIFFERENCE)
-    if coarse:
-        limits[contrast >= SHARP_EDGE] = COARSE_DIFFERENCE
-    return limits
+    return np.clip(contrast.astype(np.float32) * INK_SHARE, FAINTEST, PIXEL_DIFFERENCE)
 
 
 def _inside(moving: tuple[int, int], transform: np.ndarray, fixed: tuple[int, int]) -> np.ndarray:

@@ -786,56 +786,28 @@ def test_a_meme_whose_nearest_picture_cannot_be_aligned_is_compared_by_its_next(
     assert likeness.find(["0000000000000000"], ["", ""], unaligned.get, area=crop, sole=True) is None
 
 
-def test_a_half_size_copy_of_outlined_captions_on_white_is_its_original():
-    """White letters outlined in black on a light part of the picture (a white cat, the sky):
-    at half size the outlines are lines a pixel wide that resamplers draw sharper or softer, 50-65
-    grey levels off their original's. Such a copy measured 0.21 (real Grumpy Cat memes: 0.19-0.21),
-    another meme whatever the words. Held to 80 levels at such sharp edges, it measures 0.03; the
-    words decide then, every word counted. A short word changed in dark type on white measures
-    less with that limit too (a text post's small copy against a sibling: 0.15 -> 0.05)."""
+def test_a_short_word_changed_in_a_text_post_stays_another_meme_in_its_small_copy():
+    """A helper review's siblings: a text post's copy at 0.4-0.45 of its size against the post a
+    short word or a digit apart ("he" / "ha", "day 2" / "day 1 of 2021"). The pixels must decide:
+    each short word is found inside the other's letters ("ha" in "that", "1" in "2021"), so every
+    word counted, the words agree. A limit raised at sharp edges for half-size copies of outlined
+    captions (tried at stop 41) made these measure under BARELY, and joined them."""
     import io
-    import textwrap
 
-    from archive.likeness import BARELY, verdict
+    from archive.likeness import verdict
     from indexer.alignment import difference, features
 
     sys.path.insert(0, str(ROOT / "data"))
     import make_identity_set
 
-    evalset = _evalset_module()
-
-    def _jpeg(img: Image.Image) -> Image.Image:
+    def small(img: Image.Image, scale: float) -> Image.Image:
         buf = io.BytesIO()
-        img.save(buf, "JPEG", quality=90)
+        img.resize((round(img.width * scale), round(img.height * scale)), Image.Resampling.BICUBIC).save(
+            buf, "JPEG", quality=90)
         return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
 
-    def meme(bottom: str) -> Image.Image:
-        img = evalset.template_picture(0).resize((500, 617))
-        draw = ImageDraw.Draw(img)
-        draw.rectangle([0, 0, 500, 102], fill=(240, 240, 240))
-        draw.rectangle([0, 411, 500, 617], fill=(235, 235, 232))
-        f, stroke = evalset.font(32), 2
-        for text, top in (("you make me glad", True), (bottom, False)):
-            lines = "\n".join(textwrap.wrap(text.upper(), width=25))
-            box = draw.multiline_textbbox((0, 0), lines, font=f, align="center", stroke_width=stroke)
-            y = 6 if top else img.height - (box[3] - box[1]) - 10
-            draw.multiline_text(((img.width - (box[2] - box[0])) / 2 - box[0], y - box[1]), lines, font=f,
-                                fill="white", align="center", stroke_width=stroke, stroke_fill="black")
-        return _jpeg(img)
-
-    said, other = "you make me glad like a big bag full of garbage", "you make me glad like a big bag full of laundry"
-    original, sibling = meme(said[17:]), meme(other[17:])
-    half = features(_jpeg(original.resize((250, 308))))  # Pillow's own resampling (bicubic)
-    copied = difference(half, features(original))
-    assert copied >= MAX_PIXEL_DIFFERENCE and copied.loose < BARELY
-    assert verdict(0, Caption.of(said), Caption.of(said), copied) == "same"
-    assert verdict(0, Caption.of(said), Caption.of(other), copied) == "different"  # every word counts
-    assert verdict(0, Caption.of(said), Caption.of(said), difference(half, features(sibling))) == "different"
-
-    # a text post a short word apart: its copy at 0.45 of its size, against the sibling and the original
-    post = "when my dog sees the {} in the garden today"
-    cat, car = (make_identity_set.post(post.format(word), "Lucky Goose", False, 640, 21) for word in ("cat", "car"))
-    small = features(_jpeg(cat.resize((288, round(cat.height * 0.45)), Image.Resampling.BICUBIC)))
-    to_sibling, to_original = difference(small, features(car)), difference(small, features(cat))
-    assert verdict(0, Caption.of(post.format("cat")), Caption.of(post.format("car")), to_sibling) == "different"
-    assert verdict(0, Caption.of(post.format("cat")), Caption.of(post.format("cat")), to_original) == "same"
+    for ours, theirs, scale in (("that is what he said about the garden", "that is what ha said about the garden", 0.45),
+                                ("day 2 of 2021 and i already gave up", "day 1 of 2021 and i already gave up", 0.4)):
+        post, other = (make_identity_set.post(text, "Lucky Goose", False, 640, 21) for text in (ours, theirs))
+        copy = features(small(post, scale))
+        assert verdict(0, Caption.of(ours), Caption.of(theirs), difference(copy, features(other))) == "different"
