@@ -118,9 +118,9 @@ class Caption:
         said = (other.tokens if every_word else other.words)[theirs[0]:theirs[1]]
         stretch = self._between(*ours, every_word)
         there = [t for t in stretch if t not in lacking]
+        letters = "".join(there)
         return (_length(other._between(*theirs, every_word)) <= LOST_STRETCH * _length(stretch)
-                and all(w in there if w.isalpha() and len(w) < WORD_LETTERS else _found(w, "".join(there))
-                        for w in said))
+                and all(w in there if w.isalpha() and len(w) < WORD_LETTERS else _found(w, letters) for w in said))
 
     def disagrees(self, other: "Caption", every_word: bool = False, part: bool = False) -> bool:
         """Whether the two say different things: each says a word the other lacks (a number,

@@ -357,7 +357,7 @@ class Likeness:
 
     def captions_of(self, meme_id: str) -> list[Caption]:
         """The captions of every picture of a meme (its own, and copies joined to it)."""
-        return [c for i, c in zip(self.ids, self.captions) if i == meme_id]
+        return [self.captions[row] for row in self._rows.get(meme_id, [])]
 
     def row(self, row: int) -> tuple[str, str, Caption, int]:
         """A picture the rule knows: its key (a meme's id, or a copy's bytes' hash), hash, caption
