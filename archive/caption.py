@@ -66,6 +66,8 @@ class Caption:
     # "wal nus 7"), or "" for a token as read
     glued: tuple[str, ...] = ()
     places: tuple[int, ...] = ()  # for each word, its place among the tokens
+    # every word of every reading, split forms too, and numbers read in parts joined ("9:41": "941")
+    vocabulary: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, readings: str | Sequence[str]) -> "Caption":
@@ -75,19 +77,27 @@ class Caption:
         common = _common_words()
         places = tuple(i for i, w in enumerate(tokens) if w.isdigit() or (len(w) >= WORD_LETTERS and w in common))
         words = tuple(tokens[i] for i in places)
-        return cls(trigrams(text), words, "".join(_zeros(w) for w in _WORD.findall(text.lower())), tokens, glued,
-                   places)
+        every = [_zeros(w) for w in _WORD.findall(text.lower())]
+        numbers = {_number(said, i) for said in (every, tokens) for i in range(len(said))}
+        return cls(trigrams(text), words, "".join(every), tokens, glued, places,
+                   frozenset(every) | frozenset(tokens) | numbers)
 
     @property
     def said(self) -> int:
         """How many letters and digits the primary reading holds (split forms not counted)."""
         return sum(len(t) for t, g in zip(self.tokens, self.glued) if not g)
 
-    def lacks(self, word: str, glued: bool = False) -> bool:
+    def lacks(self, word: str, glued: bool = False, whole: bool = False) -> bool:
         """Whether this caption does not say `word`: nowhere in its letters run together (so
         glued and split readings agree) for a number, nothing 70% alike there for a word. A
         `glued` run of words ("nervouspigeonhidesaballoon") must be alike but for GLUED_SLIPS
-        letters: 70% of a long run leaves room for another word in it."""
+        letters: 70% of a long run leaves room for another word in it. `whole` (where every word
+        counts, the pixels barely telling two pictures apart): a word or number shorter than
+        WORD_LETTERS is said only as a word of its own, or inside a glued run (`_said_short`):
+        "ha" is not said by "that", nor "1" by "2021" (elsewhere a number read in part, "7" of a
+        cut "73", is said)."""
+        if whole and len(word) < WORD_LETTERS:
+            return not _said_short(word, self.vocabulary)
         return not _found(word, self.letters, glued)
 
     def _lacked_by(self, other: "Caption", every_word: bool) -> set[str]:
@@ -95,7 +105,14 @@ class Caption:
         glued token only where the glued token is lacking too."""
         if not every_word:
             return {w for w in self.words if other.lacks(w)}
-        return {t for t, g in zip(self.tokens, self.glued) if other.lacks(t) and (not g or other.lacks(g, glued=True))}
+        return {t for i, (t, g) in enumerate(zip(self.tokens, self.glued))
+                if other.lacks(t, whole=True) and other._lacks_number(self.tokens, i) and (not g or other.lacks(g, glued=True))}
+
+    def _lacks_number(self, words: Sequence[str], i: int) -> bool:
+        """Whether, where the ith of `words` is a number read in parts, the whole number ("941" of
+        "9:41") is lacking too (true of any other word)."""
+        number = _number(words, i)
+        return number == words[i] or self.lacks(number, whole=True)
 
     def _between(self, start: int, end: int, every_word: bool) -> list[str]:
         """The tokens this caption reads from its `start`th word (token, `every_word`) up to its
@@ -174,6 +191,28 @@ def _found(word: str, letters: str, glued: bool = False) -> bool:
 
     found = max(WORD_FOUND, 100 - 100 * GLUED_SLIPS / len(word)) if glued else WORD_FOUND
     return fuzz.partial_ratio(word, letters) >= found
+
+
+def _number(words: Sequence[str], i: int) -> str:
+    """The ith word, where it is a number, joined with the numbers next to it ("9", "41": "941")."""
+    if not words[i].isdigit():
+        return words[i]
+    start, end = i, i + 1
+    while start > 0 and words[start - 1].isdigit():
+        start -= 1
+    while end < len(words) and words[end].isdigit():
+        end += 1
+    return "".join(words[start:end])
+
+
+def _said_short(word: str, vocabulary: frozenset[str]) -> bool:
+    """Whether a short word or number is among these words, or inside one that is neither a
+    common word nor a number (a run OCR glued, "thatis", "day2"): a short word inside another
+    word ("he" in "the", "1" in "2021") is not said."""
+    if word in vocabulary:
+        return True
+    common = _common_words()
+    return any(word in t for t in vocabulary if len(t) > len(word) and not t.isdigit() and t not in common)
 
 
 def _length(tokens: Sequence[str]) -> int:

@@ -15,8 +15,8 @@ of the other and the other says words it does not, neither joins the other at on
 joins, at the end of a run, only the one meme that matches it, and a whole picture joins a meme
 through a part of it only where that part matches no other whole (a framed copy met before its
 original). Where the pixels barely tell two pictures apart (a half-size copy of a small meme),
-every word counts; what differs in a corner (a site's mark, or a caption's last word) is left to
-the words. Measured with bench/repost_groups.py and bench/identity.py.
+every word counts (so it does where only pictures made from their own pixels match: `resampled`);
+what differs in a corner (a site's mark, or a caption's last word) is left to the words.
 """
 from __future__ import annotations
 
@@ -35,13 +35,9 @@ CANDIDATES = 12  # at most this many of each kind are aligned
 NEXT_PICTURES = 4  # where a meme's picture cannot be aligned with an image, at most this many more of it are
 # How much two aligned pictures differ (`indexer.alignment.difference`: the share of differing
 # pixels in the patch where most differ): under this, one picture. On 1,007 rendered real memes
-# all 4,032 altered copies (JPEG q35, half size, 6% crop, border with a watermark) measured 0,
-# 289 pairs of one template with other captions at least 0.196 (the 27 such pairs an earlier
-# measure joined, many a word apart, included), and captions a short word apart in small type
-# (made with data/make_evalset.py) at least 0.22. Half the smallest sibling, far above any copy.
-# (Those with every pixel held to 50 grey levels. With stop 37's finer limits for faint type, on
-# 144 real-template memes: JPEG copies up to 0.042, crops 0.023, framed 0.052, half-size 18 of 144
-# at 0.05 or more (13 before); siblings at least 0.535.)
+# all 4,032 altered copies measured 0, siblings (other captions) at least 0.196, captions a short
+# word apart in small type at least 0.22. With stop 37's finer limits, on 144 real-template memes:
+# JPEG copies up to 0.042, crops 0.023, framed 0.052; siblings at least 0.535 (README: stop 37).
 MAX_PIXEL_DIFFERENCE = 0.1
 # Pictures compared at a low resolution (a half-size copy of a small meme) may differ by half as
 # much where a short word differs ("rain" for "calm": 0.07) as where nothing does (copies up to
@@ -55,8 +51,7 @@ BARELY = 0.05
 # of a small meme (half the resolution) shows its words in a few pixels each.
 SHARPER = 1.5
 ALIKE = 0.9  # resolutions this near are about the same (one crop's comparisons vary by the other's size)
-# Without pixels to compare (no alignment possible, or no image at hand: search-side groups):
-MAX_DISTANCE_NO_TEXT = 4  # bits of 64, for memes with too little text to compare
+MAX_DISTANCE_NO_TEXT = 4  # bits of 64, without pixels (none aligned, search-side groups) or text to compare
 MIN_CAPTION_SIMILARITY = 0.5  # trigram Jaccard overlap of the two OCR texts
 MIN_TRIGRAMS = 8  # fewer than this, and a text is too short to tell memes apart
 CROPPED = (0.6, 0.99)  # the share of a picture's pixels a crop of it may have kept
@@ -88,7 +83,7 @@ def verdict(distance: int, a: Caption, b: Caption, pixels: float | None = None) 
     if pixels is not None:
         if in_corner(pixels) and not corner_explained(a, b):
             return DIFFERENT  # what differs is in a corner, where a site's mark goes, but so does a word
-        if pixels >= MAX_PIXEL_DIFFERENCE:
+        if pixels >= MAX_PIXEL_DIFFERENCE and not resampled(pixels):
             return DIFFERENT
         if pixels >= BARELY:  # the pixels barely tell these apart: every word counts, as without them
             if words_differ(a, b, pixels, every_word=True):
@@ -158,6 +153,13 @@ def vouched(a: Caption, b: Caption, pixels) -> bool:
     return not (shows_part(a, b, overlap[1], sharp) or shows_part(b, a, overlap[0], sharp))
 
 
+def resampled(pixels) -> bool:
+    """Whether pictures compared at a small one's resolution differ only as resamplers draw them
+    (made from their own pixels, `indexer.regrid`, under BARELY): then every word counts."""
+    own = getattr(pixels, "own", None)
+    return own is not None and own < BARELY
+
+
 def covers(pixels) -> tuple[float, float]:
     """The share of the first aligned picture the second covers, and of the second the first
     (none known without pixels)."""
@@ -186,11 +188,9 @@ def barely(a: Caption, pixels) -> bool:
 
 
 def cut_short(pixels, covered: float) -> bool:
-    """Whether a picture covering this share of another, and differing from it by `pixels`, may
-    be a crop through a line of the other's caption that kept what is left of its letters: it
-    covers less than COVERED of it, and they differ by BARELY or more (under MAX_PIXEL_DIFFERENCE,
-    where words may still vouch). Its words cannot tell it from a sibling's crop: OCR reads none
-    of the cut line."""
+    """Whether a picture covering this share of another, differing from it by `pixels`, may be a
+    crop through a line of its caption that kept what is left of the letters (it covers under
+    COVERED, they differ by BARELY or more): OCR reads none of that line to tell a sibling's."""
     return covered < COVERED and pixels is not None and pixels >= BARELY
 
 

@@ -27,6 +27,8 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from .regrid import comparable, own_pixels
+
 SIDE = 800  # pixels at most on the longer side, for both images (small captions need the detail)
 MIN_SIDE = 640  # smaller pictures are enlarged to this: keypoints need it, and 1-px strokes survive
 # Grey levels by which two aligned pixels differ to count as different: half the contrast around
@@ -51,9 +53,13 @@ CORNER = (0.3, 0.15)
 COARSE = 0.6
 COLOUR_CELL = 8  # grid pixels per cell of the colour comparison
 # Grey levels (0-255, the largest of the three channels' differences) by which the median cell
-# of two aligned pictures may differ: another background colour is another meme. JPEG at
-# quality 30 moves a cell by a few levels.
-MAX_COLOUR_SHIFT = 24
+# of two aligned pictures may differ: another background colour is another meme. Copies moved
+# it by at most 7 (576 copies of real templates: JPEG q35 4, half size 6, crop 6, framed 7) and
+# 5 (1,104 copies of two identity sets, JPEG q30); with 24, one flat colour's JPEG copy came 22
+# from another flat colour with the same words (26 from its original) and joined it, and on
+# another set two such colours 16 apart were one meme. Left: copies of fine saturated stripes
+# (2-pixel red and blue, a helper review's) move by 14-20 and are another meme.
+MAX_COLOUR_SHIFT = 12
 DIFFERENT = 1.0  # what `difference` answers for pictures whose colours differ
 # The share of a picture's shorter side by which ECC may move a corner of it (keypoints are off by
 # a pixel or two): a refinement that strayed further, compared up to its own edge, would compare
@@ -68,11 +74,14 @@ class Difference(float):
     given, the second) that the other covers once aligned (`overlap`: where the pixels were
     compared; a crop covers part of its original), and the resolution they were compared at, as a
     share of the grid's (`detail`: under 1 where the coarser of the two is smaller than the grid,
-    a small meme or a half-size copy, whose words may differ by only a few pixels)."""
+    a small meme or a half-size copy, whose words may differ by only a few pixels). Where one of
+    the two was resized to compare them there, `own` is the same measure made from each
+    picture's own pixels (`regrid.own_pixels`; None where not made)."""
 
     corner: float = 0.0
     overlap: tuple[float, float] = (1.0, 1.0)
     detail: float = 1.0
+    own: float | None = None
 
     @classmethod
     def of(cls, value: float, corner: float, overlap: tuple[float, float] = (1.0, 1.0),
@@ -91,6 +100,9 @@ class Features:
     descriptors: np.ndarray | None
     colour: np.ndarray | None = None  # the picture at 1/COLOUR_CELL of the grid, RGB
     detail: float = 1.0  # the picture's own pixels per grid pixel (under 1: enlarged)
+    # the picture in grey as it was given (`regrid.comparable`), which pictures compared at a
+    # small one's own resolution are made from (`regrid.own_pixels`)
+    source: np.ndarray | None = None
 
 
 def _resized(image: np.ndarray, scale: float, interpolation=None) -> np.ndarray:
@@ -104,9 +116,16 @@ def _resized(image: np.ndarray, scale: float, interpolation=None) -> np.ndarray:
 
 
 def features(img: Image.Image) -> Features:
+    """What `difference` compares of a picture: keypoints, the grid and the colours of the
+    picture at the size indexing gives the image model (`model_input`), and the picture itself
+    (`regrid.comparable`)."""
     import cv2
 
-    rgb = np.asarray(img.convert("RGB"))
+    from .imageio import model_input
+
+    img = comparable(img)
+    source = cv2.cvtColor(np.asarray(img.convert("RGB")), cv2.COLOR_RGB2GRAY)
+    rgb = np.asarray(model_input(img).convert("RGB"))
     longest = max(rgb.shape[:2])
     scale = SIDE / longest if longest > SIDE else max(1.0, MIN_SIDE / longest)
     if scale != 1:
@@ -116,7 +135,7 @@ def features(img: Image.Image) -> Features:
     if len(keypoints) < 200:  # a soft picture (small, enlarged): look for fainter corners too
         keypoints, descriptors = cv2.ORB_create(800, fastThreshold=4).detectAndCompute(grey, None)
     colour = _resized(rgb, 1 / COLOUR_CELL).astype(np.int16)
-    return Features(grey, tuple(keypoints), descriptors, colour, min(1.0, 1 / scale))
+    return Features(grey, tuple(keypoints), descriptors, colour, min(1.0, 1 / scale), source)
 
 
 def difference(a: Features, b: Features) -> Difference | None:
@@ -127,7 +146,8 @@ def difference(a: Features, b: Features) -> Difference | None:
     The larger picture is brought onto the smaller one's grid (shrunk by area averaging first,
     as a smaller copy was made). Pictures whose colours differ are different. Where one of the
     two was enlarged by more than 1/COARSE (a small meme, a half-size copy), both are compared at
-    that picture's own resolution, unblurred, with patches smaller in proportion, up to a pixel
+    that picture's own resolution (each made from the picture itself, `regrid.own_pixels`), unblurred,
+    with patches smaller in proportion, up to a pixel
     from the edge of the part they share (`_inside`: what is left of a line a crop cut through);
     otherwise at the grid, lightly blurred, a few pixels more from it. Each patch may shift by a
     pixel to fit (what is left of an alignment's error), so resampling and JPEG leave next to
@@ -163,19 +183,37 @@ def difference(a: Features, b: Features) -> Difference | None:
         return None
     if _colour_shift(moving, fixed, grid_transform, covered) > MAX_COLOUR_SHIFT:
         return Difference(DIFFERENT)
-    detail, patch = min(moving_detail, fixed.detail), PATCH
-    if detail < COARSE:  # compare at the coarser picture's own resolution, where neither is enlarged
+    detail = min(moving_detail, fixed.detail)
+    if detail >= COARSE:
+        found = _measured(moving_grey, fixed_grey, transform, covered, PATCH)
+    else:  # compare at the coarser picture's own resolution, where neither is enlarged, up to the
+        # edge of moving (`_inside`), with patches smaller in proportion: both pictures brought there
+        # from the grid alike, and where one is resized, also each made from the picture itself
         to_coarse = np.diag([detail, detail, 1.0])
         transform = (to_coarse @ np.vstack([transform, [0, 0, 1]]) @ np.linalg.inv(to_coarse))[:2]
-        moving_grey, fixed_grey = _resized(moving_grey, detail), _resized(fixed_grey, detail)
-        covered, patch = None, max(8, round(PATCH * detail))  # up to the edge of moving (`_inside`)
-    rough = _patch_difference(moving_grey, fixed_grey, transform, covered, patch)
+        patch = max(8, round(PATCH * detail))
+        found = _measured(_resized(moving_grey, detail), _resized(fixed_grey, detail), transform, None, patch)
+        resized = own_pixels((moving.source, moving.grey.shape), (fixed.source, fixed.grey.shape), grid_transform,
+                             detail) if found > 0 else None
+        if resized is not None:
+            own = float(_measured(*resized, None, patch))
+            found = Difference.of(found, found.corner, overlap, detail)
+            found.own = own
+            return found
+    return Difference.of(found, found.corner, overlap, detail)
+
+
+def _measured(moving: np.ndarray, fixed: np.ndarray, transform: np.ndarray, covered: np.ndarray | None,
+              patch: int) -> Difference:
+    """`_patch_difference` where `transform` puts moving, or where that leaves some difference
+    that a copy could show, where ECC refines it to (the less of the two)."""
+    rough = _patch_difference(moving, fixed, transform, covered, patch)
     if not ((rough == 0 and not rough.corner) or rough > CERTAIN):
-        refined = _refined(transform, moving_grey, fixed_grey)
-        strayed = _moved(transform, refined, moving_grey.shape) > MAX_REFINEMENT * min(moving_grey.shape)
+        refined = _refined(transform, moving, fixed)
+        strayed = _moved(transform, refined, moving.shape) > MAX_REFINEMENT * min(moving.shape)
         if covered is not None or not strayed:
-            rough = min(rough, _patch_difference(moving_grey, fixed_grey, refined, covered, patch))
-    return Difference.of(rough, rough.corner, overlap, detail)
+            rough = min(rough, _patch_difference(moving, fixed, refined, covered, patch))
+    return rough
 
 
 def scale_to_fixed(transform: np.ndarray) -> float:

@@ -27,6 +27,7 @@ from archive.model import Meme, OcrText, Sighting, utc_now
 
 from .annotate import AnnotationRecorder, AnnotationRun, Notice, image_for_prompt
 from .embedder import Embedder
+from .regrid import comparable
 from .imageio import ImageLoadError, content_hash, decode, model_input, picture_hashes
 from .ocr import MemeOcr
 from .reposts import Reposts, area
@@ -107,7 +108,8 @@ class _Prepared:
     content_hash: str
     known: str | None = None  # the meme that held these bytes before this run
     meme: Meme | None = None  # None: the bytes were already known or claimed by another file
-    picture: Image.Image | None = None
+    picture: Image.Image | None = None  # for the image model
+    image: Image.Image | None = None  # as repost grouping compares it (`alignment.comparable`)
     phashes: list[str] | None = None  # whole, and without a frame
 
 
@@ -315,6 +317,7 @@ class Indexer:
                              width=loaded.width, height=loaded.height,
                              sections=[OcrText(engine, text) for engine, text in readings])
         prepared.picture = model_input(loaded.rgb)
+        prepared.image = comparable(loaded.rgb) if self.reposts is not None else None
         return prepared
 
     def _commit(self, batch: list[_Prepared]) -> Iterator[Event]:
@@ -351,7 +354,7 @@ class Indexer:
         rules = self.catalog.identity_rules(item.content_hash)  # what the user said of these bytes
         repeated = next(filter(None, (self.catalog.id_for_content(o) for r, o in rules if r == "with")), None)
         if repeated is None and self.reposts is not None:
-            repeated = self.reposts.find(item.phashes or [meme.phash], [o.text for o in meme.ocr_texts], item.picture,
+            repeated = self.reposts.find(item.phashes or [meme.phash], [o.text for o in meme.ocr_texts], item.image,
                                          area(meme), exclude=self.reposts.apart(rules))
         if repeated is not None:  # an altered copy of a meme: one more sighting of it
             self._placed[item.content_hash] = (repeated, False)
@@ -360,7 +363,7 @@ class Indexer:
             self.catalog.add_sections(repeated, [OcrText(o.engine, o.text, copy=item.content_hash[:16])
                                                  for o in meme.ocr_texts if o.text.strip()])
             if self.reposts is not None:
-                self.reposts.remember_copy(repeated, meme, item.picture, item.phashes)
+                self.reposts.remember_copy(repeated, meme, item.image, item.phashes)
             return repeated, None, True
         imported = self.catalog.ids_for_phash(meme.phash, without_image=True)
         if imported:  # an imported record of this very picture: it gains its image
@@ -375,7 +378,7 @@ class Indexer:
         self.catalog.save(meme)
         self._placed[item.content_hash] = (meme.id, True)
         if self.reposts is not None:
-            self.reposts.remember(meme, item.picture, item.phashes)
+            self.reposts.remember(meme, item.image, item.phashes)
         return meme.id, meme, False
 
     def _embed_pending(self) -> Iterator[Event]:

@@ -14,7 +14,8 @@ from archive.likeness import Likeness, Match
 from archive.model import Meme
 
 from .alignment import FeatureCache, pixel_judge
-from .imageio import image_of, model_input
+from .regrid import comparable
+from .imageio import image_of
 
 
 def area(meme: Meme) -> int:
@@ -191,4 +192,4 @@ class Reposts:
         if meme is not None and content is not None:
             meme = replace(meme, content_hash=content)  # the sighting with these bytes
         image = image_of(meme, self.max_pixels) if meme is not None else None
-        return model_input(image) if image is not None else None  # as this run's pictures are
+        return comparable(image) if image is not None else None  # as this run's pictures are

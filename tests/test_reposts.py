@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from archive.caption import Caption
-from archive.likeness import MAX_PIXEL_DIFFERENCE, Likeness, same_meme
+from archive.likeness import BARELY, MAX_PIXEL_DIFFERENCE, Likeness, same_meme
 from tests.conftest import ROOT, flat_colour_memes
 
 
@@ -53,6 +53,67 @@ def test_one_other_word_is_another_meme_and_a_copy_is_not():
     assert difference(base, features(sibling)) > MAX_PIXEL_DIFFERENCE
 
 
+def test_a_half_size_copy_of_an_outlined_caption_on_a_light_area_is_the_same_picture():
+    """White captions outlined in black on a light area (Grumpy Cat): at half size the outlines
+    are a pixel wide. Compared on pictures made from the grids (each enlarged to it and shrunk
+    back), the copy's outlines came out sharper than its original's and differed as letters do
+    (0.10-0.2 here, 0.19-0.24 for real Grumpy Cat copies); made from the pictures themselves in
+    one step, they agree, and every word decides. A word changed in the caption still differs."""
+    import io
+
+    from archive.likeness import resampled, verdict
+    from indexer.alignment import difference, features
+
+    evalset = _evalset_module()
+    from make_samples import font
+
+    def jpeg(img: Image.Image, quality: int) -> Image.Image:
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=quality)
+        return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+    def meme(text: str, n: int, size: tuple[int, int]) -> Image.Image:
+        img = evalset.template_picture(n).resize(size)
+        draw = ImageDraw.Draw(img)
+        draw.rectangle([0, 0, size[0], size[1] // 4], fill=(236, 234, 230))
+        draw.multiline_text((size[0] // 2, 10), text, font=font(size[0] // 16), fill="white", stroke_width=2,
+                            stroke_fill="black", anchor="ma", align="center")
+        return jpeg(img, 90)
+
+    for n, size in ((5, (500, 617)), (9, (480, 560))):
+        original, sibling = meme("WHEN THE PRINTER\nSAYS PAPER JAM", n, size), meme("WHEN THE PRINTER\nSAYS PAPER JOB", n, size)
+        half = (size[0] // 2, size[1] // 2)
+        copy, sibling_copy = features(jpeg(original.resize(half), 85)), features(jpeg(sibling.resize(half), 85))
+        base = features(original)
+        for pixels in (difference(copy, base), difference(base, copy)):
+            assert pixels < BARELY or resampled(pixels), n
+            assert verdict(0, Caption.of("when the printer says paper jam"), Caption.of("when the printer says paper jam"),
+                           pixels) == "same"
+        for pixels in (difference(sibling_copy, base), difference(base, sibling_copy)):
+            assert pixels > MAX_PIXEL_DIFFERENCE and not resampled(pixels), n
+
+
+def test_the_same_words_on_a_colour_a_little_apart_stay_another_meme_in_a_jpeg_copy():
+    """A held-out identity set (seed 379): the same words on (148, 142, 128) and (170, 121, 154);
+    the second's JPEG copy at quality 30 came 22 grey levels from the first in its largest
+    channel, under the 24 allowed then, and the two memes were folded into one."""
+    import io
+
+    from indexer.alignment import DIFFERENT, difference, features
+
+    sys.path.insert(0, str(ROOT / "data"))
+    import make_identity_set
+
+    text = "good cactus fixes the keys before work 46"
+    first, second = (make_identity_set.flat(text, random.Random(0), (395, 296), colour, True)
+                     for colour in ((148, 142, 128), (170, 121, 154)))
+    buf = io.BytesIO()
+    second.convert("RGB").save(buf, "JPEG", quality=30)
+    copy = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    assert difference(features(copy), features(first)) == DIFFERENT
+    assert difference(features(copy), features(second)) < BARELY
+
+
 def test_a_crop_of_a_small_meme_is_aligned_where_its_keypoints_fail(monkeypatch):
     """A small meme enlarged to the grid has soft corners: its crop's keypoints match at random
     (a handful of inliers), so the crop was not aligned at all and its words alone decided."""
@@ -77,7 +138,6 @@ def test_a_crop_through_a_small_caption_line_keeps_what_tells_it_from_a_sibling(
     letters: against its original nothing differs; against a sibling whose top line says another
     word, what is left of the letters differs as a word does, though OCR reads none of them (with
     the edge left out by a few pixels, the crop matched the sibling as closely as a copy may)."""
-    from archive.likeness import BARELY
     from indexer.alignment import difference, features
     from indexer.imageio import model_input
 
@@ -587,6 +647,23 @@ def test_an_o_read_for_a_zero_after_digits_is_the_same_number():
     assert not Caption.of("my score is 35O today").disagrees(Caption.of("my score is 350 today"))
     assert Caption.of("my score is 35 today").disagrees(Caption.of("my score is 350 today"))  # a number is a number
     assert Caption.of("my score is 35 on monday").disagrees(Caption.of("my score is 350 on monday"))
+
+
+def test_a_short_word_or_number_is_said_only_as_a_word_of_its_own():
+    """Where every word counts (the pixels barely tell two pictures apart), a short word or a
+    number found inside the other caption's letters counted as said ("ha" in "that", "1" in
+    "2021"), and siblings a short word apart agreed."""
+    he, ha = Caption.of("that is what he said about the garden"), Caption.of("that is what ha said about the garden")
+    assert he.disagrees(ha, every_word=True) and ha.disagrees(he, every_word=True)
+    day_2, day_1 = Caption.of("day 2 of 2021 and i already gave up"), Caption.of("day 1 of 2021 and i already gave up")
+    assert day_2.disagrees(day_1, every_word=True) and day_1.disagrees(day_2, every_word=True)
+    # a number read in parts is the number ("9:41" / "941"), and a run OCR glued still says its words
+    assert not Caption.of("the bus at 9:41 am").disagrees(Caption.of("the bus at 941 am"), every_word=True)
+    assert not Caption.of("the bus at 941 am").disagrees(Caption.of("the bus at 9:41 am"), every_word=True)
+    # where the pixels vouch, a number read in part on a small copy ("7" of "73") is no other number
+    assert not Caption.of("lite at cts hiy tter a 7").disagrees(Caption.of("polite waffle counts shiny after lunch 73"))
+    assert not Caption.of("that is what he said").disagrees(Caption.of("thatis what he said"), every_word=True)
+    assert not Caption.of("day 2 of them").disagrees(Caption.of("day2 of them"), every_word=True)
 
 
 def test_a_line_start_that_ocr_cut_puts_no_word_in_place_of_another():
