@@ -78,7 +78,7 @@ class Caption:
         places = tuple(i for i, w in enumerate(tokens) if w.isdigit() or (len(w) >= WORD_LETTERS and w in common))
         words = tuple(tokens[i] for i in places)
         every = [_zeros(w) for w in _WORD.findall(text.lower())]
-        numbers = {_number(said, i) for said in (every, tokens) for i in range(len(said))}
+        numbers = {n for said in (every, tokens) for n in _numbers(said)}
         return cls(trigrams(text), words, "".join(every), tokens, glued, places,
                    frozenset(every) | frozenset(tokens) | numbers)
 
@@ -203,6 +203,18 @@ def _number(words: Sequence[str], i: int) -> str:
     while end < len(words) and words[end].isdigit():
         end += 1
     return "".join(words[start:end])
+
+
+def _numbers(words: Sequence[str]) -> set[str]:
+    """The runs of numbers next to each other among `words`, each joined ("9", "41": "941")."""
+    runs, run = set(), []
+    for word in [*words, ""]:
+        if word.isdigit():
+            run.append(word)
+        elif run:
+            runs.add("".join(run))
+            run = []
+    return runs
 
 
 def _said_short(word: str, vocabulary: frozenset[str]) -> bool:

@@ -83,7 +83,7 @@ def verdict(distance: int, a: Caption, b: Caption, pixels: float | None = None) 
     if pixels is not None:
         if in_corner(pixels) and not corner_explained(a, b):
             return DIFFERENT  # what differs is in a corner, where a site's mark goes, but so does a word
-        if pixels >= MAX_PIXEL_DIFFERENCE and not resampled(pixels):
+        if pixels >= MAX_PIXEL_DIFFERENCE and not (resampled(pixels) and a.words and b.words):
             return DIFFERENT
         if pixels >= BARELY:  # the pixels barely tell these apart: every word counts, as without them
             if words_differ(a, b, pixels, every_word=True):
@@ -154,10 +154,10 @@ def vouched(a: Caption, b: Caption, pixels) -> bool:
 
 
 def resampled(pixels) -> bool:
-    """Whether pictures compared at a small one's resolution differ only as resamplers draw them
-    (made from their own pixels, `indexer.regrid`, under BARELY): then every word counts."""
+    """Whether pictures compared at a small one's resolution differ only as resamplers draw them:
+    made from their own pixels under BARELY, from the grids under half (copies: up to 0.48)."""
     own = getattr(pixels, "own", None)
-    return own is not None and own < BARELY
+    return own is not None and own < BARELY and pixels < 5 * MAX_PIXEL_DIFFERENCE
 
 
 def covers(pixels) -> tuple[float, float]:

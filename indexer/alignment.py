@@ -85,11 +85,12 @@ class Difference(float):
 
     @classmethod
     def of(cls, value: float, corner: float, overlap: tuple[float, float] = (1.0, 1.0),
-           detail: float = 1.0) -> "Difference":
+           detail: float = 1.0, own: float | None = None) -> "Difference":
         found = cls(value)
         found.corner = float(corner)
         found.overlap = overlap
         found.detail = float(detail)
+        found.own = own
         return found
 
 
@@ -146,9 +147,9 @@ def difference(a: Features, b: Features) -> Difference | None:
     The larger picture is brought onto the smaller one's grid (shrunk by area averaging first,
     as a smaller copy was made). Pictures whose colours differ are different. Where one of the
     two was enlarged by more than 1/COARSE (a small meme, a half-size copy), both are compared at
-    that picture's own resolution (each made from the picture itself, `regrid.own_pixels`), unblurred,
-    with patches smaller in proportion, up to a pixel
-    from the edge of the part they share (`_inside`: what is left of a line a crop cut through);
+    that picture's own resolution, unblurred (where one was resized, also each made from its own
+    pixels: `Difference.own`), with patches smaller in proportion, up to a pixel from the edge
+    of the part they share (`_inside`: what is left of a line a crop cut through);
     otherwise at the grid, lightly blurred, a few pixels more from it. Each patch may shift by a
     pixel to fit (what is left of an alignment's error), so resampling and JPEG leave next to
     nothing while another word leaves letters, however thin or faint their strokes. One patch, not the whole
@@ -183,7 +184,7 @@ def difference(a: Features, b: Features) -> Difference | None:
         return None
     if _colour_shift(moving, fixed, grid_transform, covered) > MAX_COLOUR_SHIFT:
         return Difference(DIFFERENT)
-    detail = min(moving_detail, fixed.detail)
+    detail, own = min(moving_detail, fixed.detail), None
     if detail >= COARSE:
         found = _measured(moving_grey, fixed_grey, transform, covered, PATCH)
     else:  # compare at the coarser picture's own resolution, where neither is enlarged, up to the
@@ -197,10 +198,7 @@ def difference(a: Features, b: Features) -> Difference | None:
                              detail) if found > 0 else None
         if resized is not None:
             own = float(_measured(*resized, None, patch))
-            found = Difference.of(found, found.corner, overlap, detail)
-            found.own = own
-            return found
-    return Difference.of(found, found.corner, overlap, detail)
+    return Difference.of(found, found.corner, overlap, detail, own)
 
 
 def _measured(moving: np.ndarray, fixed: np.ndarray, transform: np.ndarray, covered: np.ndarray | None,

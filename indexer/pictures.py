@@ -12,9 +12,9 @@ from archive.catalog import Catalog
 from archive.errors import MemesError
 
 from .alignment import FeatureCache, pixel_judge
-from .regrid import comparable
 from .imageio import ImageLoadError, LoadedImage, decode, image_of, load_image, model_input, picture_hashes
 from .ocr import MemeOcr
+from .regrid import comparable
 
 
 @dataclass

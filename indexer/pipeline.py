@@ -27,9 +27,9 @@ from archive.model import Meme, OcrText, Sighting, utc_now
 
 from .annotate import AnnotationRecorder, AnnotationRun, Notice, image_for_prompt
 from .embedder import Embedder
-from .regrid import comparable
 from .imageio import ImageLoadError, content_hash, decode, model_input, picture_hashes
 from .ocr import MemeOcr
+from .regrid import comparable
 from .reposts import Reposts, area
 from .scan import Found
 
@@ -109,7 +109,7 @@ class _Prepared:
     known: str | None = None  # the meme that held these bytes before this run
     meme: Meme | None = None  # None: the bytes were already known or claimed by another file
     picture: Image.Image | None = None  # for the image model
-    image: Image.Image | None = None  # as repost grouping compares it (`alignment.comparable`)
+    image: Image.Image | None = None  # as repost grouping compares it (`regrid.comparable`)
     phashes: list[str] | None = None  # whole, and without a frame
 
 

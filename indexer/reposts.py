@@ -14,8 +14,8 @@ from archive.likeness import Likeness, Match
 from archive.model import Meme
 
 from .alignment import FeatureCache, pixel_judge
-from .regrid import comparable
 from .imageio import image_of
+from .regrid import comparable
 
 
 def area(meme: Meme) -> int:

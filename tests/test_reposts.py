@@ -57,7 +57,7 @@ def test_a_half_size_copy_of_an_outlined_caption_on_a_light_area_is_the_same_pic
     """White captions outlined in black on a light area (Grumpy Cat): at half size the outlines
     are a pixel wide. Compared on pictures made from the grids (each enlarged to it and shrunk
     back), the copy's outlines came out sharper than its original's and differed as letters do
-    (0.10-0.2 here, 0.19-0.24 for real Grumpy Cat copies); made from the pictures themselves in
+    (0.104-0.132 here, 0.19-0.24 for real Grumpy Cat copies); made from the pictures themselves in
     one step, they agree, and every word decides. A word changed in the caption still differs."""
     import io
 
