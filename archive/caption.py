@@ -78,9 +78,8 @@ class Caption:
         places = tuple(i for i, w in enumerate(tokens) if w.isdigit() or (len(w) >= WORD_LETTERS and w in common))
         words = tuple(tokens[i] for i in places)
         every = [_zeros(w) for w in _WORD.findall(text.lower())]
-        numbers = {n for said in (every, tokens) for n in _numbers(said)}
         return cls(trigrams(text), words, "".join(every), tokens, glued, places,
-                   frozenset(every) | frozenset(tokens) | numbers)
+                   frozenset(every) | frozenset(tokens) | frozenset(_joined(every)) | frozenset(_joined(tokens)))
 
     @property
     def said(self) -> int:
@@ -105,14 +104,10 @@ class Caption:
         glued token only where the glued token is lacking too."""
         if not every_word:
             return {w for w in self.words if other.lacks(w)}
-        return {t for i, (t, g) in enumerate(zip(self.tokens, self.glued))
-                if other.lacks(t, whole=True) and other._lacks_number(self.tokens, i) and (not g or other.lacks(g, glued=True))}
-
-    def _lacks_number(self, words: Sequence[str], i: int) -> bool:
-        """Whether, where the ith of `words` is a number read in parts, the whole number ("941" of
-        "9:41") is lacking too (true of any other word)."""
-        number = _number(words, i)
-        return number == words[i] or self.lacks(number, whole=True)
+        # a number read in parts counts as lacking only where the whole number is ("941" of "9:41")
+        return {t for t, g, n in zip(self.tokens, self.glued, _joined(self.tokens))
+                if other.lacks(t, whole=True) and (n == t or other.lacks(n, whole=True))
+                and (not g or other.lacks(g, glued=True))}
 
     def _between(self, start: int, end: int, every_word: bool) -> list[str]:
         """The tokens this caption reads from its `start`th word (token, `every_word`) up to its
@@ -193,28 +188,16 @@ def _found(word: str, letters: str, glued: bool = False) -> bool:
     return fuzz.partial_ratio(word, letters) >= found
 
 
-def _number(words: Sequence[str], i: int) -> str:
-    """The ith word, where it is a number, joined with the numbers next to it ("9", "41": "941")."""
-    if not words[i].isdigit():
-        return words[i]
-    start, end = i, i + 1
-    while start > 0 and words[start - 1].isdigit():
-        start -= 1
-    while end < len(words) and words[end].isdigit():
-        end += 1
-    return "".join(words[start:end])
-
-
-def _numbers(words: Sequence[str]) -> set[str]:
-    """The runs of numbers next to each other among `words`, each joined ("9", "41": "941")."""
-    runs, run = set(), []
-    for word in [*words, ""]:
-        if word.isdigit():
-            run.append(word)
-        elif run:
-            runs.add("".join(run))
-            run = []
-    return runs
+def _joined(words: Sequence[str]) -> list[str]:
+    """Each of `words`, a number joined with the numbers next to it ("9", "41": "941", "941")."""
+    joined: list[str] = []
+    start = 0
+    for end, word in enumerate([*words, ""]):
+        if not word.isdigit():
+            number = "".join(words[start:end])
+            joined += [number] * (end - start) + ([word] if end < len(words) else [])
+            start = end + 1
+    return joined
 
 
 def _said_short(word: str, vocabulary: frozenset[str]) -> bool:

@@ -28,7 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from archive.config import resolve_config  # noqa: E402
 from archive.likeness import Likeness  # noqa: E402
 from indexer.imageio import load_image, picture_hashes  # noqa: E402
-from indexer.regrid import comparable  # noqa: E402
 from indexer.reposts import Reposts  # noqa: E402
 from memes.app import Archive  # noqa: E402
 from search.evaluate import read_jsonl  # noqa: E402
@@ -70,11 +69,11 @@ def main() -> None:
                 continue
             meme = archive.catalog.require(meme_of[row["file"]])
             picture = load_image(args.images / row["file"]).rgb
-            found = reposts.find(picture_hashes(picture), readings.get(meme.id, []), comparable(picture))
+            found = reposts.find(picture_hashes(picture), readings.get(meme.id, []), picture)
             if found is not None and found != meme.id:  # (a caption rendered twice is one meme)
                 joined += 1
                 examples.append((meme.id, found))
-            reposts.remember(meme, comparable(picture))
+            reposts.remember(meme, picture)
 
         rnd = random.Random(3)
         originals = {row["id"]: row for row in truth}

@@ -14,7 +14,6 @@ from archive.errors import MemesError
 from .alignment import FeatureCache, pixel_judge
 from .imageio import ImageLoadError, LoadedImage, decode, image_of, load_image, model_input, picture_hashes
 from .ocr import MemeOcr
-from .regrid import comparable
 
 
 @dataclass
@@ -35,7 +34,7 @@ class Pictures:
     def looked_up(self, rgb: Image.Image) -> dict:
         """What `Searcher.similar_to_image` needs of a query picture (its keyword arguments)."""
         return {"picture": model_input(rgb), "phashes": picture_hashes(rgb),
-                "text": self.ocr.read(rgb, side_by_side=True), "pixels": self.judge(comparable(rgb))}
+                "text": self.ocr.read(rgb, side_by_side=True), "pixels": self.judge(rgb)}
 
     def query(self, loaded: LoadedImage) -> QueryPicture:
         return QueryPicture(loaded.content_hash, self.looked_up(loaded.rgb))
@@ -67,5 +66,4 @@ class Pictures:
 
     def of_meme(self, meme_id: str) -> Image.Image | None:
         meme = self.catalog.get(meme_id)
-        image = image_of(meme, self.max_pixels) if meme is not None else None
-        return comparable(image) if image is not None else None  # as indexing compares pictures
+        return image_of(meme, self.max_pixels) if meme is not None else None

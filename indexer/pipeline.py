@@ -109,7 +109,8 @@ class _Prepared:
     known: str | None = None  # the meme that held these bytes before this run
     meme: Meme | None = None  # None: the bytes were already known or claimed by another file
     picture: Image.Image | None = None  # for the image model
-    image: Image.Image | None = None  # as repost grouping compares it (`regrid.comparable`)
+    # for repost grouping, no larger than its pixel judge keeps it (`regrid.comparable`)
+    image: Image.Image | None = None
     phashes: list[str] | None = None  # whole, and without a frame
 
 

@@ -15,7 +15,6 @@ from archive.model import Meme
 
 from .alignment import FeatureCache, pixel_judge
 from .imageio import image_of
-from .regrid import comparable
 
 
 def area(meme: Meme) -> int:
@@ -191,5 +190,4 @@ class Reposts:
         content = key if key in self._copies else self._own.get(key)
         if meme is not None and content is not None:
             meme = replace(meme, content_hash=content)  # the sighting with these bytes
-        image = image_of(meme, self.max_pixels) if meme is not None else None
-        return comparable(image) if image is not None else None  # as this run's pictures are
+        return image_of(meme, self.max_pixels) if meme is not None else None
