@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from archive.config import resolve_config  # noqa: E402
-from archive.likeness import Likeness  # noqa: E402
+from archive.lookalikes import Likeness  # noqa: E402
 from indexer.imageio import load_image, picture_hashes  # noqa: E402
 from indexer.reposts import Reposts  # noqa: E402
 from memes.app import Archive  # noqa: E402

@@ -27,6 +27,8 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from archive.likeness import BARELY
+
 from .regrid import comparable, own_pixels
 
 SIDE = 800  # pixels at most on the longer side, for both images (small captions need the detail)
@@ -43,6 +45,9 @@ FAINTEST = 20  # what JPEG at quality 30 leaves on a flat background
 INK_SHARE = 0.5
 AROUND = 3  # pixels: the square the contrast is measured in
 PATCH = 24  # pixels: about a word of a small caption at SIDE
+# pixels: about a letter of small type (14 px on a 640-pixel picture), where a letter changed in a
+# word ("hates" / "dates") fills a share of a PATCH that copies reach (`archive.likeness.MAX_LETTER_DIFFERENCE`)
+LETTER = PATCH // 2
 CERTAIN = 0.6  # a difference this large before refining the alignment is never a copy's
 # A site's mark (imgflip.com and the like) is pasted into a corner of a repost: differences in
 # these corners (shares of the width and height) are left out where they are all there is, and
@@ -76,21 +81,26 @@ class Difference(float):
     share of the grid's (`detail`: under 1 where the coarser of the two is smaller than the grid,
     a small meme or a half-size copy, whose words may differ by only a few pixels). Where one of
     the two was resized to compare them there, `own` is the same measure made from each
-    picture's own pixels (`regrid.own_pixels`; None where not made)."""
+    picture's own pixels (`regrid.own_pixels`; None where not made). Compared on the grid,
+    `letter` is the same measure over squares half as wide (LETTER), corners left out: about a
+    letter of small type (measured where the rule looks at it, the value above 0 and under
+    `archive.likeness.BARELY`; 0 elsewhere)."""
 
     corner: float = 0.0
     overlap: tuple[float, float] = (1.0, 1.0)
     detail: float = 1.0
     own: float | None = None
+    letter: float = 0.0
 
     @classmethod
     def of(cls, value: float, corner: float, overlap: tuple[float, float] = (1.0, 1.0),
-           detail: float = 1.0, own: float | None = None) -> "Difference":
+           detail: float = 1.0, own: float | None = None, letter: float = 0.0) -> "Difference":
         found = cls(value)
         found.corner = float(corner)
         found.overlap = overlap
         found.detail = float(detail)
         found.own = own
+        found.letter = float(letter)
         return found
 
 
@@ -198,19 +208,22 @@ def difference(a: Features, b: Features) -> Difference | None:
                              detail) if found > 0 else None
         if resized is not None:
             own = float(_measured(*resized, None, patch))
-    return Difference.of(found, found.corner, overlap, detail, own)
+    return Difference.of(found, found.corner, overlap, detail, own, found.letter)
 
 
 def _measured(moving: np.ndarray, fixed: np.ndarray, transform: np.ndarray, covered: np.ndarray | None,
               patch: int) -> Difference:
     """`_patch_difference` where `transform` puts moving, or where that leaves some difference
-    that a copy could show, where ECC refines it to (the less of the two)."""
+    that a copy could show, where ECC refines it to (the less of the two, and of their `letter`s)."""
     rough = _patch_difference(moving, fixed, transform, covered, patch)
     if not ((rough == 0 and not rough.corner) or rough > CERTAIN):
         refined = _refined(transform, moving, fixed)
         strayed = _moved(transform, refined, moving.shape) > MAX_REFINEMENT * min(moving.shape)
         if covered is not None or not strayed:
-            rough = min(rough, _patch_difference(moving, fixed, refined, covered, patch))
+            again = _patch_difference(moving, fixed, refined, covered, patch)
+            letters = [d.letter for d in (rough, again) if 0 < d < BARELY]  # where measured
+            rough = min(rough, again)
+            rough.letter = min(letters) if 0 < rough < BARELY else 0.0  # the less of the two, too
     return rough
 
 
@@ -329,15 +342,20 @@ def _patch_difference(moving: np.ndarray, fixed: np.ndarray, transform: np.ndarr
     # is left to the words only where it is as plain as a word (they would have to agree in every
     # word, and OCR reads faint type with slips)
     limits[corners] = PIXEL_DIFFERENCE
-    best = None
+    best, shifted = None, []
     for dy in range(2 * reach + 1):
         for dx in range(2 * reach + 1):
-            differs = (np.abs(padded[dy:dy + h, dx:dx + w] - still) > limits) & covered
-            density = cv2.blur(differs.astype(np.float32), (patch, patch), borderType=cv2.BORDER_CONSTANT)
+            differs = ((np.abs(padded[dy:dy + h, dx:dx + w] - still) > limits) & covered).astype(np.float32)
+            density = cv2.blur(differs, (patch, patch), borderType=cv2.BORDER_CONSTANT)
             best = density if best is None else np.minimum(best, density)
+            shifted.append(differs)
     elsewhere = float(best[~corners].max())
     corner = float(best[corners].max()) if corners.any() else 0.0
-    return Difference.of(elsewhere, corner if corner > elsewhere else 0.0)
+    letter = 0.0
+    if patch == PATCH and 0 < elsewhere < BARELY:  # on the grid, where a word-sized patch barely differs
+        letters = np.min([cv2.blur(d, (LETTER, LETTER), borderType=cv2.BORDER_CONSTANT) for d in shifted], axis=0)
+        letter = float(letters[~corners].max())
+    return Difference.of(elsewhere, corner if corner > elsewhere else 0.0, letter=letter)
 
 
 def _limits(warped: np.ndarray, fixed: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ from PIL import Image
 
 from archive.catalog import Catalog
 from archive.caption import Caption
-from archive.likeness import Likeness, Match
+from archive.lookalikes import Likeness, Match
 from archive.model import Meme
 
 from .alignment import FeatureCache, pixel_judge

@@ -12,7 +12,8 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from archive.caption import Caption
-from archive.likeness import BARELY, MAX_PIXEL_DIFFERENCE, Likeness, same_meme
+from archive.likeness import BARELY, MAX_PIXEL_DIFFERENCE, same_meme
+from archive.lookalikes import Likeness
 from tests.conftest import ROOT, flat_colour_memes
 
 
@@ -888,3 +889,73 @@ def test_a_short_word_changed_in_a_text_post_stays_another_meme_in_its_small_cop
         post, other = (make_identity_set.post(text, "Lucky Goose", False, 640, 21) for text in (ours, theirs))
         copy = features(small(post, scale))
         assert verdict(0, Caption.of(ours), Caption.of(theirs), difference(copy, features(other))) == "different"
+
+
+def test_a_crop_of_text_on_a_flat_colour_joins_its_original_though_its_hash_moved_far():
+    """Seen on a held-out identity set: a 6% crop of one line of text on a flat colour moved the
+    perceptual hash 30-40 bits (its few strokes are all the hash has), past MAX_DISTANCE, and the
+    crop was never compared with its original. Pictures far by hash whose captions say most of
+    the same words are compared too, and where the pixels match (under BARELY, at a legible
+    resolution) they are one; a sibling a word apart stays another meme."""
+    from archive.hashes import hash_array, nearest_distances
+    from archive.likeness import MAX_DISTANCE
+    from indexer.alignment import difference, features
+    from indexer.imageio import picture_hashes
+
+    sys.path.insert(0, str(ROOT / "data"))
+    import make_identity_set
+
+    texts = {"printer": "good pirate loves the printer at midnight 5", "remote": "good pirate loves the remote at midnight 5"}
+    pictures = {key: make_identity_set.flat(text, random.Random(3), (381, 285), (90, 140, 200), False)
+                for key, text in texts.items()}
+    crop = pictures["printer"].crop((0, 0, 381 - 22, 285 - 17))
+    hashes = {key: picture_hashes(img)[0] for key, img in pictures.items()}
+    assert nearest_distances(picture_hashes(crop), hash_array([hashes["printer"]]))[0] > MAX_DISTANCE
+    likeness = Likeness([(key, hashes[key], texts[key], 381 * 285) for key in texts])
+    seen = {key: features(img) for key, img in pictures.items()}
+
+    def pixels(key: str):
+        return difference(features(crop), seen[key])
+
+    assert likeness.find(picture_hashes(crop), texts["printer"], pixels, crop.width * crop.height) == "printer"
+    assert likeness.find(picture_hashes(crop), texts["remote"], pixels, crop.width * crop.height,
+                         exclude={"printer"}) is None
+    # far by hash, only what matches exactly and covers most of the other: a text post aligned onto
+    # a framed copy's white frame matched with nothing differing, covering 56% of it
+    from archive.likeness import DIFFERENT, verdict
+    from indexer.alignment import Difference
+
+    words = Caption.of(texts["printer"])
+    assert verdict(36, words, words, Difference.of(0.0, 0.0, (0.557, 1.0), 0.64)) == DIFFERENT
+    assert verdict(36, words, words, Difference.of(0.02, 0.0, (1.0, 0.88), 0.64)) == DIFFERENT
+    assert verdict(36, words, words, Difference.of(0.0, 0.0, (1.0, 0.88), 0.64)) != DIFFERENT
+
+
+def test_a_letter_changed_in_small_type_on_a_large_card_is_another_meme():
+    """A helper review's siblings: "my cat hates every single monday morning" and "... dates ...",
+    14 px type on a 640 x 480 card. OCR's slips allow "dates" for "hates" (80% alike), and the
+    changed letter fills 4% of a word-sized patch (under BARELY, where copies are): they were one
+    meme. Over squares a letter wide it fills 17%, which no copy under BARELY reached (0.104).
+    A JPEG copy at quality 30 is still the same picture."""
+    import io
+
+    from archive.likeness import DIFFERENT, SAME, verdict
+    from indexer.alignment import difference, features
+
+    sys.path.insert(0, str(ROOT / "data"))
+    from make_samples import REGULAR, font
+
+    def card(text: str) -> Image.Image:
+        img = Image.new("RGB", (640, 480), (250, 250, 250))
+        ImageDraw.Draw(img).text((40, 230), text, font=font(14, REGULAR), fill=(20, 20, 20))
+        return img
+
+    hates, dates = card("my cat hates every single monday morning"), card("my cat dates every single monday morning")
+    buf = io.BytesIO()
+    hates.save(buf, "JPEG", quality=30)
+    copy = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    words = Caption.of("my cat hates every single monday morning"), Caption.of("my cat dates every single monday morning")
+    assert not words[0].disagrees(words[1], every_word=True)  # the words cannot tell
+    apart = difference(features(dates), features(hates))
+    assert apart < BARELY and verdict(0, words[1], words[0], apart) == DIFFERENT
+    assert verdict(0, words[0], words[0], difference(features(copy), features(hates))) == SAME
