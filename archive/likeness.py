@@ -160,8 +160,14 @@ def far_alike(pixels) -> bool:
     word ("hates" / "dates", "him" / "her"), and a crop of one such sibling matched the other at
     0.02-0.05 where the hash had kept them apart. Not with less overlap: a text post aligned onto
     the white frame of a framed copy matched with nothing differing, covering 56% of it."""
-    return (pixels is not None and pixels == 0 and not getattr(pixels, "corner", 0.0) and legible(pixels)
-            and min(covers(pixels)) >= FAR_COVERED)
+    return exact(pixels) and min(covers(pixels)) >= FAR_COVERED
+
+
+def exact(pixels) -> bool:
+    """Whether not a pixel of two aligned pictures differs, corners included, compared at a
+    resolution at which a word's strokes show (`LEGIBLE`: at a coarser one, siblings' pictures
+    may match exactly)."""
+    return pixels is not None and pixels == 0 and not getattr(pixels, "corner", 0.0) and legible(pixels)
 
 
 def resampled(pixels) -> bool:

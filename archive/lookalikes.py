@@ -12,7 +12,7 @@ import numpy as np
 from .caption import Caption, text_similarity
 from .hashes import hash_array, nearest_distances
 from .likeness import (BARELY, LEGIBLE, MAX_DISTANCE, MIN_CAPTION_SIMILARITY, MIN_TRIGRAMS, SAME, UNVOUCHED, barely,
-                       covers, cut_short, in_corner, legible, may_be_crop, shows_part, verdict)
+                       covers, cut_short, exact, in_corner, legible, may_be_crop, shows_part, verdict)
 
 NEAR_DISTANCE = 10  # bits of 64: near enough to align whatever the texts say
 CANDIDATE_SIMILARITY = 0.05  # trigram overlap that makes a farther look-alike worth aligning
@@ -72,7 +72,8 @@ class Likeness:
         """Pictures worth comparing with an image: (row, hash distance, text similarity), the
         nearest and the farther ones whose captions overlap, at most CANDIDATES of each, among
         those whose words do not already tell them apart (siblings of one template are as near
-        as copies, and would crowd the copies out); only rows from `after` on, and with `sole`
+        as copies, and would crowd the copies out), and past MAX_DISTANCE, those whose captions
+        say as much as it does (`_worded_beyond`); only rows from `after` on, and with `sole`
         the earlier ones too that say words the image does not or lack words it says (one may
         be a part of the other)."""
         if not phashes or (len(self.ids) <= after and not sole):
@@ -99,22 +100,23 @@ class Likeness:
 
     def _worded_beyond(self, caption: Caption, area: int, after: int, sole: bool,
                        distance: np.ndarray) -> list[tuple[int, int, float]]:
-        """The pictures past MAX_DISTANCE whose captions say most of what this one does (trigram
-        overlap MIN_CAPTION_SIMILARITY or more), the closest in words of each of CANDIDATES memes:
-        a crop of text on a flat colour moves the hash 30-40 bits (the few strokes are all it has),
-        and only its pixels, compared at a legible resolution, can say it is the same picture."""
+        """The pictures past MAX_DISTANCE, large enough to be compared at a legible resolution,
+        whose captions say at least half of this one's trusted words and share MIN_CAPTION_SIMILARITY
+        of its trigrams, the closest in words (then by hash) of each of CANDIDATES memes: a crop
+        of text on a flat colour moves the hash 30-40 bits (its few strokes are all it has), and
+        only its pixels can say it is the same picture (`archive.likeness.far_alike`)."""
         if len(caption.grams) < MIN_TRIGRAMS or not caption.words:
             return []
         start = 0 if sole else after  # `distance` is of the rows from here on
         shared = Counter(row for word in set(caption.words) for row in self._said.get(word, ()))
         enough = max(2, (len(set(caption.words)) + 1) // 2)  # half of them at least
-        far = (row for row, n in shared.items()
-               if n >= enough and row >= start and distance[row - start] > MAX_DISTANCE)
+        far = (row for row, n in shared.items() if n >= enough and row >= start
+               and distance[row - start] > MAX_DISTANCE and not 0 < self.areas[row] < SHARP_AREA)
         scored = ((row, int(distance[row - start]), text_similarity(caption.grams, self.captions[row].grams))
                   for row in far)
         alike = [c for c in scored if c[2] >= MIN_CAPTION_SIMILARITY and (c[0] >= after or self._says_other(
             caption, c[0])) and self._may_be(caption, area, c[0])]
-        return self._of_memes(sorted(alike, key=lambda c: -c[2]), each=1)
+        return self._of_memes(sorted(alike, key=lambda c: (-c[2], c[1])), each=1)
 
     def _of_memes(self, ranked: list[tuple[int, int, float]], each: int = 2) -> list[tuple[int, int, float]]:
         """The first of `ranked` that are pictures of CANDIDATES memes at most (a meme's copies
@@ -265,13 +267,9 @@ class Match:
         """The image may be a part of a picture of this meme, which differs from it by `pixels`."""
         seen = getattr(pixels, "detail", 0.0)  # none known without pixels
         close = seen if pixels is not None and pixels < BARELY else 0.0
-        # nothing differing, corners too, at a resolution where a word's strokes show: at a coarser
-        # one, siblings' pictures may match exactly
-        exact = 0.0
-        if pixels is not None and pixels == 0 and not getattr(pixels, "corner", 0.0) and legible(pixels):
-            exact = seen
+        spotless = seen if exact(pixels) else 0.0
         was = self.detail.get(meme_id, Seen(0.0, 0.0, 0.0))
-        self.detail[meme_id] = Seen(max(was.finest, seen), max(was.close, close), max(was.exact, exact))
+        self.detail[meme_id] = Seen(max(was.finest, seen), max(was.close, close), max(was.exact, spotless))
 
     @property
     def part_of(self) -> str | None:

@@ -310,7 +310,7 @@ def _colour_shift(moving: Features, fixed: Features, transform: np.ndarray, cove
 
 
 def _patch_difference(moving: np.ndarray, fixed: np.ndarray, transform: np.ndarray, covered: np.ndarray | None,
-                      patch: int = PATCH, reach: int = 1) -> float:
+                      patch: int = PATCH, reach: int = 1) -> Difference:
     """`moving` brought onto `fixed` by `transform`: the share of differing pixels in the
     `patch` x `patch` square where most differ, over the `covered` part of `fixed` (None: up to a
     pixel from moving's edge as this transform places it, `_inside`). Each patch may
@@ -345,15 +345,16 @@ def _patch_difference(moving: np.ndarray, fixed: np.ndarray, transform: np.ndarr
     best, shifted = None, []
     for dy in range(2 * reach + 1):
         for dx in range(2 * reach + 1):
-            differs = ((np.abs(padded[dy:dy + h, dx:dx + w] - still) > limits) & covered).astype(np.float32)
-            density = cv2.blur(differs, (patch, patch), borderType=cv2.BORDER_CONSTANT)
+            differs = (np.abs(padded[dy:dy + h, dx:dx + w] - still) > limits) & covered
+            density = cv2.blur(differs.astype(np.float32), (patch, patch), borderType=cv2.BORDER_CONSTANT)
             best = density if best is None else np.minimum(best, density)
             shifted.append(differs)
     elsewhere = float(best[~corners].max())
     corner = float(best[corners].max()) if corners.any() else 0.0
     letter = 0.0
     if patch == PATCH and 0 < elsewhere < BARELY:  # on the grid, where a word-sized patch barely differs
-        letters = np.min([cv2.blur(d, (LETTER, LETTER), borderType=cv2.BORDER_CONSTANT) for d in shifted], axis=0)
+        letters = np.min([cv2.blur(d.astype(np.float32), (LETTER, LETTER), borderType=cv2.BORDER_CONSTANT)
+                          for d in shifted], axis=0)
         letter = float(letters[~corners].max())
     return Difference.of(elsewhere, corner if corner > elsewhere else 0.0, letter=letter)
 

@@ -894,9 +894,10 @@ def test_a_short_word_changed_in_a_text_post_stays_another_meme_in_its_small_cop
 def test_a_crop_of_text_on_a_flat_colour_joins_its_original_though_its_hash_moved_far():
     """Seen on a held-out identity set: a 6% crop of one line of text on a flat colour moved the
     perceptual hash 30-40 bits (its few strokes are all the hash has), past MAX_DISTANCE, and the
-    crop was never compared with its original. Pictures far by hash whose captions say most of
-    the same words are compared too, and where the pixels match (under BARELY, at a legible
-    resolution) they are one; a sibling a word apart stays another meme."""
+    crop was never compared with its original. Pictures far by hash whose captions say half of
+    its words are compared too, and where not a pixel differs (corners too, at a legible
+    resolution), each covering FAR_COVERED of the other, they are one; a sibling a word apart
+    stays another meme."""
     from archive.hashes import hash_array, nearest_distances
     from archive.likeness import MAX_DISTANCE
     from indexer.alignment import difference, features
@@ -905,7 +906,8 @@ def test_a_crop_of_text_on_a_flat_colour_joins_its_original_though_its_hash_move
     sys.path.insert(0, str(ROOT / "data"))
     import make_identity_set
 
-    texts = {"printer": "good pirate loves the printer at midnight 5", "remote": "good pirate loves the remote at midnight 5"}
+    texts = {"printer": "good pirate loves the printer at midnight 5",
+             "remote": "good pirate loves the remote at midnight 5"}
     pictures = {key: make_identity_set.flat(text, random.Random(3), (381, 285), (90, 140, 200), False)
                 for key, text in texts.items()}
     crop = pictures["printer"].crop((0, 0, 381 - 22, 285 - 17))
@@ -954,7 +956,8 @@ def test_a_letter_changed_in_small_type_on_a_large_card_is_another_meme():
     buf = io.BytesIO()
     hates.save(buf, "JPEG", quality=30)
     copy = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
-    words = Caption.of("my cat hates every single monday morning"), Caption.of("my cat dates every single monday morning")
+    words = (Caption.of("my cat hates every single monday morning"),
+             Caption.of("my cat dates every single monday morning"))
     assert not words[0].disagrees(words[1], every_word=True)  # the words cannot tell
     apart = difference(features(dates), features(hates))
     assert apart < BARELY and verdict(0, words[1], words[0], apart) == DIFFERENT
