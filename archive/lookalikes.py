@@ -81,9 +81,8 @@ class Likeness:
         start = 0 if sole else after
         distance = nearest_distances(phashes, self._hashes[start:len(self.ids)])
         rows = (int(i) + start for i in np.nonzero(distance <= MAX_DISTANCE)[0])
-        rows = (row for row in rows if row >= after or self._says_other(caption, row))
         scored = [(row, int(distance[row - start]), text_similarity(caption.grams, self.captions[row].grams))
-                  for row in rows if self._may_be(caption, area, row)]
+                  for row in rows if self._allowed(caption, area, row, after, sole)]
         near = self._of_memes(sorted((c for c in scored if c[1] <= NEAR_DISTANCE), key=lambda c: (c[1], -c[2])))
         worded = self._of_memes(sorted((c for c in scored if c[2] >= CANDIDATE_SIMILARITY), key=lambda c: -c[2]))
         far = []
@@ -114,8 +113,8 @@ class Likeness:
                and distance[row - start] > MAX_DISTANCE and not 0 < self.areas[row] < SHARP_AREA)
         scored = ((row, int(distance[row - start]), text_similarity(caption.grams, self.captions[row].grams))
                   for row in far)
-        alike = [c for c in scored if c[2] >= MIN_CAPTION_SIMILARITY and (c[0] >= after or self._says_other(
-            caption, c[0])) and self._may_be(caption, area, c[0])]
+        alike = [c for c in scored
+                 if c[2] >= MIN_CAPTION_SIMILARITY and self._allowed(caption, area, c[0], after, sole)]
         return self._of_memes(sorted(alike, key=lambda c: (-c[2], c[1])), each=1)
 
     def _of_memes(self, ranked: list[tuple[int, int, float]], each: int = 2) -> list[tuple[int, int, float]]:
@@ -133,6 +132,12 @@ class Likeness:
             if len(kept) == each * CANDIDATES:
                 break
         return kept
+
+    def _allowed(self, caption: Caption, area: int, row: int, after: int, sole: bool) -> bool:
+        """Whether the picture of `row` is one to compare with the image: from row `after` on,
+        or with `sole` an earlier one that says words the image does not or lacks words it says,
+        and whose words allow the image to be it (`_may_be`)."""
+        return (row >= after or (sole and self._says_other(caption, row))) and self._may_be(caption, area, row)
 
     def _says_other(self, caption: Caption, row: int) -> bool:
         """Whether the picture of `row` says words the image does not, or lacks words it says."""
@@ -204,8 +209,7 @@ class Likeness:
                        sole: bool, met: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:
         """At most NEXT_PICTURES other pictures of a meme `candidates` may give, not `met`, nearest first."""
         taken = {c[0] for c in met}
-        rows = [r for r in self._rows[meme_id] if r not in taken and (r >= after or (
-            sole and self._says_other(caption, r))) and self._may_be(caption, area, r)]
+        rows = [r for r in self._rows[meme_id] if r not in taken and self._allowed(caption, area, r, after, sole)]
         near = [(r, int(d)) for r, d in zip(rows, nearest_distances(phashes, self._hashes[rows])) if d <= MAX_DISTANCE]
         return [(r, d, text_similarity(caption.grams, self.captions[r].grams))
                 for r, d in sorted(near, key=lambda c: c[1])[:NEXT_PICTURES]]

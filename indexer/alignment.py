@@ -45,9 +45,7 @@ FAINTEST = 20  # what JPEG at quality 30 leaves on a flat background
 INK_SHARE = 0.5
 AROUND = 3  # pixels: the square the contrast is measured in
 PATCH = 24  # pixels: about a word of a small caption at SIDE
-# pixels: about a letter of small type (14 px on a 640-pixel picture), where a letter changed in a
-# word ("hates" / "dates") fills a share of a PATCH that copies reach (`archive.likeness.MAX_LETTER_DIFFERENCE`)
-LETTER = PATCH // 2
+LETTER = PATCH // 2  # pixels: about a letter of 14 px type ("hates" / "dates": `likeness.MAX_LETTER_DIFFERENCE`)
 CERTAIN = 0.6  # a difference this large before refining the alignment is never a copy's
 # A site's mark (imgflip.com and the like) is pasted into a corner of a repost: differences in
 # these corners (shares of the width and height) are left out where they are all there is, and
@@ -83,8 +81,7 @@ class Difference(float):
     the two was resized to compare them there, `own` is the same measure made from each
     picture's own pixels (`regrid.own_pixels`; None where not made). Compared on the grid,
     `letter` is the same measure over squares half as wide (LETTER), corners left out: about a
-    letter of small type (measured where the rule looks at it, the value above 0 and under
-    `archive.likeness.BARELY`; 0 elsewhere)."""
+    letter of small type (where the value barely differs, `_letters_measured`; 0 elsewhere)."""
 
     corner: float = 0.0
     overlap: tuple[float, float] = (1.0, 1.0)
@@ -221,10 +218,15 @@ def _measured(moving: np.ndarray, fixed: np.ndarray, transform: np.ndarray, cove
         strayed = _moved(transform, refined, moving.shape) > MAX_REFINEMENT * min(moving.shape)
         if covered is not None or not strayed:
             again = _patch_difference(moving, fixed, refined, covered, patch)
-            letters = [d.letter for d in (rough, again) if 0 < d < BARELY]  # where measured
+            letters = [d.letter for d in (rough, again) if _letters_measured(d)]
             rough = min(rough, again)
-            rough.letter = min(letters) if 0 < rough < BARELY else 0.0  # the less of the two, too
+            rough.letter = min(letters) if _letters_measured(rough) else 0.0  # the less of the two, too
     return rough
+
+
+def _letters_measured(value: float) -> bool:
+    """Whether a word-sized patch differing by `value` barely differs (where the rule looks at letters)."""
+    return 0 < value < BARELY
 
 
 def scale_to_fixed(transform: np.ndarray) -> float:
@@ -348,11 +350,12 @@ def _patch_difference(moving: np.ndarray, fixed: np.ndarray, transform: np.ndarr
             differs = (np.abs(padded[dy:dy + h, dx:dx + w] - still) > limits) & covered
             density = cv2.blur(differs.astype(np.float32), (patch, patch), borderType=cv2.BORDER_CONSTANT)
             best = density if best is None else np.minimum(best, density)
-            shifted.append(differs)
+            if patch == PATCH:  # on the grid: kept for the squares a letter wide
+                shifted.append(differs)
     elsewhere = float(best[~corners].max())
     corner = float(best[corners].max()) if corners.any() else 0.0
     letter = 0.0
-    if patch == PATCH and 0 < elsewhere < BARELY:  # on the grid, where a word-sized patch barely differs
+    if shifted and _letters_measured(elsewhere):
         letters = np.min([cv2.blur(d.astype(np.float32), (LETTER, LETTER), borderType=cv2.BORDER_CONSTANT)
                           for d in shifted], axis=0)
         letter = float(letters[~corners].max())
